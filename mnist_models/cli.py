@@ -1,0 +1,217 @@
+"""Command line: train, evaluate, inspect. ``python -m mnist_models --help``.
+
+Exit codes: 0 success; 1 a model failed (its reason is printed, the others still ran); 2 bad usage or missing
+data; 130 interrupted (finished checkpoints are kept, the interrupted model's old checkpoint is untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics, save_checkpoint, training_metadata
+from .data import DatasetMissingError, load_mnist
+from .evaluation import evaluate_checkpoint
+from .paths import CHECKPOINT_DIR, resolve_data_root
+from .pretrained import PretrainedWeightsUnavailable
+from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
+from .reporting import leaderboard_rows, render_results_markdown, update_readme
+from .training import OPTIMIZERS, RECIPES, SCHEDULES, Progress, TrainConfig, train
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: epoch, percentage, loss, accuracy, images/s and ETA."""
+
+    def __init__(self, label: str, stream=sys.stderr) -> None:
+        self.label, self.stream = label, stream
+
+    def __call__(self, event: Progress) -> None:
+        width = 24
+        filled = int(width * event.fraction)
+        line = (f"\r{self.label:<12} epoch {event.epoch}/{event.epochs} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{event.fraction:4.0%} loss {event.loss:.4f} acc {event.accuracy:.2%} "
+                f"{event.images_per_s:,.0f} img/s ETA {event.eta_s:4.0f}s")
+        if event.kind == "epoch":
+            line += f" | val loss {event.val_loss:.4f} acc {event.val_accuracy:.2%}\n"
+        self.stream.write(line)
+        self.stream.flush()
+
+
+def _parse_assignment(text: str) -> tuple[str, Any]:
+    key, separator, raw = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _train_one(name: str, args: argparse.Namespace, train_data, test_data, output_dir: Path) -> dict[str, Any]:
+    overrides = {field: getattr(args, field) for field in (
+        "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "augment_strength",
+        "train_subset", "seed", "device", "weights")}
+    if not get_spec(name).pretrained_variants:
+        overrides.pop("weights")
+    recipe = RECIPES[args.recipe] if args.recipe else {}
+    config = TrainConfig.for_model(name, **{**recipe, **overrides}, architecture=dict(args.arch or []))
+    print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr} "
+          f"({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
+    result = train(config, progress=ProgressBar(name), data=train_data)
+    if result.cancelled:
+        raise KeyboardInterrupt
+    path = output_dir / f"{name}.pt"
+    meta = training_metadata(result)
+    save_checkpoint(path, result.model, meta)
+    evaluation = evaluate_checkpoint(result.model, meta, path, test_data)
+    accuracy = evaluation["metrics"]["accuracy"]
+    print(f"{name}: test accuracy {accuracy:.2%} after {result.train_time_s:.1f} s of training → {path}",
+          file=sys.stderr)
+    return evaluation
+
+
+def command_train(args: argparse.Namespace) -> int:
+    names = list(MODEL_NAMES) if args.all else args.model
+    if not names:
+        print("name a model with --model NAME (or --all)", file=sys.stderr)
+        return EXIT_USAGE
+    train_data = load_mnist("train", args.data_dir)
+    test_data = load_mnist("test", args.data_dir)
+    output_dir = Path(args.output_dir)
+    failures = 0
+    for name in names:
+        try:
+            _train_one(name, args, train_data, test_data, output_dir)
+        except KeyboardInterrupt:
+            print(f"\n{name}: interrupted; its previous checkpoint (if any) is unchanged.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (PretrainedWeightsUnavailable, ValueError, RuntimeError) as error:
+            failures += 1
+            print(f"{name}: failed: {error}", file=sys.stderr)
+    return EXIT_FAILED if failures else 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    names = args.model or list(MODEL_NAMES)
+    test_data = load_mnist("test", args.data_dir)
+    results, failures = {}, 0
+    for name in names:
+        try:
+            model, meta = load_checkpoint(name, args.checkpoint_dir)
+        except CheckpointError as error:
+            failures += 1
+            print(f"{name}: {error}", file=sys.stderr)
+            continue
+        results[name] = evaluate_checkpoint(model, meta, meta["path"], test_data, latency=not args.no_latency)
+    if args.json:
+        summary = {name: {key: value for key, value in result.items() if key not in ("predictions", "confidence")}
+                   for name, result in results.items()}
+        print(json.dumps(summary, indent=1))
+    else:
+        print(render_results_markdown(leaderboard_rows(args.checkpoint_dir, names=list(results))))
+    return EXIT_FAILED if failures else 0
+
+
+def command_info(args: argparse.Namespace) -> int:
+    rows = []
+    for name, spec in MODEL_SPECS.items():
+        path = checkpoint_path(name, args.checkpoint_dir)
+        try:
+            _, meta = load_checkpoint(name, args.checkpoint_dir)
+            status = f"trained {meta['epochs_completed']} epochs, {meta['created'][:10]}"
+            try:
+                status += f", test accuracy {load_metrics(name, args.checkpoint_dir)['metrics']['accuracy']:.2%}"
+            except CheckpointError:
+                status += ", not evaluated"
+        except CheckpointError as error:
+            status = f"unavailable: {error}"
+        rows.append({"name": name, "title": spec.title, "input": spec.input_format, "checkpoint": str(path),
+                     "status": status, "description": spec.description})
+    root = resolve_data_root(args.data_dir)
+    try:
+        load_mnist("test", args.data_dir, download=False)
+        data_status = f"found in {root.resolve()}"
+    except DatasetMissingError as error:
+        data_status = str(error)
+    if args.json:
+        print(json.dumps({"models": rows, "dataset": data_status}, indent=1))
+        return 0
+    for row in rows:
+        print(f"{row['name']:<12} {row['title']:<14} {row['input']:<44} {row['status']}")
+    print(f"\nMNIST: {data_status}")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    table = render_results_markdown(leaderboard_rows(args.checkpoint_dir))
+    if args.update_readme:
+        update_readme(Path(args.update_readme), table)
+        print(f"updated the results table in {args.update_readme}", file=sys.stderr)
+    else:
+        print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_models", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="dataset root holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
+    common.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR), help="where checkpoints live")
+
+    train_parser = sub.add_parser("train", parents=[common], help="train models and save checkpoints + results")
+    which = train_parser.add_mutually_exclusive_group()
+    which.add_argument("--model", action="append", choices=MODEL_NAMES, help="model to train (repeatable)")
+    which.add_argument("--all", action="store_true", help="train all six models with their recipes")
+    train_parser.add_argument("--recipe", choices=sorted(RECIPES),
+                              help="a named training recipe; 'fast' is the short schedule of the speed benchmark")
+    train_parser.add_argument("--epochs", type=int)
+    train_parser.add_argument("--batch-size", type=int)
+    train_parser.add_argument("--lr", type=float, help="learning rate (the peak rate for onecycle)")
+    train_parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    train_parser.add_argument("--schedule", choices=SCHEDULES)
+    train_parser.add_argument("--weight-decay", type=float)
+    train_parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                              help="random rotations, shifts and zoom (never flips)")
+    train_parser.add_argument("--augment-strength", type=float)
+    train_parser.add_argument("--train-subset", type=int, help="train on only this many images (quick runs)")
+    train_parser.add_argument("--seed", type=int)
+    train_parser.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    train_parser.add_argument("--weights", help="MobileNet initialisation: imagenet (default), none, or a file")
+    train_parser.add_argument("--arch", action="append", type=_parse_assignment, metavar="KEY=VALUE",
+                              help="architecture hyperparameter, e.g. --arch cell=lstm --arch hidden_size=256")
+    train_parser.add_argument("--output-dir", default=str(CHECKPOINT_DIR), help="where to write the checkpoints")
+    train_parser.set_defaults(handler=command_train)
+
+    evaluate_parser = sub.add_parser("evaluate", parents=[common], help="evaluate checkpoints on the test set")
+    evaluate_parser.add_argument("--model", action="append", choices=MODEL_NAMES)
+    evaluate_parser.add_argument("--json", action="store_true", help="print results as JSON")
+    evaluate_parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    evaluate_parser.set_defaults(handler=command_evaluate)
+
+    info_parser = sub.add_parser("info", parents=[common], help="models, checkpoints and dataset status")
+    info_parser.add_argument("--json", action="store_true")
+    info_parser.set_defaults(handler=command_info)
+
+    report_parser = sub.add_parser("report", parents=[common], help="the results table from the saved JSON")
+    report_parser.add_argument("--update-readme", metavar="README", help="rewrite the table inside this file")
+    report_parser.set_defaults(handler=command_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except DatasetMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,26 @@
+"""Choosing where tensors live: CUDA, then Apple's MPS, then the CPU, unless the caller names one."""
+
+from __future__ import annotations
+
+import torch
+
+
+def available_devices() -> list[str]:
+    """Devices this machine can train on, best first."""
+    devices = []
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    devices.append("cpu")
+    return devices
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """'auto' (or None) picks the best available device; a named one must exist here."""
+    if name in (None, "auto"):
+        return torch.device(available_devices()[0])
+    device = torch.device(name)
+    if device.type not in available_devices():
+        raise ValueError(f"device {name!r} is not available here; available: {', '.join(available_devices())}")
+    return device

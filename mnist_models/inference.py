@@ -1,0 +1,34 @@
+"""Turning digits into probabilities, for any registered model, from numpy or torch input."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import normalize, to_unit_float
+
+
+def as_image_batch(images) -> torch.Tensor:
+    """Accept (28, 28) or (N, 28, 28) uint8 (0–255) or float (0–1) arrays/tensors; return a uint8/float tensor."""
+    tensor = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 3 or tuple(tensor.shape[1:]) != (28, 28):
+        raise ValueError(f"expected images of shape (N, 28, 28) or (28, 28), got {tuple(tensor.shape)}")
+    if tensor.dtype != torch.uint8 and not tensor.is_floating_point():
+        tensor = tensor.to(torch.uint8)
+    return tensor
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
+    """Class probabilities (N, 10) for images in MNIST's convention (white digit on black)."""
+    batch = as_image_batch(images)
+    device = next(model.parameters()).device
+    model.eval()
+    chunks = [
+        torch.softmax(model(normalize(to_unit_float(batch[start:start + batch_size].to(device)))), dim=1).cpu()
+        for start in range(0, len(batch), batch_size)
+    ]
+    return torch.cat(chunks).numpy()

@@ -1,0 +1,114 @@
+"""The one registry of models. Adding an architecture is one ModelSpec here; pages, CLI and tests iterate over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from . import architectures as arch
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What every consumer needs to know about a model, without building it."""
+
+    name: str
+    title: str
+    description: str
+    input_format: str  # how the architecture reads a digit, shown on the Dataset page
+    builder: Callable[..., nn.Module]
+    architecture_defaults: dict[str, Any]
+    training_defaults: dict[str, Any]  # TrainConfig fields that reproduce the shipped checkpoint
+    report: str  # which seed report trained it, and how
+    report_accuracy: float  # test accuracy the report quoted
+    report_epochs: int
+    target_accuracy: float  # what this project must beat within report_epochs
+    pretrained_variants: tuple[str, ...] = field(default=())  # non-empty: ImageNet weights can initialise it
+
+    def build(self, **architecture: Any) -> nn.Module:
+        """Build an untrained model; unknown hyperparameters are an error, not silently ignored."""
+        unknown = set(architecture) - set(self.architecture_defaults)
+        if unknown:
+            raise ValueError(f"{self.name} has no hyperparameter(s) {sorted(unknown)}; "
+                             f"it takes {sorted(self.architecture_defaults)}")
+        return self.builder(**{**self.architecture_defaults, **architecture})
+
+
+FAST_TRAINING = {"optimizer": "adamw", "schedule": "onecycle", "weight_decay": 1e-4}
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="mlp", title="MLP",
+            description="Multi-layer perceptron: the 784 pixels as one flat vector through dense layers of 256 and "
+                        "128 units. No notion of neighbouring pixels.",
+            input_format="flat vector of 784 values", builder=arch.MLP,
+            architecture_defaults={"hidden_sizes": (256, 128), "dropout": 0.2},
+            training_defaults={"epochs": 5, "batch_size": 128, "lr": 2e-3, **FAST_TRAINING},
+            report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.977, report_epochs=5,
+            target_accuracy=0.980,
+        ),
+        ModelSpec(
+            name="rnn", title="RNN",
+            description="Recurrent network (plain tanh RNN) reading the image as 28 rows of 28 pixels, top to "
+                        "bottom; its last state feeds a dense layer. The cell (rnn/lstm/gru) is a hyperparameter.",
+            input_format="sequence of 28 rows × 28 pixels", builder=arch.RowRNN,
+            architecture_defaults={"cell": "rnn", "hidden_size": 128, "num_layers": 1, "dense_size": 64},
+            training_defaults={"epochs": 5, "batch_size": 128, "lr": 2e-3, "grad_clip": 1.0, **FAST_TRAINING},
+            report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.964, report_epochs=5,
+            target_accuracy=0.975,
+        ),
+        ModelSpec(
+            name="cnn", title="CNN",
+            description="Convolutional network: conv 32 → max-pool → conv 64 (3×3) → max-pool → dense 128 → 10, "
+                        "with batch norm and dropout. Learns local strokes, then their combinations.",
+            input_format="image 28×28×1", builder=arch.CNN,
+            architecture_defaults={"dense_size": 128, "dropout": 0.25},
+            training_defaults={"epochs": 5, "batch_size": 128, "lr": 3e-3, **FAST_TRAINING},
+            report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.992, report_epochs=5,
+            target_accuracy=0.993,
+        ),
+        ModelSpec(
+            name="cnn_basic", title="Basic CNN",
+            description="Report 004's model A: one conv layer (32 filters, 3×3) → max-pool → flatten → dense 128 → 10.",
+            input_format="image 28×28×1", builder=arch.BasicCNN,
+            architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.0},
+            training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, **FAST_TRAINING},
+            report="004: basic CNN / dropout / MobileNet, 10 epochs", report_accuracy=0.982, report_epochs=10,
+            target_accuracy=0.988,
+        ),
+        ModelSpec(
+            name="cnn_dropout", title="CNN + dropout",
+            description="Report 004's model B: the basic CNN with dropout 0.5 before and after its dense layer, "
+                        "trained with light augmentation (small rotations, shifts, zoom).",
+            input_format="image 28×28×1", builder=arch.BasicCNN,
+            architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.5},
+            training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, "augment": True, "augment_strength": 0.6,
+                               **FAST_TRAINING},
+            report="004: basic CNN / dropout / MobileNet, 10 epochs", report_accuracy=0.984, report_epochs=10,
+            target_accuracy=0.990,
+        ),
+        ModelSpec(
+            name="mobilenet", title="MobileNet",
+            description="Torchvision MobileNet (v3-small by default, or v2) with a 10-class head; each digit is "
+                        "resized to 96×96 and its gray copied to 3 channels. ImageNet weights when available.",
+            input_format="image 96×96×3 (resized, gray copied to RGB)", builder=arch.MobileNetDigits,
+            architecture_defaults={"variant": "v3_small", "input_size": 96},
+            training_defaults={"epochs": 10, "batch_size": 128, "lr": 3e-3, **FAST_TRAINING},
+            report="004: transfer learning from ImageNet, 10 epochs", report_accuracy=0.979, report_epochs=10,
+            target_accuracy=0.990, pretrained_variants=tuple(arch.MOBILENET_VARIANTS),
+        ),
+    )
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``, with the list of valid names in the error."""
+    try:
+        return MODEL_SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}") from None

@@ -1,0 +1,290 @@
+"""Training on whole tensors: seeded, reproducible, observable through progress events, and cancellable.
+
+The training images live on the device as one uint8 tensor; each step indexes a batch, converts, optionally
+augments and normalises it in one go. A callback sees per-batch and per-epoch progress; a cancel flag (anything with
+``is_set()``, e.g. ``threading.Event``) or Ctrl-C stops the run and keeps the history of the finished epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import augment_batch, load_mnist, normalize, split_train_validation, tensor_checksum, to_unit_float
+from .devices import resolve_device
+from .pretrained import FROM_SCRATCH, IMAGENET, load_pretrained_state
+from .registry import get_spec
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
+# Named recipes applied on top of a model's defaults (explicit options still win). 'fast' is the schedule the speed
+# benchmark times: one short one-cycle pass with large steps.
+RECIPES: dict[str, dict[str, Any]] = {
+    "fast": {"epochs": 1, "batch_size": 128, "lr": 3e-3, "optimizer": "adamw", "schedule": "onecycle"},
+}
+SCHEDULES = ("constant", "onecycle", "cosine", "step")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run; stored in the checkpoint so the run can be repeated."""
+
+    model: str
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    schedule: str = "constant"  # 'step' is the PyTorch example's StepLR(γ=0.7) per epoch
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    augment: bool = False
+    augment_strength: float = 1.0
+    train_subset: int | None = None  # use only this many training images (quick runs)
+    validation_size: int = 5000
+    seed: int = 0
+    device: str = "auto"
+    architecture: dict[str, Any] = field(default_factory=dict)  # overrides of the registry's defaults
+    weights: str | None = None  # pretrained models only: 'imagenet', 'none' or a file path
+
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
+        """The registry's recipe for ``model``; ``overrides`` set to None keep the recipe's value."""
+        spec = get_spec(model)
+        settings = {**spec.training_defaults, **{key: value for key, value in overrides.items() if value is not None}}
+        if spec.pretrained_variants and settings.get("weights") is None:
+            settings["weights"] = IMAGENET
+        return cls(model=model, **settings)
+
+    def __post_init__(self) -> None:
+        spec = get_spec(self.model)
+        problems = []
+        if self.epochs < 1:
+            problems.append("epochs must be at least 1")
+        if self.batch_size < 1:
+            problems.append("batch size must be at least 1")
+        if not self.lr > 0:
+            problems.append("learning rate must be positive")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.train_subset is not None and self.train_subset < 1:
+            problems.append("training subset must be at least 1 image")
+        if self.augment_strength < 0:
+            problems.append("augmentation strength cannot be negative")
+        if self.weights is not None and not spec.pretrained_variants:
+            problems.append(f"{self.model} has no pretrained weights; leave weights unset")
+        unknown = set(self.architecture) - set(spec.architecture_defaults)
+        if unknown:
+            problems.append(f"{self.model} has no hyperparameter(s) {sorted(unknown)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: 'batch' every few batches, 'epoch' after each epoch's validation."""
+
+    kind: Literal["batch", "epoch"]
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # batches done in this epoch
+    batches: int
+    loss: float  # mean training loss since the last report ('batch') or over the epoch ('epoch')
+    accuracy: float
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return ((self.epoch - 1) * self.batches + self.batch) / (self.epochs * self.batches)
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    config: TrainConfig
+    history: dict[str, list[float]]
+    cancelled: bool
+    train_time_s: float
+    device: str
+    initialisation: str
+    train_checksum: str
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.history["epoch"])
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, str]:
+    """Build the configured architecture, seeded, and initialise it from pretrained weights where asked."""
+    spec = get_spec(config.model)
+    torch.manual_seed(config.seed)
+    model = spec.build(**config.architecture)
+    if not spec.pretrained_variants or config.weights == FROM_SCRATCH:
+        return model, "random (from scratch)"
+    state, provenance = load_pretrained_state(model.variant, config.weights)
+    model.load_imagenet_backbone(state)
+    return model, provenance
+
+
+def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """Returns (scheduler, steps_per_epoch) or None; OneCycle and cosine step per batch, StepLR per epoch."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=steps_per_epoch, gamma=0.7)
+    return None
+
+
+@torch.inference_mode()
+def evaluate_loss_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+                           ) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (left in eval mode) on uint8 images already on its device."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        logits = model(normalize(to_unit_float(images[start:start + batch_size])))
+        target = labels[start:start + batch_size]
+        total_loss += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(1) == target).sum().item()
+    return total_loss / len(images), correct / len(images)
+
+
+def train(
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    data_dir: str | None = None,
+    report_every: int = 20,
+) -> TrainResult:
+    """Train ``config.model`` on MNIST's training images (or ``data``: uint8 images, int64 labels).
+
+    A fixed validation split is held out for the per-epoch curves; the test set is never seen here.
+    """
+    images, labels = data if data is not None else load_mnist("train", data_dir)
+    (train_images, train_labels), (val_images, val_labels) = split_train_validation(
+        images, labels, min(config.validation_size, len(images) // 5 or 1))
+    if config.train_subset is not None:
+        train_images, train_labels = train_images[:config.train_subset], train_labels[:config.train_subset]
+    device = resolve_device(config.device)
+    model, initialisation = build_model(config)
+    model = model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
+    val_images, val_labels = val_images.to(device), val_labels.to(device)
+
+    optimizer = _make_optimizer(config, model.parameters())
+    batches = math.ceil(len(train_images) / config.batch_size)
+    scheduler = _make_scheduler(config, optimizer, batches)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {key: [] for key in (
+        "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_time_s")}
+    cancelled = False
+    trained_s = 0.0
+    images_done = 0
+    total_images = config.epochs * len(train_images)
+
+    def report(kind, epoch, batch, loss, accuracy, val=(None, None)) -> None:
+        if progress is None:
+            return
+        rate = images_done / max(trained_s + time.perf_counter() - epoch_start, 1e-9)
+        elapsed = trained_s + time.perf_counter() - epoch_start
+        progress(Progress(kind, epoch, config.epochs, batch, batches, loss, accuracy, rate, elapsed,
+                          (total_images - images_done) / max(rate, 1e-9), *val))
+
+    try:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            epoch_start = time.perf_counter()
+            order = torch.randperm(len(train_images), generator=generator).to(device)
+            epoch_loss = torch.zeros((), device=device)
+            epoch_correct = torch.zeros((), device=device, dtype=torch.int64)
+            window_loss, window_correct, window_count = torch.zeros((), device=device), 0, 0
+            for batch in range(1, batches + 1):
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                index = order[(batch - 1) * config.batch_size: batch * config.batch_size]
+                inputs, targets = to_unit_float(train_images[index]), train_labels[index]
+                if config.augment:
+                    inputs = augment_batch(inputs, config.augment_strength, generator)
+                logits = model(normalize(inputs))
+                loss = F.cross_entropy(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                if scheduler is not None and config.schedule != "step":
+                    scheduler.step()
+                with torch.no_grad():
+                    correct = (logits.argmax(1) == targets).sum()
+                    epoch_loss += loss.detach() * len(index)
+                    epoch_correct += correct
+                    window_loss += loss.detach() * len(index)
+                    window_correct = window_correct + correct
+                    window_count += len(index)
+                images_done += len(index)
+                if batch % report_every == 0 or batch == batches:
+                    report("batch", epoch, batch, window_loss.item() / window_count,
+                           int(window_correct) / window_count)
+                    window_loss.zero_()
+                    window_count, window_correct = 0, 0
+            if scheduler is not None and config.schedule == "step":
+                scheduler.step()
+            val_loss, val_accuracy = evaluate_loss_accuracy(model, val_images, val_labels)
+            epoch_time = time.perf_counter() - epoch_start
+            seen = len(train_images)
+            history["epoch"].append(epoch)
+            history["train_loss"].append(epoch_loss.item() / seen)
+            history["train_accuracy"].append(epoch_correct.item() / seen)
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_accuracy)
+            history["lr"].append(optimizer.param_groups[0]["lr"])
+            history["epoch_time_s"].append(epoch_time)
+            report("epoch", epoch, batches, history["train_loss"][-1], history["train_accuracy"][-1],
+                   (val_loss, val_accuracy))
+            trained_s += epoch_time
+    except KeyboardInterrupt:
+        cancelled = True
+        trained_s += time.perf_counter() - epoch_start
+
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    return TrainResult(model, config, history, cancelled, trained_s, str(device), initialisation,
+                       tensor_checksum(images, labels))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up .venv with the pinned stack; idempotent and quick when nothing changed.
+#   scripts/setup.sh        runtime (dashboard, CLI)
+#   scripts/setup.sh --dev  + test tools, and Debian's Chromium for the browser test
+# torch and torchvision are installed as the registry's matching pair with uv, which ignores pip's configuration:
+# a pip config that adds a folder with a CPU-only torch wheel would otherwise pair it with an incompatible torchvision.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requirements=requirements.txt
+[[ "${1:-}" == "--dev" ]] && requirements=requirements-dev.txt
+python=${PYTHON:-python3}
+stamp=.venv/.installed-$(basename "$requirements" .txt)
+wanted=$(cat requirements*.txt | sha256sum | cut -c1-16)
+
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+  if [[ ! -x .venv/bin/uv ]]; then
+    PIP_CONFIG_FILE=/dev/null .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+  fi
+  .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$requirements"
+  echo "$wanted" > "$stamp"
+fi
+
+if [[ "${1:-}" == "--dev" && ! -x /usr/bin/chromium ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "note: /usr/bin/chromium is missing (apt-get install chromium); the browser test will be skipped" >&2
+  fi
+fi

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real MNIST when configured (skip otherwise), and a tiny IDX dataset written per test."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_models.data import dataset_available
+from mnist_models.paths import resolve_data_root
+
+
+def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0) -> Path:
+    """Write the four MNIST IDX files (torchvision's layout) with random digits, for tests that need no real data."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train_count), ("t10k", test_count)):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return write_idx_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """The real MNIST root from MNIST_DATA_DIR (CI points it at ../shared/data); tests needing it skip without it."""
+    root = resolve_data_root()
+    if not dataset_available(root):
+        pytest.skip(f"real MNIST not found under {root} (set MNIST_DATA_DIR to a folder holding MNIST/raw)")
+    return root

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+from torchvision.datasets import MNIST
+
+from mnist_models import DatasetMissingError, load_mnist
+from mnist_models.data import (MNIST_MEAN, MNIST_STD, augment_batch, normalize, split_train_validation,
+                               tensor_checksum, to_unit_float)
+from mnist_models.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, resolve_data_root
+
+
+def test_tiny_idx_fixture_loads_as_uint8_tensors(tiny_dataset):
+    images, labels = load_mnist("train", tiny_dataset)
+    assert images.shape == (60, 28, 28) and images.dtype == torch.uint8
+    assert labels.dtype == torch.int64 and labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    test_images, _ = load_mnist("test", tiny_dataset)
+    assert test_images.shape == (20, 28, 28)
+
+
+def test_a_split_is_loaded_once_and_cached(tiny_dataset):
+    assert load_mnist("train", tiny_dataset)[0] is load_mnist("train", tiny_dataset)[0]
+
+
+def test_unknown_split_is_refused(tiny_dataset):
+    with pytest.raises(ValueError, match="split"):
+        load_mnist("validation", tiny_dataset)
+
+
+def test_missing_dataset_names_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(DatasetMissingError) as raised:
+        load_mnist("test", tmp_path / "empty", download=False)
+    message = str(raised.value)
+    assert str((tmp_path / "empty").resolve()) in message and DATA_DIR_ENV in message
+
+
+def test_failed_download_becomes_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing listens there: fails at once
+    with pytest.raises(DatasetMissingError, match="download failed"):
+        load_mnist("test", tmp_path / "offline", download=True)
+
+
+def test_data_root_comes_from_argument_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert resolve_data_root("elsewhere").name == "elsewhere"
+    assert resolve_data_root() == tmp_path
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert resolve_data_root() == DEFAULT_DATA_DIR
+
+
+def test_validation_split_is_fixed_and_disjoint():
+    images = torch.arange(1000, dtype=torch.int64).view(1000, 1, 1).expand(1000, 28, 28).to(torch.uint8)
+    labels = torch.arange(1000)
+    (train_x, train_y), (val_x, val_y) = split_train_validation(images, labels, 100)
+    assert len(train_y) == 900 and len(val_y) == 100
+    assert not set(train_y.tolist()) & set(val_y.tolist())
+    again = split_train_validation(images, labels, 100)
+    assert torch.equal(again[1][1], val_y)
+
+
+def test_normalisation_matches_mnist_statistics():
+    unit = to_unit_float(torch.tensor([[[0, 255] * 14] * 28], dtype=torch.uint8))
+    assert unit.shape == (1, 1, 28, 28) and unit.max() == 1.0
+    normalised = normalize(unit)
+    assert normalised.min().item() == pytest.approx(-MNIST_MEAN / MNIST_STD)
+    assert normalised.max().item() == pytest.approx((1 - MNIST_MEAN) / MNIST_STD)
+
+
+def test_augmentation_moves_ink_a_little_and_never_mirrors():
+    batch = torch.zeros(64, 1, 28, 28)
+    batch[:, :, 6:22, 6:10] = 1.0  # a bar on the left side
+    generator = torch.Generator().manual_seed(0)
+    augmented = augment_batch(batch, 1.0, generator)
+    assert augmented.shape == batch.shape
+    assert not torch.equal(augmented, batch)
+    columns = torch.arange(28.0)
+    centre_x = (augmented.sum(dim=2).squeeze(1) * columns).sum(1) / augmented.sum(dim=(1, 2, 3))
+    assert (centre_x < 12).all(), "the bar stays on the left: no flips, shifts of a few pixels"
+    mass_ratio = augmented.sum(dim=(1, 2, 3)) / batch.sum(dim=(1, 2, 3))
+    assert ((mass_ratio > 0.7) & (mass_ratio < 1.3)).all()
+    assert torch.equal(augment_batch(batch, 0.0), batch)
+
+
+def test_checksum_changes_with_one_pixel(tiny_dataset):
+    images, labels = load_mnist("test", tiny_dataset)
+    changed = images.clone()
+    changed[0, 0, 0] ^= 1
+    assert tensor_checksum(images, labels) != tensor_checksum(changed, labels)
+
+
+def test_real_mnist_has_the_known_sizes_and_balance(mnist_root):
+    train_images, train_labels = load_mnist("train", mnist_root)
+    test_images, test_labels = load_mnist("test", mnist_root)
+    assert train_images.shape == (60000, 28, 28) and test_images.shape == (10000, 28, 28)
+    counts = np.bincount(test_labels.numpy(), minlength=10)
+    assert counts.sum() == 10000 and counts.min() > 850  # MNIST is roughly balanced: 892..1135 per digit

@@ -1,0 +1,82 @@
+import threading
+
+import pytest
+import torch
+
+from mnist_models import TrainConfig, load_mnist, train
+from mnist_models.training import RECIPES, Progress, evaluate_loss_accuracy
+
+
+@pytest.fixture(scope="module")
+def real_subset(mnist_root):
+    images, labels = load_mnist("train", mnist_root)
+    return images[:6000], labels[:6000]
+
+
+def test_a_short_run_learns_far_above_chance(real_subset):
+    events: list[Progress] = []
+    config = TrainConfig.for_model("cnn_basic", epochs=2, train_subset=3000, device="cpu")
+    result = train(config, progress=events.append, data=real_subset)
+    assert not result.cancelled and result.epochs_completed == 2
+    assert result.history["val_accuracy"][-1] > 0.85, "10% is chance; a working loop reaches ~95% here"
+    assert result.history["train_loss"][1] < result.history["train_loss"][0]
+    epoch_events = [event for event in events if event.kind == "epoch"]
+    assert [event.epoch for event in epoch_events] == [1, 2]
+    assert epoch_events[-1].val_accuracy == result.history["val_accuracy"][-1]
+    batch_events = [event for event in events if event.kind == "batch"]
+    assert batch_events and all(event.images_per_s > 0 and event.eta_s >= 0 for event in batch_events)
+    assert batch_events[-1].fraction == pytest.approx(1.0)
+
+
+def test_runs_are_reproducible_with_a_seed(real_subset):
+    config = dict(epochs=1, train_subset=600, device="cpu", seed=7, augment=True)
+    first = train(TrainConfig.for_model("mlp", **config), data=real_subset).model.state_dict()
+    second = train(TrainConfig.for_model("mlp", **config), data=real_subset).model.state_dict()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_cancelling_stops_and_keeps_the_finished_epochs(real_subset):
+    cancel = threading.Event()
+
+    def stop_in_second_epoch(event: Progress) -> None:
+        if event.epoch == 2:
+            cancel.set()
+
+    config = TrainConfig.for_model("mlp", epochs=5, train_subset=2000, device="cpu")
+    result = train(config, progress=stop_in_second_epoch, cancel=cancel, data=real_subset, report_every=2)
+    assert result.cancelled and result.epochs_completed == 1
+    assert len(result.history["val_loss"]) == 1
+
+
+@pytest.mark.parametrize("name", ["rnn", "cnn", "cnn_dropout"])
+def test_each_family_trains_on_a_synthetic_batch(name, tiny_dataset):
+    data = load_mnist("train", tiny_dataset)
+    result = train(TrainConfig.for_model(name, epochs=1, batch_size=16, device="cpu"), data=data)
+    assert result.epochs_completed == 1 and torch.isfinite(torch.tensor(result.history["train_loss"])).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"epochs": 0}, "epochs"), ({"lr": -1.0}, "learning rate"), ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"batch_size": 0}, "batch size"), ({"architecture": {"cell": "lstm"}}, "no hyperparameter"),
+])
+def test_bad_hyperparameters_are_refused_before_training(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.for_model("cnn", **bad)
+
+
+def test_recipe_defaults_come_from_the_registry_and_overrides_win():
+    config = TrainConfig.for_model("cnn_dropout", lr=0.01, epochs=None)
+    assert config.augment is True and config.epochs == 10 and config.lr == 0.01
+    assert set(RECIPES["fast"]) <= set(TrainConfig.__dataclass_fields__)
+
+
+def test_evaluate_loss_accuracy_on_a_known_model():
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.full((len(x), 10), -10.0)
+            logits[:, 3] = 10.0
+            return logits
+
+    images = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    loss, accuracy = evaluate_loss_accuracy(Constant(), images, torch.tensor([3, 3, 1, 3]))
+    assert accuracy == 0.75 and loss == pytest.approx(20.0 / 4, rel=1e-3)
