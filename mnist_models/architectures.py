@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv_models
 
+from .data import MNIST_MEAN, MNIST_STD
+
 
 class MLP(nn.Module):
     """Flatten 784 → dense → dense → 10 (report 000's MLP: 256 and 128 units)."""
@@ -91,6 +93,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def mobilenet_view(unit_images: torch.Tensor, size: int = 96) -> torch.Tensor:
+    """(N, 1, 28, 28) in 0..1 → (N, 3, size, size): what MobileNet sees, before ImageNet's channel statistics."""
+    resized = F.interpolate(unit_images, size=(size, size), mode="bilinear", align_corners=False)
+    return resized.expand(-1, 3, -1, -1)
+
+
 class MobileNetDigits(nn.Module):
     """Torchvision's MobileNet with a 10-class head; digits are resized to 96×96 and gray is copied to 3 channels."""
 
@@ -106,12 +114,8 @@ class MobileNetDigits(nn.Module):
         self.register_buffer("channel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from .data import MNIST_MEAN, MNIST_STD
-
-        unit = x * MNIST_STD + MNIST_MEAN
-        resized = F.interpolate(unit, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        rgb = (resized.expand(-1, 3, -1, -1) - self.channel_mean) / self.channel_std
-        return self.backbone(rgb)
+        rgb = mobilenet_view(x * MNIST_STD + MNIST_MEAN, self.input_size)
+        return self.backbone((rgb - self.channel_mean) / self.channel_std)
 
     def load_imagenet_backbone(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Copy ImageNet weights into everything but the final 1000-class layer, which stays new for 10 digits."""

@@ -1,0 +1,1 @@
+"""Benchmark scripts: training throughput, inference latency and time to 99% (see each script's docstring)."""

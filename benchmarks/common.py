@@ -1,0 +1,76 @@
+"""What the benchmark scripts share: the machine they ran on, percentiles, a plain-text table and the JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torchvision
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core); "
+                                                    "1 keeps figures steady on a machine busy with other work")
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def cpu_name() -> str:
+    """The CPU's model name, so figures from different machines are never compared unawares."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Versions, CPU, threads and the load when the run started: a busy machine explains slow figures."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cpu": cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1_5_15": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def print_environment(info: dict[str, Any]) -> None:
+    load = ", ".join(f"{value:.2f}" for value in info["load_average_1_5_15"])
+    print(f"torch {info['torch']} · {info['cpu']} · {info['logical_cpus']} logical CPUs · "
+          f"{info['torch_threads']} torch threads · load average {load}")
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    """Median and 95th percentile (linear interpolation) of timing samples."""
+    return {"p50": float(np.percentile(samples, 50)), "p95": float(np.percentile(samples, 95))}
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned first column, right-aligned others; cells are printed as given."""
+    cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                         for column, (cell, width) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(cells[0]), "  ".join("-" * width for width in widths), *map(line, cells[1:])])
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwrote {path}")

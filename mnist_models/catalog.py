@@ -1,0 +1,102 @@
+"""The models the dashboard can show: every shipped checkpoint, each either loaded or marked unavailable with why.
+
+A broken or missing file never takes the others down: it becomes an entry with an ``error``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics
+from .inference import predict_proba
+from .paths import CHECKPOINT_DIR
+from .registry import MODEL_NAMES, get_spec
+
+
+@dataclass
+class CatalogEntry:
+    name: str
+    title: str
+    checkpoint: Path
+    model: nn.Module | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] | None = None  # the saved evaluation JSON, when present
+    error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+
+def catalog_signature(checkpoint_dir: str | os.PathLike | None = None) -> tuple:
+    """Names, sizes and times of the checkpoint files: a cache key that changes when any file does."""
+    directory = Path(checkpoint_dir or CHECKPOINT_DIR)
+    files = sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []
+    return tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+
+
+def load_catalog(checkpoint_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:
+    """One entry per registered model, in registry order."""
+    entries = []
+    for name in MODEL_NAMES:
+        entry = CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir))
+        try:
+            entry.model, entry.meta = load_checkpoint(name, checkpoint_dir)
+        except CheckpointError as error:
+            entry.error = str(error)
+        try:
+            entry.results = load_metrics(name, checkpoint_dir)
+        except CheckpointError:
+            entry.results = None
+        entries.append(entry)
+    return entries
+
+
+@dataclass(frozen=True)
+class Prediction:
+    name: str
+    title: str
+    probabilities: np.ndarray  # (10,)
+    latency_ms: float
+
+    @property
+    def digit(self) -> int:
+        return int(self.probabilities.argmax())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+
+def predict_with_each(entries: list[CatalogEntry], image: np.ndarray) -> list[Prediction]:
+    """Every available model's probabilities for one 28×28 image, each with its own inference time."""
+    predictions = []
+    for entry in entries:
+        if not entry.available:
+            continue
+        start = time.perf_counter()
+        probabilities = predict_proba(entry.model, image)[0]
+        predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000))
+    return predictions
+
+
+def agreement(predictions: list[Prediction]) -> str:
+    """One sentence on whether the models agree, naming the dissenters."""
+    if not predictions:
+        return "No model is available."
+    votes: dict[int, list[str]] = {}
+    for prediction in predictions:
+        votes.setdefault(prediction.digit, []).append(prediction.title)
+    if len(votes) == 1:
+        digit = next(iter(votes))
+        return f"All {len(predictions)} models agree: it is a {digit}."
+    ranked = sorted(votes.items(), key=lambda item: -len(item[1]))
+    parts = [f"{', '.join(titles)} → {digit}" for digit, titles in ranked]
+    return f"The models disagree: {'; '.join(parts)}."

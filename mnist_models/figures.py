@@ -1,0 +1,176 @@
+"""Plotly figure builders for the dashboard: pure functions of measured data, testable without Streamlit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+DIGITS = [str(d) for d in range(10)]
+PALETTE = px.colors.qualitative.Plotly
+
+
+def _compact(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), title=title)
+    return fig
+
+
+def leaderboard_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Measured test accuracy per model beside the figure its report quoted."""
+    titles = [row["title"] for row in rows]
+    fig = go.Figure([
+        go.Bar(name="measured here", x=titles, y=[100 * row["accuracy"] for row in rows],
+               text=[f"{100 * row['accuracy']:.2f}%" for row in rows], textposition="outside"),
+        go.Bar(name="report", x=titles, y=[100 * row["report_accuracy"] for row in rows],
+               text=[f"{100 * row['report_accuracy']:.1f}%" for row in rows], textposition="outside"),
+    ])
+    low = min([row["report_accuracy"] for row in rows] + [row["accuracy"] for row in rows], default=0.9)
+    fig.update_yaxes(title="test accuracy (%)", range=[100 * low - 1, 100.2])
+    return _compact(fig.update_layout(barmode="group"), 360)
+
+
+def class_distribution_figure(train_counts: np.ndarray, test_counts: np.ndarray) -> go.Figure:
+    """Images per digit in each split, with counts, and the share a perfectly balanced split would have."""
+    fig = go.Figure()
+    for split, counts in (("train", train_counts), ("test", test_counts)):
+        share = 100 * counts / counts.sum()
+        fig.add_bar(name=f"{split} ({counts.sum():,})", x=DIGITS, y=share, text=[f"{c:,}" for c in counts],
+                    textposition="outside", hovertemplate="digit %{x}: %{text} images (%{y:.2f}%)<extra></extra>")
+    fig.add_hline(y=10, line_dash="dot", annotation_text="balanced: 10%", annotation_position="bottom left")
+    fig.update_yaxes(title="share of the split (%)")
+    fig.update_xaxes(title="digit", type="category")
+    return _compact(fig.update_layout(barmode="group"), 380)
+
+
+def image_grid_figure(images: np.ndarray, titles: list[str], columns: int = 10, height_per_row: int = 110
+                      ) -> go.Figure:
+    """Several small gray images in one figure (mean digits, preprocessing stages)."""
+    fig = px.imshow(np.asarray(images), facet_col=0, facet_col_wrap=columns, color_continuous_scale="gray",
+                    binary_string=False, facet_col_spacing=0.01, facet_row_spacing=0.08)
+    for annotation in fig.layout.annotations:
+        annotation.text = titles[int(annotation.text.split("=")[1])]
+    fig.update_xaxes(visible=False).update_yaxes(visible=False)
+    fig.update_layout(coloraxis_showscale=False)
+    rows = -(-len(images) // columns)
+    return _compact(fig, 40 + height_per_row * rows)
+
+
+def pixel_histogram_figure(histogram: np.ndarray) -> go.Figure:
+    """Pixel intensities on a log scale: MNIST is mostly pure black background with a peak of saturated ink."""
+    fig = go.Figure(go.Bar(x=np.arange(256), y=histogram, marker_line_width=0,
+                           hovertemplate="intensity %{x}: %{y:,} pixels<extra></extra>"))
+    fig.update_yaxes(type="log", title="pixels (log scale)").update_xaxes(title="intensity (0 = black, 255 = white)")
+    return _compact(fig, 320)
+
+
+def pca_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, variance: np.ndarray) -> go.Figure:
+    """The images projected on their two main directions of variation, coloured by digit."""
+    frame = pd.DataFrame({"PC1": coordinates[:, 0], "PC2": coordinates[:, 1], "digit": labels.astype(str),
+                          "image": indices})
+    fig = px.scatter(frame, x="PC1", y="PC2", color="digit", hover_data={"image": True},
+                     category_orders={"digit": DIGITS}, opacity=0.7)
+    fig.update_traces(marker_size=5)
+    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)").update_yaxes(
+        title=f"PC2 ({variance[1]:.1%} of variance)")
+    return _compact(fig, 480)
+
+
+def sequence_figure(rows: np.ndarray, title: str) -> go.Figure:
+    """A 2-D array as a heatmap with labelled axes (the RNN's 28 steps, the MLP's 784-vector strip)."""
+    fig = go.Figure(go.Heatmap(z=rows, colorscale="gray", showscale=False))
+    fig.update_yaxes(autorange="reversed")
+    return _compact(fig, 260 if rows.shape[0] > 1 else 120, title)
+
+
+def probability_figure(probabilities: np.ndarray, height: int = 180) -> go.Figure:
+    """Ten bars, the predicted digit highlighted."""
+    colours = ["#1f77b4"] * 10
+    colours[int(np.argmax(probabilities))] = "#d62728"
+    fig = go.Figure(go.Bar(x=DIGITS, y=probabilities, marker_color=colours,
+                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1], tickformat=".0%").update_xaxes(type="category")
+    return _compact(fig, height)
+
+
+def roc_by_model_figure(results: dict[str, Any], title: str) -> go.Figure:
+    """One model's one-vs-rest ROC curve for every digit, and the micro-average."""
+    metrics = results["metrics"]
+    fig = go.Figure()
+    for digit in DIGITS:
+        curve = metrics["roc"][digit]
+        fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
+                        name=f"{digit} (AUC {metrics['auc']['per_class'][digit]:.5f})")
+    micro = metrics["roc"]["micro"]
+    fig.add_scatter(x=micro["fpr"], y=micro["tpr"], mode="lines", line=dict(dash="dash", color="black"),
+                    name=f"micro-average (AUC {metrics['auc']['micro']:.5f})")
+    return _roc_axes(fig, f"{title}: macro AUC {metrics['auc']['macro']:.5f}")
+
+
+def roc_by_class_figure(results_by_title: dict[str, dict[str, Any]], digit: int) -> go.Figure:
+    """Every model's ROC curve for one digit against the rest."""
+    fig = go.Figure()
+    for title, results in results_by_title.items():
+        curve = results["metrics"]["roc"][str(digit)]
+        fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
+                        name=f"{title} (AUC {results['metrics']['auc']['per_class'][str(digit)]:.5f})")
+    return _roc_axes(fig, f"digit {digit} against the rest")
+
+
+def _roc_axes(fig: go.Figure, title: str) -> go.Figure:
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="gray"), name="chance",
+                    hoverinfo="skip")
+    # Near-perfect classifiers hug the corner; a log false-positive axis shows where they differ.
+    fig.update_xaxes(type="log", range=[-4, 0], title="false positive rate (log)")
+    fig.update_yaxes(title="true positive rate", range=[0, 1.02])
+    return _compact(fig, 420, title)
+
+
+def confusion_figure(matrix: list[list[int]], title: str) -> go.Figure:
+    """A confusion-matrix heatmap whose cells can be clicked.
+
+    Plotly heatmap cells are not selectable, so an invisible scatter point sits on each cell and carries the
+    selection: its x is the predicted digit and its y the true digit.
+    """
+    z = np.asarray(matrix)
+    off_diagonal = z.astype(float).copy()
+    np.fill_diagonal(off_diagonal, np.nan)
+    true_digit, predicted = np.indices(z.shape)
+    fig = go.Figure(go.Heatmap(z=np.log10(1 + z), x=DIGITS, y=DIGITS, text=z, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False, hoverinfo="skip"))
+    fig.add_scatter(x=predicted.ravel(), y=true_digit.ravel(), mode="markers", customdata=z.ravel(),
+                    marker=dict(size=18, opacity=0), showlegend=False,
+                    hovertemplate="true %{y}, predicted %{x}: %{customdata} images<extra></extra>")
+    fig.update_xaxes(title="predicted", type="category", categoryorder="array", categoryarray=DIGITS)
+    fig.update_yaxes(title="true", type="category", categoryorder="array", categoryarray=DIGITS, autorange="reversed")
+    fig.update_layout(hoverdistance=-1, clickmode="event+select", dragmode=False)
+    return _compact(fig, 380, title)
+
+
+def training_curves_figure(histories: dict[str, dict[str, list[float]]]) -> go.Figure:
+    """Loss and accuracy per epoch for each model: training solid, validation dashed, one colour per model."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (cross-entropy)", "accuracy"))
+    for position, (title, history) in enumerate(histories.items()):
+        colour = PALETTE[position % len(PALETTE)]
+        for column, metric in ((1, "loss"), (2, "accuracy")):
+            for split, dash in (("train", "solid"), ("val", "dash")):
+                fig.add_scatter(x=history["epoch"], y=history[f"{split}_{metric}"], mode="lines+markers",
+                                line=dict(color=colour, dash=dash), name=f"{title} ({split})",
+                                legendgroup=title, showlegend=column == 1, row=1, col=column)
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    return _compact(fig, 420)
+
+
+def per_class_frame(results_by_title: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Precision, recall and F1 per digit (rows) and model (column groups)."""
+    columns = {}
+    for title, results in results_by_title.items():
+        for metric in ("precision", "recall", "f1"):
+            columns[(title, metric)] = [results["metrics"]["per_class"][digit][metric] for digit in DIGITS]
+    frame = pd.DataFrame(columns, index=pd.Index(DIGITS, name="digit"))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    return frame

@@ -1,0 +1,66 @@
+"""Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mnist_models.catalog import agreement, predict_with_each
+from mnist_models.dashboard import selected_entries
+from mnist_models.exploration import enlarge
+from mnist_models.figures import probability_figure
+from mnist_models.preprocess import EmptyDrawingError, InvalidImageError, load_uploaded_image, preprocess_stages
+
+st.title("Draw a digit")
+source = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, label_visibility="collapsed")
+image = None
+if source == "Draw":
+    st.session_state.setdefault("canvas_generation", 0)
+    left, right = st.columns([2, 1])
+    with right:
+        stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
+        if st.button("Clear", icon=":material/ink_eraser:"):
+            st.session_state.canvas_generation += 1
+        st.caption("White ink on black, like MNIST. The predictions update when you lift the pen.")
+    with left:
+        canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=280,
+                           width=280, drawing_mode="freedraw", return_image_data=True,
+                           key=f"canvas_{st.session_state.canvas_generation}")
+    image = canvas.image_data
+else:
+    upload = st.file_uploader("A picture of one digit (dark on light or light on dark)",
+                              type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"])
+    if upload is not None:
+        try:
+            image = load_uploaded_image(upload.getvalue())
+        except InvalidImageError as error:
+            st.error(str(error), icon=":material/broken_image:")
+
+if image is None:
+    st.info("Draw a digit on the canvas, or upload a picture, to see every model's prediction.",
+            icon=":material/gesture:")
+    st.stop()
+try:
+    stages = preprocess_stages(image)
+except EmptyDrawingError as error:
+    st.info(f"{error} The models only answer when there is a digit to read.", icon=":material/gesture:")
+    st.stop()
+
+st.subheader("Preprocessing, the way MNIST was made")
+for column, (label, picture) in zip(st.columns(4), [
+        ("raw ink", stages.gray), ("cropped to the ink", stages.cropped), ("scaled to fit 20×20", stages.fitted),
+        ("centred by mass in 28×28", stages.centred)]):
+    column.image(enlarge(picture), caption=label)
+
+entries = selected_entries()
+predictions = predict_with_each(entries, stages.centred)
+st.subheader("Predictions")
+if not predictions:
+    st.warning("No model is selected or available; choose some in the sidebar.")
+    st.stop()
+verdict = agreement(predictions)
+(st.success if verdict.startswith("All") else st.warning)(verdict)
+for column, prediction in zip(st.columns(len(predictions)), predictions):
+    with column:
+        st.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
+        st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",
+                        config={"displayModeBar": False})
+        st.caption(f"{prediction.latency_ms:.1f} ms")

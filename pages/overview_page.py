@@ -1,0 +1,58 @@
+"""Overview: what digit-lab is, the leaderboard from saved results, and the recommended model."""
+
+import streamlit as st
+
+from mnist_models.dashboard import catalog, leaderboard, selected_entries
+from mnist_models.figures import leaderboard_figure
+from mnist_models.reporting import recommend
+
+st.title("digit-lab")
+st.markdown(
+    "Six handwritten-digit classifiers, the architectures of two analysis reports (MLP, RNN, CNN, basic CNN, "
+    "CNN + dropout, MobileNet), trained on MNIST and measured on its 10,000 test images. "
+    "Draw a digit and watch every model answer, explore the dataset, or compare the models in depth.")
+
+rows = leaderboard(selected_entries())
+unavailable = [entry for entry in catalog() if not entry.available]
+for entry in unavailable:
+    st.warning(f"**{entry.title}** is unavailable: {entry.error}", icon=":material/error:")
+
+if not rows:
+    st.info("No evaluated model is selected. Pick models in the sidebar, or train and evaluate them with "
+            "`python -m mnist_models train --all`.")
+else:
+    choice = recommend(rows)
+    chosen = next(row for row in rows if row["model"] == choice.model)
+    st.subheader(f"Recommended: {chosen['title']}", anchor="recommended")
+    st.markdown("\n".join(f"- {reason}" for reason in choice.reasons))
+    st.caption(f"Rule: {choice.rule}")
+
+    st.subheader("Leaderboard", anchor="leaderboard")
+    st.dataframe(
+        [{"model": row["title"], "test accuracy": row["accuracy"], "report": row["report_accuracy"],
+          "macro AUC": row["macro_auc"], "log loss": row["log_loss"], "ECE": row["ece"],
+          "parameters": row["parameters"], "size (MB)": row["size_mb"], "latency (ms)": row["latency_ms"],
+          "epochs": row["epochs"], "training (s)": row["train_time_s"]} for row in rows],
+        hide_index=True,
+        column_config={
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "report": st.column_config.NumberColumn("report's figure", format="percent"),
+            "macro AUC": st.column_config.NumberColumn(format="%.5f"),
+            "log loss": st.column_config.NumberColumn(format="%.4f"),
+            "ECE": st.column_config.NumberColumn("calibration error", format="percent"),
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "size (MB)": st.column_config.NumberColumn(format="%.2f"),
+            "latency (ms)": st.column_config.NumberColumn("latency, 1 image (ms)", format="%.2f"),
+            "training (s)": st.column_config.NumberColumn(format="%.0f"),
+        },
+    )
+    st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
+
+st.subheader("Pages")
+columns = st.columns(3)
+columns[0].page_link("pages/draw_page.py", label="Draw a digit", icon=":material/draw:")
+columns[0].caption("Every model's answer to your handwriting, live.")
+columns[1].page_link("pages/dataset_page.py", label="Explore the dataset", icon=":material/dataset:")
+columns[1].caption("Samples, class balance, mean digits, what each architecture sees.")
+columns[2].page_link("pages/compare_page.py", label="Compare the models", icon=":material/compare_arrows:")
+columns[2].caption("ROC curves, confusion matrices, training curves, mistakes.")

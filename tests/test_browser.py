@@ -1,0 +1,111 @@
+"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run`.
+
+Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it.
+Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mnist_models.paths import REPO_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
+PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare"}
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(mnist_root):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(mnist_root)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"streamlit did not start: {process.stdout.read()}")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        yield context.new_page()
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _settle(page) -> None:
+    """Wait until the script has finished its run and nothing is loading."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders_without_an_exception(page, server, screenshot_dir, name):
+    page.goto(f"{server}/{PAGES[name]}")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stSidebarNavLink"]').count() == len(PAGES)
+    page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
+
+
+def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
+    page.goto(f"{server}/draw")
+    surface = page.locator("canvas.upper-canvas").first
+    surface.wait_for(timeout=60_000)
+    _settle(page)
+    box = surface.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.8, steps=20)
+    page.mouse.up()
+    cnn = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(r"^\s*CNN\s*$")))
+    playwright_api.expect(cnn.locator('[data-testid="stMetricValue"]')).to_have_text("1", timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stMetric"]').count() >= 6
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "draw-prediction.png"), full_page=True)
