@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics
 from .inference import predict_proba
-from .paths import CHECKPOINT_DIR
+from .paths import resolve_checkpoint_dir
 from .registry import MODEL_NAMES, get_spec
 
 
@@ -37,9 +37,9 @@ class CatalogEntry:
 
 def catalog_signature(checkpoint_dir: str | os.PathLike | None = None) -> tuple:
     """Names, sizes and times of the checkpoint files: a cache key that changes when any file does."""
-    directory = Path(checkpoint_dir or CHECKPOINT_DIR)
+    directory = resolve_checkpoint_dir(checkpoint_dir)
     files = sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []
-    return tuple((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+    return (str(directory), *((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files))
 
 
 def load_catalog(checkpoint_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:

@@ -22,7 +22,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .paths import CHECKPOINT_DIR
+from .paths import resolve_checkpoint_dir
 from .registry import MODEL_NAMES, get_spec
 
 CHECKPOINT_FORMAT = "digit-lab/checkpoint"
@@ -83,7 +83,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict[str, A
 def checkpoint_path(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Path:
     """A registered model name maps to ``<checkpoint_dir>/<name>.pt``; anything else is taken as a path."""
     if str(name_or_path) in MODEL_NAMES:
-        return Path(checkpoint_dir or CHECKPOINT_DIR) / f"{name_or_path}{CHECKPOINT_SUFFIX}"
+        return resolve_checkpoint_dir(checkpoint_dir) / f"{name_or_path}{CHECKPOINT_SUFFIX}"
     return Path(name_or_path)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics, save_checkpoint, training_metadata
 from .data import DatasetMissingError, load_mnist
 from .evaluation import evaluate_checkpoint
-from .paths import CHECKPOINT_DIR, resolve_data_root
+from .paths import CHECKPOINT_DIR_ENV, resolve_checkpoint_dir, resolve_data_root
 from .pretrained import PretrainedWeightsUnavailable
 from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
@@ -82,7 +82,7 @@ def command_train(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     train_data = load_mnist("train", args.data_dir)
     test_data = load_mnist("test", args.data_dir)
-    output_dir = Path(args.output_dir)
+    output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
     failures = 0
     for name in names:
         try:
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="dataset root holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
-    common.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR), help="where checkpoints live")
+    common.add_argument("--checkpoint-dir", help=f"where checkpoints live (default: ${CHECKPOINT_DIR_ENV}, else checkpoints/)")
 
     train_parser = sub.add_parser("train", parents=[common], help="train models and save checkpoints + results")
     which = train_parser.add_mutually_exclusive_group()
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--weights", help="MobileNet initialisation: imagenet (default), none, or a file")
     train_parser.add_argument("--arch", action="append", type=_parse_assignment, metavar="KEY=VALUE",
                               help="architecture hyperparameter, e.g. --arch cell=lstm --arch hidden_size=256")
-    train_parser.add_argument("--output-dir", default=str(CHECKPOINT_DIR), help="where to write the checkpoints")
+    train_parser.add_argument("--output-dir", help="where to write the checkpoints (default: the checkpoint folder)")
     train_parser.set_defaults(handler=command_train)
 
     evaluate_parser = sub.add_parser("evaluate", parents=[common], help="evaluate checkpoints on the test set")

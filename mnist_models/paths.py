@@ -8,6 +8,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 RUNS_DIR = REPO_ROOT / "runs"
+CHECKPOINT_DIR_ENV = "DIGIT_LAB_CHECKPOINT_DIR"
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
@@ -20,3 +21,10 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
     if from_env:
         return Path(from_env).expanduser()
     return DEFAULT_DATA_DIR
+
+
+def resolve_checkpoint_dir(directory: str | os.PathLike | None = None) -> Path:
+    """Where checkpoints are read and written: the argument, else $DIGIT_LAB_CHECKPOINT_DIR, else checkpoints/."""
+    if directory is not None:
+        return Path(directory).expanduser()
+    return Path(os.environ.get(CHECKPOINT_DIR_ENV) or CHECKPOINT_DIR).expanduser()

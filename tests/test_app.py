@@ -1,0 +1,124 @@
+"""Every dashboard page under Streamlit's AppTest: with and without the dataset, with broken checkpoints, and the
+interactions AppTest can drive (the canvas is fed the PNG it would send after a stroke)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from mnist_models import MODEL_NAMES
+from mnist_models.dashboard import SELECTED_MODELS_KEY
+from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
+
+APP = str(REPO_ROOT / "app.py")
+PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py"]
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    if page != PAGES[0]:
+        app.switch_page(page).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def canvas_stroke(x0: int, y0: int, x1: int, y1: int) -> dict:
+    """The component state the canvas sends after a white stroke on its 280×280 black surface."""
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    ImageDraw.Draw(image).line([(x0, y0), (x1, y1)], fill=(255, 255, 255, 255), width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url}}
+
+
+def texts(app: AppTest) -> str:
+    return "\n".join(str(element.value) for kind in ("markdown", "info", "warning", "success", "error", "caption")
+                     for element in getattr(app, kind))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_the_dataset(page, mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(page)
+    assert app.title and app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value == list(MODEL_NAMES)
+
+
+def test_overview_shows_the_leaderboard_and_a_measured_recommendation():
+    app = open_page(PAGES[0])
+    assert len(app.dataframe[0].value) == len(MODEL_NAMES)
+    recommended = [header.value for header in app.subheader if header.value.startswith("Recommended: ")]
+    assert recommended and "Rule: Highest test accuracy" in texts(app)
+
+
+def test_without_the_dataset_overview_and_draw_work_and_the_others_explain(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
+    for page in PAGES[:2]:
+        assert not any("not available" in warning.value for warning in open_page(page).warning)
+    for page in PAGES[2:]:
+        app = open_page(page)
+        assert any("MNIST dataset is not available" in w.value and DATA_DIR_ENV in w.value for w in app.warning)
+
+
+def test_a_missing_and_a_corrupt_checkpoint_only_disable_those_models(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, folder)
+    (folder / "rnn.pt").unlink()
+    (folder / "mlp.pt").write_bytes(b"not a checkpoint at all")
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+    app = open_page(PAGES[0])
+    warnings = "\n".join(warning.value for warning in app.warning)
+    assert "RNN** is unavailable: no checkpoint" in warnings and "MLP** is unavailable" in warnings
+    assert len(app.dataframe[0].value) == len(MODEL_NAMES) - 2
+    draw = open_page(PAGES[1])
+    draw.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+    draw.run()
+    assert len(draw.metric) == len(MODEL_NAMES) - 2
+
+
+def test_the_empty_canvas_shows_a_hint_not_a_prediction():
+    app = open_page(PAGES[1])
+    assert not app.metric and "Draw a digit on the canvas" in texts(app)
+
+
+def test_a_drawn_one_is_predicted_by_every_model(mnist_root):
+    app = open_page(PAGES[1])
+    app.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+    app.run()
+    assert not app.exception
+    predictions = {metric.label: metric.value for metric in app.metric}
+    assert len(predictions) == len(MODEL_NAMES) and predictions["CNN"] == "1"
+    stages = [caption for image in app.get("image") for caption in image.captions]
+    assert stages == ["raw ink", "cropped to the ink", "scaled to fit 20×20", "centred by mass in 28×28"]
+
+
+def test_model_selection_in_the_sidebar_filters_every_page(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(PAGES[0])
+    app.sidebar.multiselect(key=SELECTED_MODELS_KEY).set_value(["cnn", "mlp"]).run()
+    assert [row for row in app.dataframe[0].value["model"]] == ["MLP", "CNN"]
+    app.switch_page(PAGES[3]).run()
+    assert not app.exception and app.selectbox(key="roc_model").options == ["MLP", "CNN"]
+
+
+def test_dataset_digit_filter_shows_only_that_digit(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(PAGES[2])
+    app.selectbox(key="sample_digit").select("3").run()
+    captions = app.get("image")[0].captions
+    assert len(captions) == 30 and all(caption.startswith("3 ·") for caption in captions)
+
+
+def test_choosing_a_confusion_cell_opens_its_gallery(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(PAGES[3])
+    app.session_state["confusion_cnn"] = {"selection": {"points": [{"x": 9, "y": 4, "customdata": 0}],
+                                                        "point_indices": [49], "box": [], "lasso": []}}
+    app.run()
+    assert not app.exception
+    assert any(markdown.value.startswith("**CNN: true 4, predicted 9**") for markdown in app.markdown)
