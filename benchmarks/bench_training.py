@@ -7,7 +7,8 @@ images/s of the epoch's last 'batch' progress event, which train() sends before 
 trains one untimed warm-up run on a few images (one-off kernel selection and allocation), then ``--repeats`` timed
 runs; the table shows their median, min and max.
 
-Run from the repository root (quiet machine for real figures; --quick is a smoke run of 640 images, one repeat):
+Run from the repository root (quiet machine for real figures; --quick is a smoke run: 640 images, one repeat, one
+torch thread):
 
     MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_training.py [--json training.json]
     MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_training.py --quick
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     add_threads_option(parser)
     args = parser.parse_args()
-    apply_threads(args.threads)
+    apply_threads(args.threads, args.quick)
     subset = args.subset or (WARMUP_IMAGES if args.quick else 4096)
     repeats = args.repeats or (1 if args.quick else 3)
     if subset < WARMUP_IMAGES:
@@ -68,7 +69,8 @@ def main() -> None:
 
     info = environment()
     print_environment(info)
-    print(f"one epoch of each model's recipe on {subset} training images, {repeats} timed run(s) each after a warm-up\n")
+    print(f"one epoch of each model's recipe on {subset} training images, "
+          f"{repeats} timed run(s) each after a warm-up\n")
     data = load_mnist("train")
     results = {}
     for name in dict.fromkeys(args.models):

@@ -15,11 +15,14 @@ import torchvision
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core); "
-                                                    "1 keeps figures steady on a machine busy with other work")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core; 1 with "
+                                                    "--quick, which keeps smoke runs short on a machine busy with "
+                                                    "other work)")
 
 
-def apply_threads(threads: int | None) -> None:
+def apply_threads(threads: int | None, quick: bool) -> None:
+    """Set torch's thread count; competing for cores with other jobs, several threads wait on each other."""
+    threads = threads or (1 if quick else None)
     if threads:
         torch.set_num_threads(threads)
 

@@ -29,6 +29,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {"epochs": 1, "batch_size": 128, "lr": 3e-3, "optimizer": "adamw", "schedule": "onecycle"},
 }
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
+ONE_CYCLE_MIN_STEPS = 8
 
 
 @dataclass
@@ -160,14 +161,17 @@ def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
 
 
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """Returns (scheduler, steps_per_epoch) or None; OneCycle and cosine step per batch, StepLR per epoch."""
+    """The learning-rate scheduler, or None for a constant rate; OneCycle and cosine step per batch, StepLR per
+    epoch."""
     total = config.epochs * steps_per_epoch
+    if total < ONE_CYCLE_MIN_STEPS and config.schedule != "step":
+        return None  # too few steps to warm up and anneal (OneCycleLR divides by zero): keep the rate constant
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=steps_per_epoch, gamma=0.7)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     return None
 
 

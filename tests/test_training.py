@@ -80,3 +80,16 @@ def test_evaluate_loss_accuracy_on_a_known_model():
     images = torch.zeros(4, 28, 28, dtype=torch.uint8)
     loss, accuracy = evaluate_loss_accuracy(Constant(), images, torch.tensor([3, 3, 1, 3]))
     assert accuracy == 0.75 and loss == pytest.approx(20.0 / 4, rel=1e-3)
+
+
+def test_step_schedule_decays_the_rate_by_0_7_each_epoch(tiny_dataset):
+    data = load_mnist("train", tiny_dataset)
+    result = train(TrainConfig.for_model("mlp", epochs=3, batch_size=8, lr=1.0, optimizer="adadelta",
+                                         schedule="step", device="cpu"), data=data)
+    assert result.history["lr"] == pytest.approx([0.7, 0.49, 0.343])
+
+
+def test_a_run_too_short_for_one_cycle_keeps_a_constant_rate(tiny_dataset):
+    data = load_mnist("train", tiny_dataset)
+    result = train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, lr=0.01, device="cpu"), data=data)
+    assert result.history["lr"] == [0.01]
