@@ -1,0 +1,83 @@
+"""The library code behind the pages: catalog, predictions, exploration helpers and figure builders."""
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_models import get_spec
+from mnist_models.catalog import CatalogEntry, Prediction, agreement, load_catalog, predict_with_each
+from mnist_models.exploration import (architecture_views, class_counts, confusion_cell, enlarge,
+                                      most_confident_mistakes, sample_indices)
+from mnist_models.figures import confusion_figure, per_class_frame, probability_figure, training_curves_figure
+
+
+def _prediction(title, digit):
+    probabilities = np.full(10, 0.01)
+    probabilities[digit] = 0.91
+    return Prediction(title.lower(), title, probabilities, 1.0)
+
+
+def test_agreement_names_the_dissenters():
+    assert agreement([_prediction("CNN", 7), _prediction("MLP", 7)]) == "All 2 models agree: it is a 7."
+    text = agreement([_prediction("CNN", 7), _prediction("MLP", 7), _prediction("RNN", 1)])
+    assert text == "The models disagree: CNN, MLP → 7; RNN → 1."
+
+
+def test_predictions_skip_unavailable_models_and_time_each(tmp_path):
+    entries = [CatalogEntry("mlp", "MLP", tmp_path / "mlp.pt", model=get_spec("mlp").build().eval()),
+               CatalogEntry("rnn", "RNN", tmp_path / "rnn.pt", error="no checkpoint")]
+    predictions = predict_with_each(entries, np.zeros((28, 28), dtype=np.uint8))
+    assert [p.name for p in predictions] == ["mlp"] and predictions[0].latency_ms > 0
+    assert predictions[0].probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_catalog_marks_missing_models_with_the_reason(tmp_path):
+    entries = load_catalog(tmp_path)
+    assert len(entries) == 6 and not any(entry.available for entry in entries)
+    assert all("no checkpoint" in entry.error for entry in entries)
+
+
+def test_confusion_cell_and_confident_mistakes():
+    labels = np.array([4, 4, 4, 9, 9])
+    predictions = np.array([4, 9, 9, 9, 4])
+    confidence = np.array([0.9, 0.6, 0.99, 0.8, 0.7])
+    assert confusion_cell(labels, predictions, 4, 9).tolist() == [1, 2]
+    assert most_confident_mistakes(labels, predictions, confidence).tolist() == [2, 4, 1]
+
+
+def test_sampling_filters_by_digit_and_reshuffles_by_seed():
+    labels = torch.arange(100) % 10
+    picked = sample_indices(labels, 5, digit=3, seed=1)
+    assert len(picked) == 5 and (labels[picked] == 3).all()
+    assert not np.array_equal(sample_indices(labels, 10, seed=1), sample_indices(labels, 10, seed=2))
+    assert class_counts(labels).tolist() == [10] * 10
+
+
+def test_architecture_views_have_each_models_shape():
+    views = architecture_views(torch.full((28, 28), 255, dtype=torch.uint8))
+    assert views["image"].shape == (28, 28) and views["vector"].shape == (784,)
+    assert views["mobilenet"].shape == (96, 96, 3) and views["normalised"].max() == pytest.approx(2.8215, abs=1e-3)
+
+
+def test_enlarge_keeps_pixels_crisp():
+    image = np.array([[0, 1], [1, 0]], dtype=float)
+    big = enlarge(image, 4)
+    assert big.shape == (4, 4) and big.dtype == np.uint8 and big[0, 0] == 0 and big[0, 3] == 255
+
+
+def test_confusion_figure_has_one_clickable_point_per_cell():
+    matrix = np.diag([10] * 10).tolist()
+    figure = confusion_figure(matrix, "CNN")
+    overlay = figure.data[1]
+    assert len(overlay.x) == 100 and overlay.customdata[0] == 10 and overlay.marker.opacity == 0
+
+
+def test_figures_reflect_their_inputs():
+    bars = probability_figure(np.eye(10)[3])
+    assert list(bars.data[0].y) == list(np.eye(10)[3]) and bars.data[0].marker.color[3] != bars.data[0].marker.color[0]
+    history = {"epoch": [1, 2], "train_loss": [0.5, 0.3], "val_loss": [0.4, 0.35], "train_accuracy": [0.9, 0.95],
+               "val_accuracy": [0.92, 0.94]}
+    assert len(training_curves_figure({"A": history, "B": history}).data) == 8
+    per_class = {digit: {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 1} for digit in map(str, range(10))}
+    frame = per_class_frame({"CNN": {"metrics": {"per_class": per_class}}})
+    assert frame.shape == (10, 3) and frame.loc["3", ("CNN", "recall")] == 0.5
