@@ -97,6 +97,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train one with `python -m mnist_models train`")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or not ours
+        raise CheckpointError(f"{path.name} is corrupt or truncated, or not a PyTorch checkpoint at all")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

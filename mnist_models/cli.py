@@ -27,8 +27,8 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 class ProgressBar:
     """A one-line progress bar on stderr: epoch, percentage, loss, accuracy, images/s and ETA."""
 
-    def __init__(self, label: str, stream=sys.stderr) -> None:
-        self.label, self.stream = label, stream
+    def __init__(self, label: str, stream=None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
 
     def __call__(self, event: Progress) -> None:
         width = 24
