@@ -64,9 +64,15 @@ def most_confident_mistakes(labels: np.ndarray, predictions: np.ndarray, confide
 
 
 def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
-    """Nearest-neighbour enlargement to about ``size`` px, so small digits show crisp pixels instead of blur."""
+    """Pad to a black square, then enlarge (nearest neighbour) to about ``size`` px: crisp pixels, not blur, and
+    thin crops (a "1") keep their shape instead of being stretched by the page."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+    height, width = array.shape[:2]
+    side = max(height, width)
+    padding = [((side - height) // 2, side - height - (side - height) // 2),
+               ((side - width) // 2, side - width - (side - width) // 2)] + [(0, 0)] * (array.ndim - 2)
+    array = np.pad(array, padding)
     factor = max(1, size // max(array.shape[:2]))
     return array.repeat(factor, axis=0).repeat(factor, axis=1)

@@ -62,7 +62,7 @@ def server(mnist_root):
 def page(server):
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        context = browser.new_context(viewport={"width": 1400, "height": 2200})
         yield context.new_page()
         browser.close()
 

@@ -63,6 +63,8 @@ def test_enlarge_keeps_pixels_crisp():
     image = np.array([[0, 1], [1, 0]], dtype=float)
     big = enlarge(image, 4)
     assert big.shape == (4, 4) and big.dtype == np.uint8 and big[0, 0] == 0 and big[0, 3] == 255
+    thin = enlarge(np.ones((10, 2)), 20)
+    assert thin.shape == (20, 20) and thin[:, :8].max() == 0 and thin[:, 8:12].min() == 255
 
 
 def test_confusion_figure_has_one_clickable_point_per_cell():
