@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # so `python benchmarks/<script>.py` finds the repo
+
+from benchmarks.common import percentiles, write_json  # noqa: E402
 PAGES = ["pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py"]
 
 
 def first_loads(page: str) -> dict[str, float]:
     """In this (fresh) process: the Overview run, then the first run of ``page``."""
-    sys.path.insert(0, str(REPO))
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
@@ -39,7 +40,6 @@ def first_loads(page: str) -> dict[str, float]:
 
 def canvas_updates(runs: int) -> list[float]:
     """Seconds per Draw-page run after a new stroke arrives, over ``runs`` different strokes."""
-    sys.path.insert(0, str(REPO))
     from streamlit.testing.v1 import AppTest
 
     from tests.test_app import canvas_stroke
@@ -73,20 +73,17 @@ def main() -> None:
         output = subprocess.run([sys.executable, __file__, "--child", page], capture_output=True, text=True,
                                 check=True, cwd=REPO).stdout
         results["first_load"][page] = json.loads(output.strip().splitlines()[-1])
-    timings = canvas_updates(5 if args.quick else 30)
-    ordered = sorted(timings)
-    results["canvas_update_ms"] = {"median": 1000 * statistics.median(ordered),
-                                   "p95": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-                                   "runs": len(ordered)}
+    timings_ms = [1000 * seconds for seconds in canvas_updates(5 if args.quick else 30)]
+    results["canvas_update_ms"] = {**percentiles(timings_ms), "runs": len(timings_ms)}
 
     print("first load, fresh process (s): page run after the Overview run that starts every visit")
     for page, figures in results["first_load"].items():
         print(f"  {page:<24} {figures['page_s']:6.2f}   (Overview run before it: {figures['overview_s']:.2f})")
     update = results["canvas_update_ms"]
-    print(f"canvas update → all predictions rendered: median {update['median']:.0f} ms, p95 {update['p95']:.0f} ms "
+    print(f"canvas update → all predictions rendered: median {update['p50']:.0f} ms, p95 {update['p95']:.0f} ms "
           f"over {update['runs']} strokes (goal: median under 100 ms)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":
