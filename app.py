@@ -1,4 +1,4 @@
-"""digit-lab: draw a digit, explore MNIST, and compare six classifiers. Start with `./run.sh`."""
+"""digit-lab: draw a digit, explore MNIST, compare six classifiers and train new runs. Start with `./run.sh`."""
 
 import streamlit as st
 
@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/draw_page.py", title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page("pages/dataset_page.py", title="Dataset", icon=":material/dataset:", url_path="dataset"),
     st.Page("pages/compare_page.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/train_page.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -1,4 +1,5 @@
-"""The models the dashboard can show: every shipped checkpoint, each either loaded or marked unavailable with why.
+"""The models the dashboard can show: every shipped checkpoint and every saved training run, each either loaded or
+marked unavailable with why.
 
 A broken or missing file never takes the others down: it becomes an entry with an ``error``.
 """
@@ -16,15 +17,18 @@ from torch import nn
 
 from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics
 from .inference import predict_proba
-from .paths import resolve_checkpoint_dir
+from .paths import resolve_checkpoint_dir, resolve_runs_dir
 from .registry import MODEL_NAMES, get_spec
+from .runs import list_runs
 
 
 @dataclass
 class CatalogEntry:
-    name: str
+    name: str  # a registry name for shipped models, a run id for saved runs
     title: str
     checkpoint: Path
+    architecture: str  # the registry name of the model's architecture
+    is_run: bool = False
     model: nn.Module | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] | None = None  # the saved evaluation JSON, when present
@@ -35,28 +39,40 @@ class CatalogEntry:
         return self.model is not None
 
 
-def catalog_signature(checkpoint_dir: str | os.PathLike | None = None) -> tuple:
-    """Names, sizes and times of the checkpoint files: a cache key that changes when any file does."""
-    directory = resolve_checkpoint_dir(checkpoint_dir)
-    files = sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []
-    return (str(directory), *((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files))
+def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
+                      runs_dir: str | os.PathLike | None = None) -> tuple:
+    """Names, sizes and times of the checkpoint and run files: a cache key that changes when any file does."""
+    signature = []
+    for directory in (resolve_checkpoint_dir(checkpoint_dir), resolve_runs_dir(runs_dir)):
+        files = sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []
+        signature += [str(directory), *((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)]
+    return tuple(signature)
 
 
-def load_catalog(checkpoint_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:
-    """One entry per registered model, in registry order."""
-    entries = []
-    for name in MODEL_NAMES:
-        entry = CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir))
-        try:
-            entry.model, entry.meta = load_checkpoint(name, checkpoint_dir)
-        except CheckpointError as error:
-            entry.error = str(error)
-        try:
-            entry.results = load_metrics(name, checkpoint_dir)
-        except CheckpointError:
-            entry.results = None
-        entries.append(entry)
-    return entries
+def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: str | os.PathLike | None
+                ) -> CatalogEntry:
+    try:
+        entry.model, entry.meta = load_checkpoint(source, checkpoint_dir)
+    except CheckpointError as error:
+        entry.error = str(error)
+    try:
+        entry.results = load_metrics(source, checkpoint_dir)
+    except CheckpointError:
+        entry.results = None
+    return entry
+
+
+def load_catalog(checkpoint_dir: str | os.PathLike | None = None,
+                 runs_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:
+    """One entry per registered model, in registry order, then one per saved run, oldest first."""
+    shipped = [_load_entry(CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir), name),
+                           name, checkpoint_dir) for name in MODEL_NAMES]
+    runs = [_load_entry(CatalogEntry(run.run_id, run.title, run.checkpoint, run.model, is_run=True),
+                        run.checkpoint, None) for run in list_runs(runs_dir)]
+    for entry in runs:
+        if entry.meta.get("cancelled"):
+            entry.title += " (cancelled)"
+    return shipped + runs
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,16 @@ from .paths import DATA_DIR_ENV, resolve_data_root
 from .reporting import leaderboard_row
 
 SELECTED_MODELS_KEY = "selected_models"
+KNOWN_MODELS_KEY = "known_models"  # what the sidebar offered last run, to spot runs saved since
 
 
-@st.cache_resource(show_spinner="Loading the models…")
+@st.cache_resource(show_spinner="Loading the models…", max_entries=2)
 def _catalog(signature: tuple) -> list[CatalogEntry]:
     return load_catalog()
 
 
 def catalog() -> list[CatalogEntry]:
-    """All registered models, reloaded only when a checkpoint file changes."""
+    """The shipped models and saved runs, reloaded only when a checkpoint or run file changes."""
     return _catalog(catalog_signature())
 
 
@@ -36,7 +37,29 @@ def selected_entries() -> list[CatalogEntry]:
 
 
 def leaderboard(entries: list[CatalogEntry]) -> list[dict]:
-    return [leaderboard_row(entry.name, entry.results) for entry in entries if entry.results is not None]
+    return [leaderboard_row(entry.name, entry.results, entry.title) for entry in entries if entry.results is not None]
+
+
+def leaderboard_table(rows: list[dict]) -> None:
+    """The leaderboard rows as a formatted table (Overview, and a run beside its shipped model on Train)."""
+    st.dataframe(
+        [{"model": row["title"], "test accuracy": row["accuracy"], "report": row["report_accuracy"],
+          "macro AUC": row["macro_auc"], "log loss": row["log_loss"], "ECE": row["ece"],
+          "parameters": row["parameters"], "size (MB)": row["size_mb"], "latency (ms)": row["latency_ms"],
+          "epochs": row["epochs"], "training (s)": row["train_time_s"]} for row in rows],
+        hide_index=True,
+        column_config={
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "report": st.column_config.NumberColumn("report's figure", format="percent"),
+            "macro AUC": st.column_config.NumberColumn(format="%.5f"),
+            "log loss": st.column_config.NumberColumn(format="%.4f"),
+            "ECE": st.column_config.NumberColumn("calibration error", format="percent"),
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "size (MB)": st.column_config.NumberColumn(format="%.2f"),
+            "latency (ms)": st.column_config.NumberColumn("latency, 1 image (ms)", format="%.2f"),
+            "training (s)": st.column_config.NumberColumn(format="%.0f"),
+        },
+    )
 
 
 @st.cache_resource(show_spinner="Reading MNIST…")
@@ -71,14 +94,29 @@ def pca(root: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return pca_map(images, labels, count, seed)
 
 
+def _sync_selection(available: list[str]) -> None:
+    """Before the sidebar's multiselect is drawn: select models and runs that appeared since the last run (a run
+    just trained shows up everywhere), and drop ones that are gone (a deleted run)."""
+    selected = st.session_state.get(SELECTED_MODELS_KEY)
+    known = st.session_state.get(KNOWN_MODELS_KEY, [])
+    if selected is None:
+        selected = available
+    else:
+        selected = [name for name in selected if name in available] + [
+            name for name in available if name not in known and name not in selected]
+    st.session_state[SELECTED_MODELS_KEY] = selected
+    st.session_state[KNOWN_MODELS_KEY] = available
+
+
 def render_sidebar() -> None:
     """Model choice and each checkpoint's provenance, on every page."""
     entries = catalog()
     available = [entry.name for entry in entries if entry.available]
     titles = {entry.name: entry.title for entry in entries}
+    _sync_selection(available)
     with st.sidebar:
-        st.multiselect("Models shown", available, default=available, key=SELECTED_MODELS_KEY,
-                       format_func=titles.get, help="Every page shows only these models.")
+        st.multiselect("Models shown", available, key=SELECTED_MODELS_KEY, format_func=titles.get,
+                       help="Every page shows only these models. Runs trained on the Train page join the list.")
         with st.expander("Checkpoints", icon=":material/inventory_2:"):
             for entry in entries:
                 if not entry.available:

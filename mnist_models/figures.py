@@ -174,3 +174,27 @@ def per_class_frame(results_by_title: dict[str, dict[str, Any]]) -> pd.DataFrame
     frame = pd.DataFrame(columns, index=pd.Index(DIGITS, name="digit"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
+
+
+def live_training_figure(events: list, title: str) -> go.Figure:
+    """One run's progress so far: the running batch loss and accuracy between epochs (thin), and per-epoch training
+    (solid) and validation (dashed) figures, on an x axis of fractional epochs."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (cross-entropy)", "accuracy"))
+    batches = [event for event in events if event.kind == "batch"]
+    epochs = [event for event in events if event.kind == "epoch"]
+    position = [event.epoch - 1 + event.batch / event.batches for event in batches]
+    for column, batch_values, train_values, val_values in (
+            (1, [e.loss for e in batches], [e.loss for e in epochs], [e.val_loss for e in epochs]),
+            (2, [e.accuracy for e in batches], [e.accuracy for e in epochs], [e.val_accuracy for e in epochs])):
+        first = column == 1
+        fig.add_scatter(x=position, y=batch_values, mode="lines", line=dict(color=PALETTE[0], width=1),
+                        opacity=0.45, name="running (batches)", legendgroup="batch", showlegend=first, row=1,
+                        col=column)
+        epoch_numbers = [event.epoch for event in epochs]
+        fig.add_scatter(x=epoch_numbers, y=train_values, mode="lines+markers", line=dict(color=PALETTE[0]),
+                        name="train (epoch)", legendgroup="train", showlegend=first, row=1, col=column)
+        fig.add_scatter(x=epoch_numbers, y=val_values, mode="lines+markers", line=dict(color=PALETTE[1], dash="dash"),
+                        name="validation (epoch)", legendgroup="val", showlegend=first, row=1, col=column)
+    fig.update_xaxes(title="epoch", rangemode="tozero")
+    fig.update_yaxes(type="log", row=1, col=1)
+    return _compact(fig, 360, title)

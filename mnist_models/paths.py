@@ -9,6 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 RUNS_DIR = REPO_ROOT / "runs"
 CHECKPOINT_DIR_ENV = "DIGIT_LAB_CHECKPOINT_DIR"
+RUNS_DIR_ENV = "DIGIT_LAB_RUNS_DIR"
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
@@ -28,3 +29,10 @@ def resolve_checkpoint_dir(directory: str | os.PathLike | None = None) -> Path:
     if directory is not None:
         return Path(directory).expanduser()
     return Path(os.environ.get(CHECKPOINT_DIR_ENV) or CHECKPOINT_DIR).expanduser()
+
+
+def resolve_runs_dir(directory: str | os.PathLike | None = None) -> Path:
+    """Where the Train page saves its runs: the argument, else $DIGIT_LAB_RUNS_DIR, else runs/ (git-ignored)."""
+    if directory is not None:
+        return Path(directory).expanduser()
+    return Path(os.environ.get(RUNS_DIR_ENV) or RUNS_DIR).expanduser()

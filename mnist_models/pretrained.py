@@ -21,6 +21,15 @@ class PretrainedWeightsUnavailable(RuntimeError):
     """The requested ImageNet weights cannot be loaded; the message lists the ways out."""
 
 
+def _hub_cache_file(variant: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(MOBILENET_VARIANTS[variant][1].url).name
+
+
+def imagenet_weights_cached(variant: str) -> bool:
+    """Whether the ImageNet file for ``variant`` is already in the torch hub cache (usable without a download)."""
+    return _hub_cache_file(variant).is_file()
+
+
 def load_pretrained_state(variant: str, weights: str) -> tuple[dict[str, torch.Tensor], str]:
     """Return (state_dict, provenance) for ``weights`` = 'imagenet' or a file path."""
     if weights == IMAGENET:
@@ -28,7 +37,7 @@ def load_pretrained_state(variant: str, weights: str) -> tuple[dict[str, torch.T
         try:
             state = enum.get_state_dict(progress=True, check_hash=True)
         except Exception as error:  # URLError, HTTPError, hash mismatch, corrupt cache: all mean "not available"
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+            cache = _hub_cache_file(variant)
             raise PretrainedWeightsUnavailable(
                 f"ImageNet weights for MobileNet {variant} are not available ({type(error).__name__}: "
                 f"{str(error).splitlines()[0] if str(error) else 'no detail'}). They download from {enum.url} into "

@@ -15,14 +15,14 @@ TIE_TOLERANCE = 0.001  # accuracies within 0.1 percentage point (about one stand
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def leaderboard_row(name: str, results: dict[str, Any]) -> dict[str, Any]:
-    """One model's headline figures, flat, for tables and charts."""
-    spec = get_spec(name)
+def leaderboard_row(name: str, results: dict[str, Any], title: str | None = None) -> dict[str, Any]:
+    """One model's (or saved run's) headline figures, flat, for tables and charts."""
+    spec = get_spec(results.get("model", name))
     metrics, trained = results["metrics"], results.get("trained", {})
     latency = results.get("latency", {})
     return {
         "model": name,
-        "title": spec.title,
+        "title": title or spec.title,
         "accuracy": metrics["accuracy"],
         "errors": metrics["errors"],
         "macro_auc": metrics["auc"]["macro"],

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_models.dashboard import catalog, leaderboard, selected_entries
+from mnist_models.dashboard import catalog, leaderboard, leaderboard_table, selected_entries
 from mnist_models.figures import leaderboard_figure
 from mnist_models.reporting import recommend
 
@@ -28,31 +28,16 @@ else:
     st.caption(f"Rule: {choice.rule}")
 
     st.subheader("Leaderboard", anchor="leaderboard")
-    st.dataframe(
-        [{"model": row["title"], "test accuracy": row["accuracy"], "report": row["report_accuracy"],
-          "macro AUC": row["macro_auc"], "log loss": row["log_loss"], "ECE": row["ece"],
-          "parameters": row["parameters"], "size (MB)": row["size_mb"], "latency (ms)": row["latency_ms"],
-          "epochs": row["epochs"], "training (s)": row["train_time_s"]} for row in rows],
-        hide_index=True,
-        column_config={
-            "test accuracy": st.column_config.NumberColumn(format="percent"),
-            "report": st.column_config.NumberColumn("report's figure", format="percent"),
-            "macro AUC": st.column_config.NumberColumn(format="%.5f"),
-            "log loss": st.column_config.NumberColumn(format="%.4f"),
-            "ECE": st.column_config.NumberColumn("calibration error", format="percent"),
-            "parameters": st.column_config.NumberColumn(format="localized"),
-            "size (MB)": st.column_config.NumberColumn(format="%.2f"),
-            "latency (ms)": st.column_config.NumberColumn("latency, 1 image (ms)", format="%.2f"),
-            "training (s)": st.column_config.NumberColumn(format="%.0f"),
-        },
-    )
+    leaderboard_table(rows)
     st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
 
 st.subheader("Pages")
-columns = st.columns(3)
+columns = st.columns(4)
 columns[0].page_link("pages/draw_page.py", label="Draw a digit", icon=":material/draw:")
 columns[0].caption("Every model's answer to your handwriting, live.")
 columns[1].page_link("pages/dataset_page.py", label="Explore the dataset", icon=":material/dataset:")
 columns[1].caption("Samples, class balance, mean digits, what each architecture sees.")
 columns[2].page_link("pages/compare_page.py", label="Compare the models", icon=":material/compare_arrows:")
 columns[2].caption("ROC curves, confusion matrices, training curves, mistakes.")
+columns[3].page_link("pages/train_page.py", label="Train a model", icon=":material/model_training:")
+columns[3].caption("Pick hyperparameters, watch the curves grow, compare with the shipped model.")

@@ -1,0 +1,273 @@
+"""The background trainer behind the Train page: one per server process, one training job at a time on a machine.
+
+Streamlit reruns a page's script on every click and drops it when the tab closes, so training cannot live in the
+script thread. A request (one or more models) runs in a worker thread owned by this module; pages only submit,
+cancel and read snapshots. The models of one request run one after another; a second request while one is active is
+refused with a message saying what is running. A lock file in the runs folder extends the rule across processes, so
+a second server (or a cleared Streamlit cache that built a second worker) can never train in parallel by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import torch
+
+from .data import load_mnist
+from .paths import resolve_data_root, resolve_runs_dir
+from .registry import get_spec
+from .runs import save_run
+from .training import Progress, TrainConfig, train
+
+LOGGER = logging.getLogger(__name__)
+LOCK_FILE = ".training.lock"
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    EVALUATING = "evaluating"  # trained; measuring on the test set and saving
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING, JobState.EVALUATING)
+
+
+@dataclass
+class Job:
+    """One model's training within a request, as the worker sees it; pages get copies from ``snapshot``."""
+
+    number: int
+    config: TrainConfig
+    state: JobState = JobState.QUEUED
+    events: list[Progress] = field(default_factory=list)  # every progress report, batch and epoch
+    log: list[str] = field(default_factory=list)
+    error: str | None = None
+    run_id: str | None = None
+    run_title: str | None = None
+    evaluation: dict[str, Any] | None = None  # test-set metrics of the saved run
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def title(self) -> str:
+        return get_spec(self.config.model).title
+
+    @property
+    def latest(self) -> Progress | None:
+        return self.events[-1] if self.events else None
+
+    @property
+    def epoch_events(self) -> list[Progress]:
+        return [event for event in self.events if event.kind == "epoch"]
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def progress_line(job: Job) -> tuple[float, str]:
+    """(fraction done, one line of text) for a job's progress bar."""
+    latest = job.latest
+    if job.state is JobState.QUEUED:
+        return 0.0, f"{job.title}: queued"
+    if job.state is JobState.EVALUATING:
+        return 1.0, f"{job.title}: evaluating on the test set and saving"
+    if latest is None:
+        return 0.0, f"{job.title}: {'loading the data and building the model' if job.state.active else job.state.value}"
+    text = (f"{job.title}: epoch {latest.epoch}/{latest.epochs} · {latest.fraction:.0%} · "
+            f"{latest.images_per_s:,.0f} images/s")
+    if job.state is JobState.RUNNING:
+        text += f" · about {format_duration(latest.eta_s)} left"
+    return latest.fraction, text
+
+
+class WorkerBusy(RuntimeError):
+    """A request arrived while another is training on this machine; the message says which."""
+
+
+@dataclass
+class Request:
+    jobs: list[Job]
+    runs_dir: Path
+    data_dir: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def active(self) -> bool:
+        return any(job.state.active for job in self.jobs)
+
+
+def describe_failure(error: BaseException) -> str:
+    """A sentence a person can act on, for an exception that ended a job."""
+    if isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error):
+        return f"out of memory ({str(error).splitlines()[0]}); try a smaller batch size or training subset"
+    if isinstance(error, (ValueError, KeyError)):
+        return f"bad hyperparameters: {error}"
+    return str(error) or type(error).__name__
+
+
+class TrainingWorker:
+    """Accepts one request at a time and trains its models in a background thread."""
+
+    def __init__(self, load_data: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        self._load_data = load_data or (lambda split, root: load_mnist(split, root, download=False))
+        self._guard = threading.Lock()
+        self._request: Request | None = None
+        self._thread: threading.Thread | None = None
+        self._jobs_started = 0
+
+    def submit(self, configs: list[TrainConfig], runs_dir: str | os.PathLike | None = None,
+               data_dir: str | os.PathLike | None = None) -> list[Job]:
+        """Queue ``configs`` as one request and start training; WorkerBusy if anything is training already."""
+        if not configs:
+            raise ValueError("choose at least one model to train")
+        runs = resolve_runs_dir(runs_dir)
+        with self._guard:
+            if self._request is not None and self._request.active:
+                raise WorkerBusy(f"A training request is already running ({self._describe(self._request)}). "
+                                 f"Wait for it to finish or cancel it, then start yours.")
+            lock = _acquire_machine_lock(runs)
+            jobs = [Job(self._jobs_started + index + 1, config) for index, config in enumerate(configs)]
+            self._jobs_started += len(jobs)
+            self._request = Request(jobs, runs, resolve_data_root(data_dir))
+            self._thread = threading.Thread(target=self._work, args=(self._request, lock), daemon=True,
+                                            name="digit-lab-training")
+            self._thread.start()
+        return self.snapshot()
+
+    def cancel(self) -> bool:
+        """Stop the running job (it is saved as cancelled if an epoch finished) and drop the queued ones."""
+        with self._guard:
+            if self._request is None or not self._request.active:
+                return False
+            self._request.cancel.set()
+            return True
+
+    def snapshot(self) -> list[Job]:
+        """Copies of the current (or last) request's jobs, safe to read while the worker goes on."""
+        with self._guard:
+            if self._request is None:
+                return []
+            return [dataclasses.replace(job, events=list(job.events), log=list(job.log))
+                    for job in self._request.jobs]
+
+    @property
+    def busy(self) -> bool:
+        with self._guard:
+            return self._request is not None and self._request.active
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current request is done (tests and scripts); False on timeout."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+    @staticmethod
+    def _describe(request: Request) -> str:
+        running = next((job for job in request.jobs if job.state.active), None)
+        if running is None:
+            return "finishing"
+        latest = running.latest
+        where = f", epoch {latest.epoch}/{latest.epochs}, about {latest.eta_s:.0f} s left" if latest else ""
+        return f"{running.title}{where}"
+
+    def _update(self, job: Job, **changes: Any) -> None:
+        with self._guard:
+            for name, value in changes.items():
+                setattr(job, name, value)
+
+    def _record(self, job: Job, event: Progress) -> None:
+        with self._guard:
+            job.events.append(event)
+            if event.kind == "epoch":
+                job.log.append(f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.4f}, accuracy "
+                               f"{event.accuracy:.2%}, validation loss {event.val_loss:.4f}, validation accuracy "
+                               f"{event.val_accuracy:.2%} ({event.images_per_s:,.0f} images/s)")
+
+    def _note(self, job: Job, line: str) -> None:
+        with self._guard:
+            job.log.append(line)
+
+    def _work(self, request: Request, lock: TextIO) -> None:
+        try:
+            for job in request.jobs:
+                if request.cancel.is_set():
+                    self._update(job, state=JobState.CANCELLED, ended=time.time())
+                    self._note(job, "cancelled before it started")
+                    continue
+                self._run_job(job, request)
+        finally:
+            lock.close()  # closing the file releases the machine-wide lock
+
+    def _run_job(self, job: Job, request: Request) -> None:
+        self._update(job, state=JobState.RUNNING, started=time.time())
+        config = job.config
+        self._note(job, f"training {job.title}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
+                        f"lr {config.lr:g}, {config.train_subset or 'all'} training images, seed {config.seed}")
+        try:
+            result = train(config, progress=lambda event: self._record(job, event), cancel=request.cancel,
+                           data=self._load_data("train", request.data_dir))
+            if result.cancelled and result.epochs_completed == 0:
+                self._note(job, "cancelled before the first epoch finished: nothing to save")
+                self._update(job, state=JobState.CANCELLED, ended=time.time())
+                return
+            self._update(job, state=JobState.EVALUATING)
+            self._note(job, f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} "
+                            f"epoch(s) in {result.train_time_s:.1f} s; evaluating on the test set")
+            run, evaluation = save_run(result, self._load_data("test", request.data_dir), request.runs_dir)
+        except Exception as error:  # the worker's boundary: any failure ends this job only, with its reason
+            LOGGER.exception("training job %s (%s) failed", job.number, config.model)
+            reason = describe_failure(error)
+            self._note(job, f"failed: {reason}")
+            self._update(job, state=JobState.FAILED, error=reason, ended=time.time())
+            return
+        self._note(job, f"saved as {run.run_id}: test accuracy {evaluation['metrics']['accuracy']:.2%}")
+        self._update(job, state=JobState.CANCELLED if result.cancelled else JobState.FINISHED, run_id=run.run_id,
+                     run_title=run.title, evaluation=evaluation["metrics"], ended=time.time())
+
+
+def _acquire_machine_lock(runs_dir: Path) -> TextIO:
+    """An exclusive, non-blocking lock on ``runs_dir``/.training.lock, held until the returned file is closed."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(runs_dir / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise WorkerBusy(f"Another digit-lab process ({holder}) is training into {runs_dir}; one training job runs "
+                         f"at a time on this machine. Try again when it has finished.") from None
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock
+
+
+_SHARED: TrainingWorker | None = None
+_SHARED_GUARD = threading.Lock()
+
+
+def shared_worker() -> TrainingWorker:
+    """The process's one worker. A module global rather than st.cache_resource: clearing Streamlit's cache must not
+    orphan a running job or create a second worker."""
+    global _SHARED
+    with _SHARED_GUARD:
+        if _SHARED is None:
+            _SHARED = TrainingWorker()
+        return _SHARED

@@ -1,0 +1,161 @@
+"""Train: choose models and hyperparameters, train in the background while watching live, cancel, compare, delete."""
+
+import streamlit as st
+
+from mnist_models.dashboard import catalog, leaderboard, leaderboard_table, mnist
+from mnist_models.devices import available_devices
+from mnist_models.figures import live_training_figure
+from mnist_models.jobs import JobState, WorkerBusy, progress_line, shared_worker
+from mnist_models.registry import MODEL_NAMES, get_spec
+from mnist_models.runs import delete_run
+from mnist_models.train_options import SUBSET_CHOICES, architecture_settings, recipe, subset_label, weight_choices
+from mnist_models.training import OPTIMIZERS, SCHEDULES, TrainConfig
+
+WATCHING_KEY = "train_watching"  # this session saw a request active and must refresh the app when it ends
+BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+
+worker = shared_worker()
+title_of = {name: get_spec(name).title for name in MODEL_NAMES}
+
+st.title("Train a model")
+st.caption("Training runs in a background worker on the server: rerun, switch pages or close the tab and it goes on; "
+           "come back here to watch it. One request trains at a time on this machine, its models one after another. "
+           "Finished runs are saved under `runs/` and join the other pages beside the shipped models.")
+live_area = st.container()
+
+
+def model_settings(name: str) -> dict:
+    """The widgets for one model's hyperparameters, starting from its shipped recipe; returns TrainConfig fields."""
+    base = recipe(name)
+    key = f"train_{name}_"
+    left, middle, right = st.columns(3)
+    values = {
+        "epochs": left.number_input("Epochs", 1, 100, base.epochs, key=key + "epochs"),
+        "batch_size": left.select_slider("Batch size", BATCH_SIZES, base.batch_size, key=key + "batch_size"),
+        "lr": middle.number_input("Learning rate", 1e-4, 2.0, base.lr, step=1e-4, format="%.4f", key=key + "lr"),
+        "optimizer": middle.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(base.optimizer),
+                                      key=key + "optimizer"),
+        "schedule": middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(base.schedule),
+                                     key=key + "schedule"),
+        "augment": right.toggle("Augmentation (rotate, shift, zoom)", base.augment, key=key + "augment"),
+        "augment_strength": right.slider("Augmentation strength", 0.0, 2.0, base.augment_strength, 0.1,
+                                         key=key + "augment_strength"),
+    }
+    architecture = {}
+    for setting, default in architecture_settings(name):
+        if setting.options:
+            architecture[setting.key] = right.selectbox(setting.label, setting.options,
+                                                        setting.options.index(default), key=key + setting.key,
+                                                        help=setting.help)
+        elif isinstance(default, float):
+            architecture[setting.key] = right.slider(setting.label, setting.minimum, setting.maximum, default,
+                                                     setting.step, key=key + setting.key, help=setting.help)
+        else:
+            architecture[setting.key] = right.number_input(setting.label, int(setting.minimum), int(setting.maximum),
+                                                           default, int(setting.step), key=key + setting.key,
+                                                           help=setting.help)
+    values["architecture"] = architecture
+    if weight_choices(name):
+        values["weights"] = right.selectbox(
+            "Initial weights", weight_choices(name), format_func={"imagenet": "ImageNet", "none": "random"}.get,
+            key=key + "weights", help="ImageNet needs torchvision's weights file in the torch hub cache; offline "
+                                      "it is not there and such a run fails with instructions.")
+    return values
+
+
+train_data = mnist("train")
+chosen = st.multiselect("Models to train", MODEL_NAMES, default=["cnn"], format_func=title_of.get,
+                        key="train_models", help="Each starts from the recipe of its shipped checkpoint.")
+with st.form("train_form"):
+    choices = {}
+    for name, tab in zip(chosen, st.tabs([title_of[name] for name in chosen]) if chosen else []):
+        with tab:
+            choices[name] = model_settings(name)
+    left, middle, right = st.columns(3)
+    subset = left.select_slider("Training images", SUBSET_CHOICES, None, format_func=subset_label,
+                                key="train_subset", help="A subset makes a quick run; validation always uses the "
+                                                         "same 5,000 held-out images.")
+    seed = middle.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    devices = available_devices()
+    device = right.selectbox("Device", devices, key="train_device", disabled=len(devices) == 1,
+                             help="Only the CPU is available on this machine." if len(devices) == 1 else None)
+    start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
+                                  disabled=not chosen or train_data is None)
+
+if start:
+    configs, problems = [], []
+    for name, values in choices.items():
+        try:
+            configs.append(TrainConfig.for_model(name, **values, train_subset=subset, seed=int(seed), device=device))
+        except ValueError as error:
+            problems.append(f"**{title_of[name]}**: {error}")
+    if problems:
+        st.error("Not started, these settings are invalid:\n\n" + "\n\n".join(problems), icon=":material/error:")
+    else:
+        try:
+            worker.submit(configs)
+            st.session_state[WATCHING_KEY] = True
+        except WorkerBusy as error:
+            st.error(str(error), icon=":material/hourglass_top:")
+
+
+def show_job(job) -> None:
+    fraction, text = progress_line(job)
+    st.progress(fraction, text=text)
+    if job.state is JobState.FAILED:
+        st.error(f"**{job.title} failed:** {job.error}. Nothing else was changed.", icon=":material/error:")
+    elif job.state is JobState.CANCELLED:
+        saved = f" It was saved as **{job.run_title}** with its finished epochs." if job.run_id else ""
+        st.warning(f"**{job.title}** was cancelled.{saved}", icon=":material/cancel:")
+    if job.events:
+        st.plotly_chart(live_training_figure(job.events, job.title), key=f"live_{job.number}")
+    if job.run_id and not job.state.active:
+        pair = [entry for entry in catalog() if entry.name in (job.config.model, job.run_id)]
+        st.markdown(f"**{job.run_title}** on the 10,000 test images, next to the shipped {job.title}:")
+        leaderboard_table(leaderboard(pair))
+    with st.expander(f"Log of {job.title}", expanded=job.state is JobState.FAILED):
+        st.code("\n".join(job.log) or "waiting to start", language=None)
+
+
+@st.fragment(run_every=1.0 if worker.busy else None)
+def live_panel() -> None:
+    """Redrawn every second while a request is active; reruns the whole app once it ends, so every page sees the
+    new runs."""
+    jobs = worker.snapshot()
+    active = any(job.state.active for job in jobs)
+    if not jobs:
+        st.info("Nothing has been trained since the server started. Choose models below and start.",
+                icon=":material/model_training:")
+        return
+    st.subheader("Training now" if active else "Last training request")
+    if active:
+        st.button("Cancel training", icon=":material/stop:", on_click=worker.cancel, key="cancel_training",
+                  help="The running model keeps its finished epochs and is saved as cancelled; queued ones are "
+                       "dropped.")
+    for job in jobs:
+        show_job(job)
+    if active:
+        st.session_state[WATCHING_KEY] = True
+    elif st.session_state.pop(WATCHING_KEY, False):
+        st.rerun()
+
+
+with live_area:
+    live_panel()
+
+st.subheader("Saved runs")
+runs = [entry for entry in catalog() if entry.is_run]
+if not runs:
+    st.caption("No saved runs yet. Each finished or cancelled run is saved here and appears on the other pages.")
+else:
+    leaderboard_table(leaderboard(runs))
+    broken = [entry for entry in runs if not entry.available]
+    for entry in broken:
+        st.error(f"**{entry.title}** cannot be loaded: {entry.error}", icon=":material/error:")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    doomed = left.selectbox("Run", [entry.name for entry in runs], format_func={e.name: e.title for e in runs}.get,
+                            key="delete_run_choice")
+    if right.button("Delete run", icon=":material/delete:", key="delete_run"):
+        delete_run(doomed)
+        st.toast(f"Deleted {doomed}.")
+        st.rerun()
