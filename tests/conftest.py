@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_models.data import dataset_available
-from mnist_models.paths import resolve_data_root
+from mnist_models.paths import RUNS_DIR_ENV, resolve_data_root
 
 
 def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0) -> Path:
@@ -23,6 +23,14 @@ def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, s
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
     return root
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path: Path, monkeypatch) -> Path:
+    """Every test gets its own empty runs folder, so nothing is written into (or read from) the repository's runs/."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, str(folder))
+    return folder
 
 
 @pytest.fixture

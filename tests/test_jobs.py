@@ -1,0 +1,153 @@
+"""The background worker on its own, with the tiny IDX dataset: start, progress, cancel, failure, queueing, refusal."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from mnist_models import TrainConfig, load_mnist
+from mnist_models.jobs import JobState, TrainingWorker, WorkerBusy, describe_failure, format_duration, progress_line
+from mnist_models.runs import list_runs
+
+TIMEOUT = 120
+
+
+def config(model: str = "mlp", **overrides) -> TrainConfig:
+    return TrainConfig.for_model(model, **{"epochs": 2, "batch_size": 16, "device": "cpu", **overrides})
+
+
+@pytest.fixture
+def worker(tiny_dataset):
+    worker = TrainingWorker(load_data=lambda split, root: load_mnist(split, tiny_dataset, download=False))
+    yield worker
+    worker.cancel()
+    assert worker.wait(TIMEOUT), "the worker did not stop"
+
+
+class GatedLoader:
+    """A data loader that holds the first job at 'loading' until the test opens the gate: a deterministic busy
+    worker."""
+
+    def __init__(self, root) -> None:
+        self.root, self.gate = root, threading.Event()
+
+    def __call__(self, split, root):
+        assert self.gate.wait(TIMEOUT)
+        return load_mnist(split, self.root, download=False)
+
+
+def wait_for(predicate, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_request_trains_reports_progress_and_saves_a_run(worker, runs_dir):
+    jobs = worker.submit([config()])
+    assert [job.state for job in jobs] in ([JobState.QUEUED], [JobState.RUNNING])
+    assert worker.wait(TIMEOUT)
+    (job,) = worker.snapshot()
+    assert job.state is JobState.FINISHED and job.error is None
+    assert [event.epoch for event in job.epoch_events] == [1, 2]
+    assert job.latest.fraction == pytest.approx(1.0) and all(event.images_per_s > 0 for event in job.events)
+    assert job.run_id == "run001-mlp" and job.run_title == "MLP · run 1"
+    assert 0 <= job.evaluation["accuracy"] <= 1 and job.started <= job.ended
+    assert [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
+    assert job.log[0].startswith("training MLP: 2 epochs") and "saved as run001-mlp" in job.log[-1]
+    assert sum("validation accuracy" in line for line in job.log) == 2
+
+
+def test_the_models_of_a_request_run_one_after_another(worker):
+    worker.submit([config("mlp"), config("cnn_basic"), config("rnn", architecture={"hidden_size": 16})])
+    assert worker.wait(TIMEOUT)
+    jobs = worker.snapshot()
+    assert [job.state for job in jobs] == [JobState.FINISHED] * 3
+    assert [job.run_id for job in jobs] == ["run001-mlp", "run002-cnn_basic", "run003-rnn"]
+    for earlier, later in zip(jobs, jobs[1:]):
+        assert earlier.ended <= later.started, "two jobs overlapped"
+
+
+def test_a_second_request_is_refused_while_one_is_active(tiny_dataset):
+    loader = GatedLoader(tiny_dataset)
+    worker = TrainingWorker(load_data=loader)
+    worker.submit([config()])
+    wait_for(lambda: worker.snapshot()[0].state is JobState.RUNNING)
+    with pytest.raises(WorkerBusy, match=r"already running \(MLP\)"):
+        worker.submit([config("cnn")])
+    assert len(worker.snapshot()) == 1, "the refused request left the running one alone"
+    loader.gate.set()
+    assert worker.wait(TIMEOUT) and worker.snapshot()[0].state is JobState.FINISHED
+    worker.submit([config()])  # accepted once the first has finished
+    assert worker.wait(TIMEOUT)
+
+
+def test_another_worker_on_the_same_runs_folder_is_refused(tiny_dataset, runs_dir):
+    loader = GatedLoader(tiny_dataset)
+    first, second = TrainingWorker(load_data=loader), TrainingWorker(load_data=loader)
+    first.submit([config()])
+    with pytest.raises(WorkerBusy, match=r"Another digit-lab process \(pid \d+\) is training"):
+        second.submit([config()])
+    loader.gate.set()
+    assert first.wait(TIMEOUT)
+    second.submit([config()])  # the lock was released with the request
+    assert second.wait(TIMEOUT) and len(list_runs(runs_dir)) == 2
+
+
+def test_cancelling_keeps_the_finished_epochs_as_a_cancelled_run(worker):
+    worker.submit([config(epochs=100_000), config("cnn")])
+    wait_for(lambda: len(worker.snapshot()[0].epoch_events) >= 1)
+    assert worker.cancel()
+    assert worker.wait(TIMEOUT)
+    running, queued = worker.snapshot()
+    assert running.state is JobState.CANCELLED and running.run_id == "run001-mlp"
+    assert 1 <= len(running.epoch_events) < 100_000
+    assert queued.state is JobState.CANCELLED and queued.run_id is None and queued.started is None
+    assert queued.log == ["cancelled before it started"]
+    assert not worker.cancel(), "nothing left to cancel"
+
+
+def test_a_job_cancelled_before_its_first_epoch_saves_nothing(tiny_dataset, runs_dir):
+    loader = GatedLoader(tiny_dataset)
+    worker = TrainingWorker(load_data=loader)
+    worker.submit([config()])
+    worker.cancel()
+    loader.gate.set()
+    assert worker.wait(TIMEOUT)
+    (job,) = worker.snapshot()
+    assert job.state is JobState.CANCELLED and job.run_id is None and list_runs(runs_dir) == []
+    assert "nothing to save" in job.log[-1]
+
+
+def test_a_failure_ends_only_its_job_with_the_reason(tiny_dataset, runs_dir):
+    worker = TrainingWorker()  # the real loader, pointed at a folder without MNIST
+    worker.submit([config()], data_dir=tiny_dataset / "missing")
+    assert worker.wait(TIMEOUT)
+    (job,) = worker.snapshot()
+    assert job.state is JobState.FAILED and "MNIST" in job.error and list_runs(runs_dir) == []
+    assert job.log[-1].startswith("failed: ")
+
+    good = TrainingWorker(load_data=lambda split, root: load_mnist(split, tiny_dataset, download=False))
+    good.submit([config(device="meta"), config()])
+    assert good.wait(TIMEOUT)
+    failed, finished = good.snapshot()
+    assert failed.state is JobState.FAILED and failed.error.startswith("bad hyperparameters: ")
+    assert finished.state is JobState.FINISHED and [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
+
+
+def test_an_empty_request_is_refused(worker):
+    with pytest.raises(ValueError, match="at least one model"):
+        worker.submit([])
+
+
+def test_failure_messages_and_progress_lines_read_well(worker):
+    assert "smaller batch size" in describe_failure(torch.OutOfMemoryError("CUDA out of memory"))
+    assert describe_failure(RuntimeError("")) == "RuntimeError"
+    assert [format_duration(s) for s in (0, 75.4, 3725)] == ["0:00", "1:15", "1 h 02 min"]
+    worker.submit([config()])
+    assert worker.wait(TIMEOUT)
+    fraction, text = progress_line(worker.snapshot()[0])
+    assert fraction == pytest.approx(1.0) and text.startswith("MLP: epoch 2/2 · 100% · ") and "left" not in text

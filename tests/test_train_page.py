@@ -1,0 +1,120 @@
+"""The Train page under AppTest, with the real MNIST: a tiny run from start to finish and onto Compare, a refused second
+request, cancelling, a failed run's reason, deleting a run, and widgets that follow the registry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_models import TrainConfig
+from mnist_models.dashboard import SELECTED_MODELS_KEY
+from mnist_models.jobs import shared_worker
+from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
+from mnist_models.pretrained import imagenet_weights_cached
+
+TRAIN_PAGE = "pages/train_page.py"
+START = "FormSubmitter:train_form-Start training"
+TIMEOUT = 300
+
+
+@pytest.fixture
+def train_page(mnist_root, monkeypatch) -> AppTest:
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    app.switch_page(TRAIN_PAGE).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    yield app
+    shared_worker().cancel()
+    assert shared_worker().wait(TIMEOUT)
+
+
+def start(app: AppTest, model: str, epochs: int, subset: int | None) -> AppTest:
+    app.multiselect(key="train_models").set_value([model]).run()
+    app.number_input(key=f"train_{model}_epochs").set_value(epochs)
+    app.select_slider(key="train_subset").set_value(subset)
+    app.button(key=START).click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def finish(app: AppTest) -> AppTest:
+    assert shared_worker().wait(TIMEOUT)
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def markdown(app: AppTest) -> str:
+    return "\n".join(element.value for element in app.markdown)
+
+
+def test_a_tiny_run_trains_in_the_background_and_joins_every_page(train_page):
+    app = finish(start(train_page, "mlp", epochs=1, subset=1000))
+    assert [header.value for header in app.subheader][:1] == ["Last training request"]
+    assert "**MLP · run 1** on the 10,000 test images, next to the shipped MLP:" in markdown(app)
+    comparison = app.dataframe[0].value
+    assert sorted(comparison["model"]) == ["MLP", "MLP · run 1"]
+    assert comparison["test accuracy"].between(0.5, 1).all(), "1,000 images for one epoch is far above chance"
+    assert "run001-mlp" in app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value
+    app.switch_page("pages/compare_page.py").run()
+    assert not app.exception and "MLP · run 1" in app.selectbox(key="roc_model").options
+
+
+def test_a_second_request_is_refused_and_cancelling_keeps_a_cancelled_run(train_page):
+    app = start(train_page, "mlp", epochs=100, subset=None)
+    deadline = time.monotonic() + TIMEOUT
+    while not shared_worker().snapshot()[0].epoch_events:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    app.button(key=START).click().run()
+    assert any("already running (MLP, epoch" in error.value for error in app.error)
+    assert len(shared_worker().snapshot()) == 1
+    app.button(key="cancel_training").click().run()
+    app = finish(app)
+    assert any("**MLP** was cancelled. It was saved as **MLP · run 1**" in warning.value for warning in app.warning)
+    saved = app.dataframe[-1].value
+    assert list(saved["model"]) == ["MLP · run 1 (cancelled)"] and 1 <= saved["epochs"][0] < 100
+
+
+def test_a_failed_run_shows_its_reason(train_page):
+    shared_worker().submit([TrainConfig.for_model("mlp", epochs=1, device="meta")])
+    app = finish(train_page)
+    assert any("**MLP failed:** bad hyperparameters: device 'meta' is not available" in error.value
+               for error in app.error)
+    log = next(expander for expander in app.expander if expander.label == "Log of MLP")
+    assert log.proto.expanded, "a failure opens its log"
+    assert "failed: bad hyperparameters" in log.code[0].value
+
+
+def test_a_saved_run_can_be_deleted_from_the_page(train_page, runs_dir):
+    app = finish(start(train_page, "cnn_basic", epochs=1, subset=250))
+    assert app.selectbox(key="delete_run_choice").value == "run001-cnn_basic"
+    app.button(key="delete_run").click().run()
+    assert not app.exception and not list(runs_dir.glob("*.pt"))
+    assert any("No saved runs yet" in caption.value for caption in app.caption)
+    assert "run001-cnn_basic" not in app.sidebar.multiselect(key=SELECTED_MODELS_KEY).options
+
+
+def test_the_settings_follow_each_models_registry_entry(train_page):
+    app = train_page
+    app.multiselect(key="train_models").set_value(["rnn", "cnn_dropout", "mobilenet", "mlp"]).run()
+    assert not app.exception
+    assert app.selectbox(key="train_rnn_cell").options == ["rnn", "lstm", "gru"]
+    assert app.number_input(key="train_rnn_hidden_size").value == 256
+    assert app.slider(key="train_cnn_dropout_dropout").value == 0.5
+    assert app.toggle(key="train_cnn_dropout_augment").value is True
+    weights = app.selectbox(key="train_mobilenet_weights").options
+    assert weights[0] == ("ImageNet" if imagenet_weights_cached("v3_small") else "random")
+    assert [element.key for element in app.selectbox if element.key and element.key.startswith("train_mlp_")] == [
+        "train_mlp_optimizer", "train_mlp_schedule"], "the MLP has no cell, variant or weights to choose"
+
+
+def test_without_the_dataset_training_cannot_start(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    app.switch_page(TRAIN_PAGE).run()
+    assert not app.exception
+    assert any("MNIST dataset is not available" in warning.value for warning in app.warning)
+    assert app.button(key=START).disabled
