@@ -16,7 +16,8 @@ from mnist_models.dashboard import SELECTED_MODELS_KEY
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
-PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py"]
+PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py",
+         "pages/train_page.py"]
 
 
 def open_page(page: str) -> AppTest:

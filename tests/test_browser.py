@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run`.
 
-Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it.
+Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
+then trains a tiny CNN run from the Train page and expects it on Compare.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -17,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from mnist_models.paths import REPO_ROOT
+from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
-PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare"}
+PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare", "train": "train"}
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -35,12 +36,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(mnist_root):
+def server(mnist_root, tmp_path_factory):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(mnist_root)},
+        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(mnist_root), RUNS_DIR_ENV: str(tmp_path_factory.mktemp("runs"))},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -109,3 +110,24 @@ def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
     assert page.locator('[data-testid="stMetric"]').count() >= 6
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshot_dir / "draw-prediction.png"), full_page=True)
+
+
+def test_a_tiny_run_trained_from_the_page_appears_on_compare(page, server, screenshot_dir):
+    page.goto(f"{server}/train")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    page.get_by_label("Epochs").fill("2")
+    page.keyboard.press("Tab")
+    subset = page.locator('[data-testid="stSlider"]').filter(has_text="Training images").get_by_role("slider")
+    subset.focus()
+    page.keyboard.press("Home")  # the smallest subset: 250 images
+    page.get_by_role("button", name="Start training").click()
+    playwright_api.expect(page.get_by_text("CNN · run 1 on the 10,000 test images")).to_be_visible(timeout=180_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "train.png"), full_page=True)
+    page.goto(f"{server}/compare")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    playwright_api.expect(page.get_by_text("CNN · run 1").first).to_be_attached(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0

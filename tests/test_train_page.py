@@ -62,7 +62,7 @@ def test_a_tiny_run_trains_in_the_background_and_joins_every_page(train_page):
     assert not app.exception and "MLP · run 1" in app.selectbox(key="roc_model").options
 
 
-def test_a_second_request_is_refused_and_cancelling_keeps_a_cancelled_run(train_page):
+def test_a_run_outlives_its_session_refuses_a_second_request_and_cancels_to_a_saved_run(train_page):
     app = start(train_page, "mlp", epochs=100, subset=None)
     deadline = time.monotonic() + TIMEOUT
     while not shared_worker().snapshot()[0].epoch_events:
@@ -71,6 +71,9 @@ def test_a_second_request_is_refused_and_cancelling_keeps_a_cancelled_run(train_
     app.button(key=START).click().run()
     assert any("already running (MLP, epoch" in error.value for error in app.error)
     assert len(shared_worker().snapshot()) == 1
+    elsewhere = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()  # a new tab, same server
+    elsewhere.switch_page(TRAIN_PAGE).run()
+    assert elsewhere.subheader[0].value == "Training now" and elsewhere.button(key="cancel_training")
     app.button(key="cancel_training").click().run()
     app = finish(app)
     assert any("**MLP** was cancelled. It was saved as **MLP · run 1**" in warning.value for warning in app.warning)
