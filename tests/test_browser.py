@@ -116,11 +116,12 @@ def test_a_tiny_run_trained_from_the_page_appears_on_compare(page, server, scree
     page.goto(f"{server}/train")
     page.wait_for_selector("h1", timeout=60_000)
     _settle(page)
-    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Epochs").fill("3")
     page.keyboard.press("Tab")
     subset = page.locator('[data-testid="stSlider"]').filter(has_text="Training images").get_by_role("slider")
     subset.focus()
-    page.keyboard.press("Home")  # the smallest subset: 250 images
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")  # the second-smallest subset: 1,000 images
     page.get_by_role("button", name="Start training").click()
     playwright_api.expect(page.get_by_text("CNN · run 1 on the 10,000 test images")).to_be_visible(timeout=180_000)
     _settle(page)
