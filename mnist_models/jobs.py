@@ -115,7 +115,7 @@ def describe_failure(error: BaseException) -> str:
     """A sentence a person can act on, for an exception that ended a job."""
     if isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error):
         return f"out of memory ({str(error).splitlines()[0]}); try a smaller batch size or training subset"
-    if isinstance(error, (ValueError, KeyError)):
+    if isinstance(error, ValueError):
         return f"bad hyperparameters: {error}"
     return str(error) or type(error).__name__
 
@@ -183,7 +183,7 @@ class TrainingWorker:
         if running is None:
             return "finishing"
         latest = running.latest
-        where = f", epoch {latest.epoch}/{latest.epochs}, about {latest.eta_s:.0f} s left" if latest else ""
+        where = f", epoch {latest.epoch}/{latest.epochs}, about {format_duration(latest.eta_s)} left" if latest else ""
         return f"{running.title}{where}"
 
     def _update(self, job: Job, **changes: Any) -> None:
@@ -212,6 +212,10 @@ class TrainingWorker:
                     continue
                 self._run_job(job, request)
         finally:
+            for job in request.jobs:  # only reached by a bug: never leave the worker looking busy forever
+                if job.state.active:
+                    self._update(job, state=JobState.FAILED, error="the training worker stopped unexpectedly",
+                                 ended=time.time())
             lock.close()  # closing the file releases the machine-wide lock
 
     def _run_job(self, job: Job, request: Request) -> None:
