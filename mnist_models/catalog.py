@@ -27,7 +27,6 @@ class CatalogEntry:
     name: str  # a registry name for shipped models, a run id for saved runs
     title: str
     checkpoint: Path
-    architecture: str  # the registry name of the model's architecture
     is_run: bool = False
     model: nn.Module | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -44,8 +43,13 @@ def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
     """Names, sizes and times of the checkpoint and run files: a cache key that changes when any file does."""
     signature = []
     for directory in (resolve_checkpoint_dir(checkpoint_dir), resolve_runs_dir(runs_dir)):
-        files = sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []
-        signature += [str(directory), *((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files)]
+        signature.append(str(directory))
+        for path in sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted between the listing and now (another session deleting a run)
+                continue
+            signature.append((path.name, stat.st_size, stat.st_mtime_ns))
     return tuple(signature)
 
 
@@ -65,9 +69,9 @@ def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: 
 def load_catalog(checkpoint_dir: str | os.PathLike | None = None,
                  runs_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:
     """One entry per registered model, in registry order, then one per saved run, oldest first."""
-    shipped = [_load_entry(CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir), name),
+    shipped = [_load_entry(CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir)),
                            name, checkpoint_dir) for name in MODEL_NAMES]
-    runs = [_load_entry(CatalogEntry(run.run_id, run.title, run.checkpoint, run.model, is_run=True),
+    runs = [_load_entry(CatalogEntry(run.run_id, run.title, run.checkpoint, is_run=True),
                         run.checkpoint, None) for run in list_runs(runs_dir)]
     for entry in runs:
         if entry.meta.get("cancelled"):

@@ -1,7 +1,8 @@
 """Command line: train, evaluate, inspect. ``python -m mnist_models --help``.
 
 Exit codes: 0 success; 1 a model failed (its reason is printed, the others still ran); 2 bad usage or missing
-data; 130 interrupted (finished checkpoints are kept, the interrupted model's old checkpoint is untouched).
+data; 75 another training job is running on this machine (the dashboard's or another command's); 130 interrupted
+(finished checkpoints are kept, the interrupted model's old checkpoint is untouched).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any, Sequence
 from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics, save_checkpoint, training_metadata
 from .data import DatasetMissingError, load_mnist
 from .evaluation import evaluate_checkpoint
+from .locking import TrainingBusy, acquire_training_lock
 from .paths import CHECKPOINT_DIR_ENV, resolve_checkpoint_dir, resolve_data_root
 from .pretrained import PretrainedWeightsUnavailable
 from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
 from .training import OPTIMIZERS, RECIPES, SCHEDULES, Progress, TrainConfig, train
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
 
 
 class ProgressBar:
@@ -84,15 +86,16 @@ def command_train(args: argparse.Namespace) -> int:
     test_data = load_mnist("test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
     failures = 0
-    for name in names:
-        try:
-            _train_one(name, args, train_data, test_data, output_dir)
-        except KeyboardInterrupt:
-            print(f"\n{name}: interrupted; its previous checkpoint (if any) is unchanged.", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except (PretrainedWeightsUnavailable, ValueError, RuntimeError) as error:
-            failures += 1
-            print(f"{name}: failed: {error}", file=sys.stderr)
+    with acquire_training_lock("python -m mnist_models train"):
+        for name in names:
+            try:
+                _train_one(name, args, train_data, test_data, output_dir)
+            except KeyboardInterrupt:
+                print(f"\n{name}: interrupted; its previous checkpoint (if any) is unchanged.", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            except (PretrainedWeightsUnavailable, ValueError, RuntimeError) as error:
+                failures += 1
+                print(f"{name}: failed: {error}", file=sys.stderr)
     return EXIT_FAILED if failures else 0
 
 
@@ -212,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

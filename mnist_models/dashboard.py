@@ -104,7 +104,8 @@ def _sync_selection(available: list[str]) -> None:
     else:
         selected = [name for name in selected if name in available] + [
             name for name in available if name not in known and name not in selected]
-    st.session_state[SELECTED_MODELS_KEY] = selected
+    if st.session_state.get(SELECTED_MODELS_KEY) != selected:  # writing a widget's key resends it to the browser
+        st.session_state[SELECTED_MODELS_KEY] = selected
     st.session_state[KNOWN_MODELS_KEY] = available
 
 

@@ -3,14 +3,14 @@
 Streamlit reruns a page's script on every click and drops it when the tab closes, so training cannot live in the
 script thread. A request (one or more models) runs in a worker thread owned by this module; pages only submit,
 cancel and read snapshots. The models of one request run one after another; a second request while one is active is
-refused with a message saying what is running. A lock file in the runs folder extends the rule across processes, so
-a second server (or a cleared Streamlit cache that built a second worker) can never train in parallel by accident.
+refused with a message saying what is running. The machine-wide training lock extends the rule to other processes
+(a second server, the command line), so nothing can train in parallel by accident.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -23,13 +23,13 @@ from typing import Any, Callable, TextIO
 import torch
 
 from .data import load_mnist
+from .locking import TrainingBusy, acquire_training_lock
 from .paths import resolve_data_root, resolve_runs_dir
 from .registry import get_spec
 from .runs import save_run
 from .training import Progress, TrainConfig, train
 
 LOGGER = logging.getLogger(__name__)
-LOCK_FILE = ".training.lock"
 
 
 class JobState(str, Enum):
@@ -50,6 +50,7 @@ class Job:
     """One model's training within a request, as the worker sees it; pages get copies from ``snapshot``."""
 
     number: int
+    request: int  # the number of the request it belongs to, for cancel(request=...)
     config: TrainConfig
     state: JobState = JobState.QUEUED
     events: list[Progress] = field(default_factory=list)  # every progress report, batch and epoch
@@ -95,12 +96,13 @@ def progress_line(job: Job) -> tuple[float, str]:
     return latest.fraction, text
 
 
-class WorkerBusy(RuntimeError):
+class WorkerBusy(TrainingBusy):
     """A request arrived while another is training on this machine; the message says which."""
 
 
 @dataclass
 class Request:
+    number: int  # lets a Cancel button drawn for one request never stop the next
     jobs: list[Job]
     runs_dir: Path
     data_dir: Path
@@ -113,11 +115,12 @@ class Request:
 
 def describe_failure(error: BaseException) -> str:
     """A sentence a person can act on, for an exception that ended a job."""
-    if isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error):
-        return f"out of memory ({str(error).splitlines()[0]}); try a smaller batch size or training subset"
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in detail:
+        return f"out of memory ({detail}); try a smaller batch size or training subset"
     if isinstance(error, ValueError):
-        return f"bad hyperparameters: {error}"
-    return str(error) or type(error).__name__
+        return f"bad hyperparameters: {detail}"
+    return detail
 
 
 class TrainingWorker:
@@ -128,33 +131,39 @@ class TrainingWorker:
         self._guard = threading.Lock()
         self._request: Request | None = None
         self._thread: threading.Thread | None = None
-        self._jobs_started = 0
+        self._job_numbers = itertools.count(1)
+        self._request_numbers = itertools.count(1)
 
     def submit(self, configs: list[TrainConfig], runs_dir: str | os.PathLike | None = None,
                data_dir: str | os.PathLike | None = None) -> list[Job]:
         """Queue ``configs`` as one request and start training; WorkerBusy if anything is training already."""
         if not configs:
             raise ValueError("choose at least one model to train")
-        runs = resolve_runs_dir(runs_dir)
         with self._guard:
-            if self._request is not None and self._request.active:
+            if self._busy():
                 raise WorkerBusy(f"A training request is already running ({self._describe(self._request)}). "
                                  f"Wait for it to finish or cancel it, then start yours.")
-            lock = _acquire_machine_lock(runs)
-            jobs = [Job(self._jobs_started + index + 1, config) for index, config in enumerate(configs)]
-            self._jobs_started += len(jobs)
-            self._request = Request(jobs, runs, resolve_data_root(data_dir))
-            self._thread = threading.Thread(target=self._work, args=(self._request, lock), daemon=True,
-                                            name="digit-lab-training")
-            self._thread.start()
+            lock = acquire_training_lock("the dashboard's training worker")
+            number = next(self._request_numbers)
+            request = Request(number, [Job(next(self._job_numbers), number, config) for config in configs],
+                              resolve_runs_dir(runs_dir), resolve_data_root(data_dir))
+            thread = threading.Thread(target=self._work, args=(request, lock), daemon=True, name="digit-lab-training")
+            try:
+                thread.start()
+            except BaseException:
+                lock.close()
+                raise
+            self._request, self._thread = request, thread
         return self.snapshot()
 
-    def cancel(self) -> bool:
-        """Stop the running job (it is saved as cancelled if an epoch finished) and drop the queued ones."""
+    def cancel(self, request: int | None = None) -> bool:
+        """Stop the running job (it is saved as cancelled if an epoch finished) and drop the queued ones. With
+        ``request``, only if that request is still the current one."""
         with self._guard:
-            if self._request is None or not self._request.active:
+            current = self._request
+            if current is None or not current.active or request not in (None, current.number):
                 return False
-            self._request.cancel.set()
+            current.cancel.set()
             return True
 
     def snapshot(self) -> list[Job]:
@@ -165,10 +174,14 @@ class TrainingWorker:
             return [dataclasses.replace(job, events=list(job.events), log=list(job.log))
                     for job in self._request.jobs]
 
+    def _busy(self) -> bool:
+        """A job is active or the thread is still finishing (and holds the machine lock); call under the guard."""
+        return self._request is not None and (self._request.active or self._thread.is_alive())
+
     @property
     def busy(self) -> bool:
         with self._guard:
-            return self._request is not None and self._request.active
+            return self._busy()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current request is done (tests and scripts); False on timeout."""
@@ -243,24 +256,6 @@ class TrainingWorker:
         self._note(job, f"saved as {run.run_id}: test accuracy {evaluation['metrics']['accuracy']:.2%}")
         self._update(job, state=JobState.CANCELLED if result.cancelled else JobState.FINISHED, run_id=run.run_id,
                      run_title=run.title, evaluation=evaluation["metrics"], ended=time.time())
-
-
-def _acquire_machine_lock(runs_dir: Path) -> TextIO:
-    """An exclusive, non-blocking lock on ``runs_dir``/.training.lock, held until the returned file is closed."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(runs_dir / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
-        lock.close()
-        raise WorkerBusy(f"Another digit-lab process ({holder}) is training into {runs_dir}; one training job runs "
-                         f"at a time on this machine. Try again when it has finished.") from None
-    lock.truncate(0)
-    lock.write(f"pid {os.getpid()}")
-    lock.flush()
-    return lock
 
 
 _SHARED: TrainingWorker | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -10,6 +11,7 @@ CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 RUNS_DIR = REPO_ROOT / "runs"
 CHECKPOINT_DIR_ENV = "DIGIT_LAB_CHECKPOINT_DIR"
 RUNS_DIR_ENV = "DIGIT_LAB_RUNS_DIR"
+TRAINING_LOCK_ENV = "DIGIT_LAB_TRAINING_LOCK"
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
@@ -36,3 +38,10 @@ def resolve_runs_dir(directory: str | os.PathLike | None = None) -> Path:
     if directory is not None:
         return Path(directory).expanduser()
     return Path(os.environ.get(RUNS_DIR_ENV) or RUNS_DIR).expanduser()
+
+
+def resolve_training_lock() -> Path:
+    """The lock file that lets one training job run at a time on this machine (per user, in the temporary folder),
+    unless $DIGIT_LAB_TRAINING_LOCK names another."""
+    default = Path(tempfile.gettempdir()) / f"digit-lab-training-{os.getuid()}.lock"
+    return Path(os.environ.get(TRAINING_LOCK_ENV) or default).expanduser()

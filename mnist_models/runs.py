@@ -3,6 +3,7 @@
 A run is ``run<NNN>-<model>.pt`` plus ``run<NNN>-<model>.metrics.json``. The checkpoint is written first and the
 metrics last, each atomically, so a run is listed only once both exist: a crash mid-save leaves nothing half-listed.
 Anything that reads checkpoints (``load_checkpoint``, ``load_metrics``, the catalog) reads a run by its path.
+Numbers only go up (``.last-run`` remembers the highest), so a name never means two different runs.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 import torch
 
-from .checkpoints import CHECKPOINT_SUFFIX, metrics_path, save_checkpoint, training_metadata
+from .checkpoints import CHECKPOINT_SUFFIX, atomic_write_bytes, metrics_path, save_checkpoint, training_metadata
 from .evaluation import evaluate_checkpoint
 from .paths import resolve_runs_dir
 from .registry import MODEL_NAMES, get_spec
 from .training import TrainResult
 
 RUN_ID = re.compile(r"^run(?P<number>\d{3,})-(?P<model>[a-z0-9_]+)$")
+LAST_RUN_FILE = ".last-run"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,14 @@ def find_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> SavedRun
 
 
 def _next_run(model: str, directory: Path) -> SavedRun:
-    """A fresh number, above every checkpoint present (complete or not), so nothing is ever overwritten."""
-    number = max((run.number for run in _all_checkpoints(directory)), default=0) + 1
+    """A fresh number, above every run present or ever saved here (deleted ones included), and remember it."""
+    counter = directory / LAST_RUN_FILE
+    try:
+        last = int(counter.read_text())
+    except (FileNotFoundError, ValueError):
+        last = 0
+    number = max([last, *(run.number for run in _all_checkpoints(directory))]) + 1
+    atomic_write_bytes(counter, lambda file: file.write(str(number).encode()))
     run_id = f"run{number:03d}-{model}"
     return SavedRun(run_id, number, model, directory / f"{run_id}{CHECKPOINT_SUFFIX}")
 
@@ -86,7 +94,11 @@ def save_run(result: TrainResult, test_data: tuple[torch.Tensor, torch.Tensor],
     run = _next_run(result.config.model, resolve_runs_dir(runs_dir))
     meta = training_metadata(result, extra={"run": {"id": run.run_id, "title": run.title}})
     save_checkpoint(run.checkpoint, result.model, meta)
-    evaluation = evaluate_checkpoint(result.model, meta, run.checkpoint, test_data)
+    try:
+        evaluation = evaluate_checkpoint(result.model, meta, run.checkpoint, test_data)
+    except BaseException:
+        run.checkpoint.unlink(missing_ok=True)  # never leave a checkpoint that no listing shows and no one can delete
+        raise
     return run, evaluation
 
 

@@ -5,13 +5,13 @@ import streamlit as st
 from mnist_models.dashboard import catalog, leaderboard, leaderboard_table, mnist
 from mnist_models.devices import available_devices
 from mnist_models.figures import live_training_figure
-from mnist_models.jobs import JobState, WorkerBusy, progress_line, shared_worker
+from mnist_models.jobs import JobState, progress_line, shared_worker
+from mnist_models.locking import TrainingBusy
 from mnist_models.registry import MODEL_NAMES, get_spec
 from mnist_models.runs import delete_run
 from mnist_models.train_options import SUBSET_CHOICES, architecture_settings, recipe, subset_label, weight_choices
 from mnist_models.training import OPTIMIZERS, SCHEDULES, TrainConfig
 
-WATCHING_KEY = "train_watching"  # this session saw a request active and must refresh the app when it ends
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
 worker = shared_worker()
@@ -94,8 +94,7 @@ if start:
     else:
         try:
             worker.submit(configs)
-            st.session_state[WATCHING_KEY] = True
-        except WorkerBusy as error:
+        except TrainingBusy as error:
             st.error(str(error), icon=":material/hourglass_top:")
 
 
@@ -117,10 +116,15 @@ def show_job(job) -> None:
         st.code("\n".join(job.log) or "waiting to start", language=None)
 
 
-@st.fragment(run_every=1.0 if worker.busy else None)
+polling_busy = worker.busy
+
+
+@st.fragment(run_every=1.0 if polling_busy else 5.0)
 def live_panel() -> None:
-    """Redrawn every second while a request is active; reruns the whole app once it ends, so every page sees the
-    new runs."""
+    """Redrawn every second while training, every five seconds otherwise. When training starts (from any tab) or
+    ends, the whole app reruns: the polling rate follows, and every page sees the new run."""
+    if worker.busy != polling_busy:
+        st.rerun()
     jobs = worker.snapshot()
     active = any(job.state.active for job in jobs)
     if not jobs:
@@ -129,15 +133,11 @@ def live_panel() -> None:
         return
     st.subheader("Training now" if active else "Last training request")
     if active:
-        st.button("Cancel training", icon=":material/stop:", on_click=worker.cancel, key="cancel_training",
-                  help="The running model keeps its finished epochs and is saved as cancelled; queued ones are "
+        st.button("Cancel training", icon=":material/stop:", on_click=worker.cancel, args=(jobs[0].request,),
+                  key="cancel_training", help="The running model keeps its finished epochs and is saved as cancelled; queued ones are "
                        "dropped.")
     for job in jobs:
         show_job(job)
-    if active:
-        st.session_state[WATCHING_KEY] = True
-    elif st.session_state.pop(WATCHING_KEY, False):
-        st.rerun()
 
 
 with live_area:
@@ -156,6 +156,10 @@ else:
     doomed = left.selectbox("Run", [entry.name for entry in runs], format_func={e.name: e.title for e in runs}.get,
                             key="delete_run_choice")
     if right.button("Delete run", icon=":material/delete:", key="delete_run"):
-        delete_run(doomed)
-        st.toast(f"Deleted {doomed}.")
+        try:
+            delete_run(doomed)
+        except KeyError:
+            st.toast(f"{doomed} was already deleted (in another tab?).")
+        else:
+            st.toast(f"Deleted {doomed}.")
         st.rerun()

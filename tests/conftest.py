@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_models.data import dataset_available
-from mnist_models.paths import RUNS_DIR_ENV, resolve_data_root
+from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_root
 
 
 def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0) -> Path:
@@ -27,9 +27,11 @@ def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, s
 
 @pytest.fixture(autouse=True)
 def runs_dir(tmp_path: Path, monkeypatch) -> Path:
-    """Every test gets its own empty runs folder, so nothing is written into (or read from) the repository's runs/."""
+    """Every test gets its own empty runs folder, so nothing is written into (or read from) the repository's runs/,
+    and its own training lock, so a dashboard training on this machine does not make the tests wait or fail."""
     folder = tmp_path / "runs"
     monkeypatch.setenv(RUNS_DIR_ENV, str(folder))
+    monkeypatch.setenv(TRAINING_LOCK_ENV, str(tmp_path / "training.lock"))
     return folder
 
 

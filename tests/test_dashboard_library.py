@@ -24,8 +24,8 @@ def test_agreement_names_the_dissenters():
 
 
 def test_predictions_skip_unavailable_models_and_time_each(tmp_path):
-    entries = [CatalogEntry("mlp", "MLP", tmp_path / "mlp.pt", "mlp", model=get_spec("mlp").build().eval()),
-               CatalogEntry("rnn", "RNN", tmp_path / "rnn.pt", "rnn", error="no checkpoint")]
+    entries = [CatalogEntry("mlp", "MLP", tmp_path / "mlp.pt", model=get_spec("mlp").build().eval()),
+               CatalogEntry("rnn", "RNN", tmp_path / "rnn.pt", error="no checkpoint")]
     predictions = predict_with_each(entries, np.zeros((28, 28), dtype=np.uint8))
     assert [p.name for p in predictions] == ["mlp"] and predictions[0].latency_ms > 0
     assert predictions[0].probabilities.sum() == pytest.approx(1.0, abs=1e-5)

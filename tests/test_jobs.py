@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from mnist_models import TrainConfig, load_mnist
+from mnist_models.cli import EXIT_BUSY, main
 from mnist_models.jobs import JobState, TrainingWorker, WorkerBusy, describe_failure, format_duration, progress_line
+from mnist_models.locking import TrainingBusy
 from mnist_models.runs import list_runs
 
 TIMEOUT = 120
@@ -85,12 +87,16 @@ def test_a_second_request_is_refused_while_one_is_active(tiny_dataset):
     assert worker.wait(TIMEOUT)
 
 
-def test_another_worker_on_the_same_runs_folder_is_refused(tiny_dataset, runs_dir):
+def test_another_worker_or_the_command_line_is_refused_while_one_trains(tiny_dataset, runs_dir, capsys):
     loader = GatedLoader(tiny_dataset)
     first, second = TrainingWorker(load_data=loader), TrainingWorker(load_data=loader)
     first.submit([config()])
-    with pytest.raises(WorkerBusy, match=r"Another digit-lab process \(pid \d+\) is training"):
+    with pytest.raises(TrainingBusy, match=r"Another digit-lab training job \(the dashboard's training worker, "
+                                           r"pid \d+\) is running on this machine"):
         second.submit([config()])
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--data-dir", str(tiny_dataset),
+                 "--output-dir", str(runs_dir / "cli")]) == EXIT_BUSY
+    assert "one runs at a time" in capsys.readouterr().err and not (runs_dir / "cli").exists()
     loader.gate.set()
     assert first.wait(TIMEOUT)
     second.submit([config()])  # the lock was released with the request
@@ -114,6 +120,7 @@ def test_a_job_cancelled_before_its_first_epoch_saves_nothing(tiny_dataset, runs
     loader = GatedLoader(tiny_dataset)
     worker = TrainingWorker(load_data=loader)
     worker.submit([config()])
+    wait_for(lambda: worker.snapshot()[0].state is JobState.RUNNING)
     worker.cancel()
     loader.gate.set()
     assert worker.wait(TIMEOUT)
@@ -138,6 +145,19 @@ def test_a_failure_ends_only_its_job_with_the_reason(tiny_dataset, runs_dir):
     assert finished.state is JobState.FINISHED and [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
 
 
+def test_a_cancel_meant_for_an_earlier_request_does_not_stop_the_next(tiny_dataset):
+    loader = GatedLoader(tiny_dataset)
+    loader.gate.set()
+    worker = TrainingWorker(load_data=loader)
+    first = worker.submit([config()])[0].request
+    assert worker.wait(TIMEOUT)
+    loader.gate.clear()
+    second = worker.submit([config()])[0].request
+    assert second != first and not worker.cancel(request=first), "a stale Cancel button must do nothing"
+    loader.gate.set()
+    assert worker.wait(TIMEOUT) and worker.snapshot()[0].state is JobState.FINISHED
+
+
 def test_an_empty_request_is_refused(worker):
     with pytest.raises(ValueError, match="at least one model"):
         worker.submit([])
@@ -145,6 +165,7 @@ def test_an_empty_request_is_refused(worker):
 
 def test_failure_messages_and_progress_lines_read_well(worker):
     assert "smaller batch size" in describe_failure(torch.OutOfMemoryError("CUDA out of memory"))
+    assert "smaller batch size" in describe_failure(MemoryError())
     assert describe_failure(RuntimeError("")) == "RuntimeError"
     assert [format_duration(s) for s in (0, 75.4, 3725)] == ["0:00", "1:15", "1 h 02 min"]
     worker.submit([config()])

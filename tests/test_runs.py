@@ -48,8 +48,9 @@ def test_runs_are_numbered_in_order_and_deleting_one_unlists_it(tiny_data):
     delete_run(first.run_id)
     assert [run.run_id for run in list_runs()] == ["run002-cnn_basic"]
     assert not first.checkpoint.exists() and not first.metrics.exists()
+    delete_run(second.run_id)
     third, _ = save_run(quick_result("mlp", train_data), test_data)
-    assert third.number == 3, "numbers are never reused while a later run exists"
+    assert third.number == 3, "numbers are never reused, not even the newest deleted one's"
     with pytest.raises(KeyError, match="no saved run called 'run001-mlp'"):
         delete_run(first.run_id)
     with pytest.raises(KeyError):
@@ -65,6 +66,18 @@ def test_a_half_written_run_is_never_listed(tiny_data, runs_dir):
     (runs_dir / "run004-unknown.pt").write_bytes(b"not a registered model")
     assert [run.run_id for run in list_runs()] == ["run001-mlp"]
     assert save_run(quick_result("mlp", train_data), test_data)[0].number == 3, "run002 is taken though incomplete"
+
+
+def test_a_failed_evaluation_leaves_no_orphan_checkpoint(tiny_data, runs_dir, monkeypatch):
+    train_data, test_data = tiny_data
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("evaluation ran out of memory")
+
+    monkeypatch.setattr("mnist_models.runs.evaluate_checkpoint", out_of_memory)
+    with pytest.raises(MemoryError):
+        save_run(quick_result("mlp", train_data), test_data)
+    assert not list(runs_dir.glob("*.pt")) and not list(runs_dir.glob("*.json"))
 
 
 def test_a_cancelled_run_keeps_its_history_and_says_so_in_the_catalog(tiny_data):

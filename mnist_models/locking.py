@@ -1,0 +1,36 @@
+"""One training job at a time on this machine, whoever starts it (the dashboard's worker or the command line).
+
+An exclusive ``flock`` on a lock file: the kernel drops it when its holder exits, so a crash never leaves it stuck.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from typing import TextIO
+
+from .paths import resolve_training_lock
+
+
+class TrainingBusy(RuntimeError):
+    """Another process (or worker) holds the training lock; the message names it."""
+
+
+def acquire_training_lock(holder: str) -> TextIO:
+    """Take the lock without waiting, for ``holder`` (named to whoever is refused); it is held until the returned
+    file is closed. TrainingBusy when it is taken."""
+    path = resolve_training_lock()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise TrainingBusy(f"Another digit-lab training job ({holder}) is running on this machine; one runs at a "
+                           f"time. Try again when it has finished.") from None
+    lock.truncate(0)
+    lock.write(f"{holder}, pid {os.getpid()}")
+    lock.flush()
+    return lock
