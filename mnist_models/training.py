@@ -2,7 +2,8 @@
 
 The training images live on the device as one uint8 tensor; each step indexes a batch, converts, optionally
 augments and normalises it in one go. A callback sees per-batch and per-epoch progress; a cancel flag (anything with
-``is_set()``, e.g. ``threading.Event``) or Ctrl-C stops the run and keeps the history of the finished epochs.
+``is_set()``, e.g. ``threading.Event``) or Ctrl-C stops the run and keeps the finished epochs: their history, and
+the weights as they were at the end of the last one, so a cancelled model matches its history.
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def train(
     history: dict[str, list[float]] = {key: [] for key in (
         "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_time_s")}
     cancelled = False
+    finished_epoch_state: dict[str, torch.Tensor] | None = None
     trained_s = 0.0
     images_done = 0
     total_images = config.epochs * len(train_images)
@@ -285,9 +287,12 @@ def train(
             report("epoch", epoch, batches, history["train_loss"][-1], history["train_accuracy"][-1],
                    (val_loss, val_accuracy))
             trained_s += epoch_time
+            finished_epoch_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     except KeyboardInterrupt:
         cancelled = True
         trained_s += time.perf_counter() - epoch_start
+        if finished_epoch_state is not None:
+            model.load_state_dict(finished_epoch_state)
 
     model = model.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(model, config, history, cancelled, trained_s, str(device), initialisation,

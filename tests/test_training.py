@@ -46,6 +46,13 @@ def test_cancelling_stops_and_keeps_the_finished_epochs(real_subset):
     result = train(config, progress=stop_in_second_epoch, cancel=cancel, data=real_subset, report_every=2)
     assert result.cancelled and result.epochs_completed == 1
     assert len(result.history["val_loss"]) == 1
+    one_epoch = train(TrainConfig.for_model("mlp", epochs=1, train_subset=2000, device="cpu", schedule="constant"),
+                      data=real_subset)
+    cancel.clear()
+    cancelled = train(TrainConfig.for_model("mlp", epochs=5, train_subset=2000, device="cpu", schedule="constant"),
+                      progress=stop_in_second_epoch, cancel=cancel, data=real_subset, report_every=2)
+    state, expected = cancelled.model.state_dict(), one_epoch.model.state_dict()
+    assert all(torch.equal(state[key], expected[key]) for key in expected), "weights are those of the last epoch"
 
 
 @pytest.mark.parametrize("name", ["rnn", "cnn", "cnn_dropout"])
