@@ -17,10 +17,11 @@ from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load
 from .data import DatasetMissingError, load_mnist
 from .evaluation import evaluate_checkpoint
 from .locking import TrainingBusy, acquire_training_lock
-from .paths import CHECKPOINT_DIR_ENV, resolve_checkpoint_dir, resolve_data_root
+from .paths import CHECKPOINT_DIR_ENV, resolve_checkpoint_dir, resolve_data_root, resolve_runs_dir
 from .pretrained import PretrainedWeightsUnavailable
 from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
+from .runs import list_runs
 from .training import OPTIMIZERS, RECIPES, SCHEDULES, Progress, TrainConfig, train
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
@@ -141,11 +142,21 @@ def command_info(args: argparse.Namespace) -> int:
         data_status = f"found in {root.resolve()}"
     except DatasetMissingError as error:
         data_status = str(error)
+    runs = []
+    for run in list_runs():
+        try:
+            accuracy = f"test accuracy {load_metrics(run.checkpoint)['metrics']['accuracy']:.2%}"
+        except CheckpointError as error:
+            accuracy = str(error)
+        runs.append({"id": run.run_id, "title": run.title, "checkpoint": str(run.checkpoint), "status": accuracy})
     if args.json:
-        print(json.dumps({"models": rows, "dataset": data_status}, indent=1))
+        print(json.dumps({"models": rows, "runs": runs, "dataset": data_status}, indent=1))
         return 0
     for row in rows:
         print(f"{row['name']:<12} {row['title']:<14} {row['input']:<44} {row['status']}")
+    print(f"\nSaved runs (the Train page's) in {resolve_runs_dir()}: {len(runs) or 'none'}")
+    for run in runs:
+        print(f"{run['id']:<20} {run['title']:<24} {run['status']}")
     print(f"\nMNIST: {data_status}")
     return 0
 

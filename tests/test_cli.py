@@ -4,15 +4,27 @@ import sys
 
 import pytest
 
-from mnist_models import MODEL_NAMES, load_checkpoint, load_metrics
+from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_metrics, load_mnist, train
 from mnist_models.cli import main
 from mnist_models.paths import REPO_ROOT
+from mnist_models.runs import save_run
 
 
 def test_info_lists_every_model_and_the_dataset(capsys, tiny_dataset):
     assert main(["info", "--data-dir", str(tiny_dataset)]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in MODEL_NAMES) and "MNIST: found" in out
+
+
+def test_info_lists_the_saved_runs(capsys, tiny_dataset):
+    train_data, test_data = load_mnist("train", tiny_dataset), load_mnist("test", tiny_dataset)
+    result = train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, device="cpu"), data=train_data)
+    save_run(result, test_data)
+    assert main(["info", "--json", "--data-dir", str(tiny_dataset)]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["id"] == "run001-mlp" and run["status"].startswith("test accuracy ")
+    assert main(["info", "--data-dir", str(tiny_dataset)]) == 0
+    assert "Saved runs (the Train page's) in " in capsys.readouterr().out
 
 
 def test_info_json_reports_a_missing_dataset(capsys, tmp_path):
