@@ -42,7 +42,7 @@ def load_pretrained_state(variant: str, weights: str) -> tuple[dict[str, torch.T
                 f"ImageNet weights for MobileNet {variant} are not available ({type(error).__name__}: "
                 f"{str(error).splitlines()[0] if str(error) else 'no detail'}). They download from {enum.url} into "
                 f"{cache}. Offline, copy that file there or pass --weights FILE; or train from scratch with "
-                f"--weights {FROM_SCRATCH}."
+                f"--weights {FROM_SCRATCH} (initial weights 'random' on the Train page)."
             ) from None
         return state, f"ImageNet ({enum.__class__.__name__}.{enum.name})"
     path = Path(weights).expanduser()
