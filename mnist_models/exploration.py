@@ -56,6 +56,22 @@ def confusion_cell(labels: np.ndarray, predictions: np.ndarray, true_digit: int,
     return np.flatnonzero((np.asarray(labels) == true_digit) & (np.asarray(predictions) == predicted_digit))
 
 
+def selected_images(points: list[dict]) -> list[int]:
+    """Image indices of the points picked on a map whose customdata carries the index, in the order picked, without
+    repeats. The browser sends a point's customdata row as a scalar, a list, or (for plotly's typed arrays) a dict
+    keyed by column: {'0': 43059}."""
+    indices = []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, dict):
+            data = data.get("0")
+        elif isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None:
+            indices.append(int(data))
+    return list(dict.fromkeys(indices))
+
+
 def most_confident_mistakes(labels: np.ndarray, predictions: np.ndarray, confidence: np.ndarray, count: int = 24
                             ) -> np.ndarray:
     """Indices of misclassified images, the most confidently wrong first."""

@@ -71,8 +71,9 @@ def pca_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray,
     """The images projected on their two main directions of variation, coloured by digit."""
     frame = pd.DataFrame({"PC1": coordinates[:, 0], "PC2": coordinates[:, 1], "digit": labels.astype(str),
                           "image": indices})
-    fig = px.scatter(frame, x="PC1", y="PC2", color="digit", hover_data={"image": True},
+    fig = px.scatter(frame, x="PC1", y="PC2", color="digit", custom_data=["image"],
                      category_orders={"digit": DIGITS}, opacity=0.7)
+    fig.update_traces(hovertemplate="image #%{customdata[0]}<extra>digit %{fullData.name}</extra>")
     fig.update_traces(marker_size=5)
     fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)").update_yaxes(
         title=f"PC2 ({variance[1]:.1%} of variance)")

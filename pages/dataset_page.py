@@ -5,7 +5,7 @@ import streamlit as st
 
 from mnist_models.dashboard import dataset_statistics, mnist, pca
 from mnist_models.data import MNIST_MEAN, MNIST_STD
-from mnist_models.exploration import architecture_views, enlarge, sample_indices
+from mnist_models.exploration import architecture_views, enlarge, sample_indices, selected_images
 from mnist_models.figures import (DIGITS, class_distribution_figure, image_grid_figure, pca_figure,
                                   pixel_histogram_figure, sequence_figure)
 from mnist_models.paths import resolve_data_root
@@ -69,6 +69,14 @@ st.plotly_chart(sequence_figure(views["vector"][np.newaxis, :], "MLP: one flat v
 st.subheader("A 2-D map of the digits (PCA)")
 points = st.slider("Images on the map", 500, 5000, 2000, step=500, key="pca_count")
 coordinates, map_indices, variance = pca(root, points, 0)
-st.plotly_chart(pca_figure(coordinates, train_labels.numpy()[map_indices], map_indices, variance), key="pca_map")
-st.caption("Each point is an image placed by its two main directions of pixel variation; hover to see its index, "
-           "and look it up above under 'How each architecture sees one image'.")
+event = st.plotly_chart(pca_figure(coordinates, train_labels.numpy()[map_indices], map_indices, variance),
+                        key="pca_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
+st.caption("Each point is an image placed by its two main directions of pixel variation. Click a point, or drag a "
+           "box or lasso around several, to see those images.")
+picked = selected_images(event["selection"]["points"]) if event else []
+if picked:
+    shown = picked[:40]
+    st.markdown(f"**{len(picked)} image{'s' if len(picked) != 1 else ''} picked on the map**"
+                f"{' (first 40)' if len(picked) > 40 else ''}")
+    st.image([enlarge(train_images[i].numpy(), 84) for i in shown],
+             caption=[f"#{i} · {int(train_labels[i])}" for i in shown])

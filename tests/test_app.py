@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from mnist_models import MODEL_NAMES
+from mnist_models import MODEL_NAMES, load_mnist
 from mnist_models.dashboard import SELECTED_MODELS_KEY
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
 
@@ -123,3 +123,15 @@ def test_choosing_a_confusion_cell_opens_its_gallery(mnist_root, monkeypatch):
     app.run()
     assert not app.exception
     assert any(markdown.value.startswith("**CNN: true 4, predicted 9**") for markdown in app.markdown)
+
+
+def test_picking_points_on_the_pca_map_shows_those_images(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(PAGES[2])
+    app.session_state["pca_map"] = {"selection": {"points": [{"customdata": {"0": 7}}, {"customdata": {"0": 3}}],
+                                                  "point_indices": [0, 1], "box": [], "lasso": []}}
+    app.run()
+    assert not app.exception
+    assert any(markdown.value == "**2 images picked on the map**" for markdown in app.markdown)
+    labels = load_mnist("train", mnist_root)[1]
+    assert app.get("image")[-1].captions == [f"#7 · {int(labels[7])}", f"#3 · {int(labels[3])}"]

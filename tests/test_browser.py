@@ -118,6 +118,26 @@ def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
     page.screenshot(path=str(screenshot_dir / "draw-prediction.png"), full_page=True)
 
 
+def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):
+    page.goto(f"{server}/dataset")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').last
+    chart.scroll_into_view_if_needed()
+    chart.hover()
+    chart.locator('.modebar-btn[data-title="Box Select"]').click()
+    area = chart.locator(".nsewdrag").first.bounding_box()
+    x, y = area["x"] + area["width"] * 0.4, area["y"] + area["height"] * 0.4
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 80, y + 60, steps=10)
+    page.mouse.up()
+    playwright_api.expect(page.get_by_text(re.compile(r"^\d+ images? picked on the map"))).to_be_visible(
+        timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_a_run_trained_from_the_page_shows_live_progress_and_appears_on_compare(page, server, screenshot_dir):
     page.goto(f"{server}/train")
     page.wait_for_selector("h1", timeout=60_000)

@@ -6,9 +6,10 @@ import torch
 
 from mnist_models import get_spec
 from mnist_models.catalog import CatalogEntry, Prediction, agreement, load_catalog, predict_with_each
-from mnist_models.exploration import (architecture_views, class_counts, confusion_cell, enlarge,
+from mnist_models.exploration import (architecture_views, class_counts, confusion_cell, enlarge, selected_images,
                                       most_confident_mistakes, sample_indices)
-from mnist_models.figures import confusion_figure, per_class_frame, probability_figure, training_curves_figure
+from mnist_models.figures import (confusion_figure, pca_figure, per_class_frame, probability_figure,
+                                  training_curves_figure)
 
 
 def _prediction(title, digit):
@@ -43,6 +44,14 @@ def test_confusion_cell_and_confident_mistakes():
     confidence = np.array([0.9, 0.6, 0.99, 0.8, 0.7])
     assert confusion_cell(labels, predictions, 4, 9).tolist() == [1, 2]
     assert most_confident_mistakes(labels, predictions, confidence).tolist() == [2, 4, 1]
+
+
+def test_points_picked_on_a_map_give_their_image_indices():
+    points = [{"customdata": {"0": 43059}}, {"customdata": [7]}, {"customdata": 12}, {"customdata": {"0": 43059}},
+              {"x": 1.0}, {"customdata": []}]
+    assert selected_images(points) == [43059, 7, 12]
+    fig = pca_figure(np.zeros((3, 2)), np.array([1, 2, 1]), np.array([10, 20, 30]), np.array([0.1, 0.05]))
+    assert sorted(int(row[0]) for trace in fig.data for row in trace.customdata) == [10, 20, 30]
 
 
 def test_sampling_filters_by_digit_and_reshuffles_by_seed():
