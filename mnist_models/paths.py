@@ -16,32 +16,29 @@ DATA_DIR_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
 
+def _resolve(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
+    """The explicit value, else the environment variable ``env`` when set and non-empty, else ``default``."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get(env) or default).expanduser()
+
+
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset root: the explicit argument, else $MNIST_DATA_DIR, else the repository's ./data."""
-    if root is not None:
-        return Path(root).expanduser()
-    from_env = os.environ.get(DATA_DIR_ENV)
-    if from_env:
-        return Path(from_env).expanduser()
-    return DEFAULT_DATA_DIR
+    return _resolve(root, DATA_DIR_ENV, DEFAULT_DATA_DIR)
 
 
 def resolve_checkpoint_dir(directory: str | os.PathLike | None = None) -> Path:
     """Where checkpoints are read and written: the argument, else $DIGIT_LAB_CHECKPOINT_DIR, else checkpoints/."""
-    if directory is not None:
-        return Path(directory).expanduser()
-    return Path(os.environ.get(CHECKPOINT_DIR_ENV) or CHECKPOINT_DIR).expanduser()
+    return _resolve(directory, CHECKPOINT_DIR_ENV, CHECKPOINT_DIR)
 
 
 def resolve_runs_dir(directory: str | os.PathLike | None = None) -> Path:
     """Where the Train page saves its runs: the argument, else $DIGIT_LAB_RUNS_DIR, else runs/ (git-ignored)."""
-    if directory is not None:
-        return Path(directory).expanduser()
-    return Path(os.environ.get(RUNS_DIR_ENV) or RUNS_DIR).expanduser()
+    return _resolve(directory, RUNS_DIR_ENV, RUNS_DIR)
 
 
 def resolve_training_lock() -> Path:
     """The lock file that lets one training job run at a time on this machine (per user, in the temporary folder),
     unless $DIGIT_LAB_TRAINING_LOCK names another."""
-    default = Path(tempfile.gettempdir()) / f"digit-lab-training-{os.getuid()}.lock"
-    return Path(os.environ.get(TRAINING_LOCK_ENV) or default).expanduser()
+    return _resolve(None, TRAINING_LOCK_ENV, Path(tempfile.gettempdir()) / f"digit-lab-training-{os.getuid()}.lock")

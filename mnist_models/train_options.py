@@ -36,6 +36,7 @@ ARCHITECTURE_SETTINGS = {setting.key: setting for setting in (
     Setting("hidden_size", "Hidden size", minimum=16, maximum=1024, step=16, help="Units in the recurrent state."),
     Setting("variant", "MobileNet variant", options=tuple(MOBILENET_VARIANTS)),
 )}
+WEIGHT_LABELS = {IMAGENET: "ImageNet", FROM_SCRATCH: "random"}
 # Training-subset sizes offered for quick runs; None is every training image (55,000 after the validation split).
 SUBSET_CHOICES: tuple[int | None, ...] = (250, 1000, 5000, 20000, None)
 
@@ -48,9 +49,10 @@ def architecture_settings(model: str) -> list[tuple[Setting, Any]]:
 
 def weight_choices(model: str) -> tuple[str, ...]:
     """Initialisations a pretrained-capable model offers, usable ones first (ImageNet only once it is cached)."""
-    if not get_spec(model).pretrained_variants:
+    spec = get_spec(model)
+    if not spec.pretrained_variants:
         return ()
-    variant = get_spec(model).architecture_defaults["variant"]
+    variant = spec.architecture_defaults["variant"]
     return (IMAGENET, FROM_SCRATCH) if imagenet_weights_cached(variant) else (FROM_SCRATCH, IMAGENET)
 
 

@@ -9,7 +9,8 @@ from mnist_models.jobs import JobState, progress_line, shared_worker
 from mnist_models.locking import TrainingBusy
 from mnist_models.registry import MODEL_NAMES, get_spec
 from mnist_models.runs import delete_run
-from mnist_models.train_options import SUBSET_CHOICES, architecture_settings, recipe, subset_label, weight_choices
+from mnist_models.train_options import (SUBSET_CHOICES, WEIGHT_LABELS, architecture_settings, recipe, subset_label,
+                                        weight_choices)
 from mnist_models.training import OPTIMIZERS, SCHEDULES, TrainConfig
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
@@ -55,9 +56,10 @@ def model_settings(name: str) -> dict:
                                                            default, int(setting.step), key=key + setting.key,
                                                            help=setting.help)
     values["architecture"] = architecture
-    if weight_choices(name):
+    weights = weight_choices(name)
+    if weights:
         values["weights"] = right.selectbox(
-            "Initial weights", weight_choices(name), format_func={"imagenet": "ImageNet", "none": "random"}.get,
+            "Initial weights", weights, format_func=WEIGHT_LABELS.get,
             key=key + "weights", help="ImageNet needs torchvision's weights file in the torch hub cache; offline "
                                       "it is not there and such a run fails with instructions.")
     return values

@@ -19,13 +19,18 @@ START = "FormSubmitter:train_form-Start training"
 TIMEOUT = 300
 
 
-@pytest.fixture
-def train_page(mnist_root, monkeypatch) -> AppTest:
-    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+def open_train_page() -> AppTest:
+    """A fresh session (a new browser tab) on the Train page."""
     app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
     app.switch_page(TRAIN_PAGE).run()
     assert not app.exception, [exception.value for exception in app.exception]
-    yield app
+    return app
+
+
+@pytest.fixture
+def train_page(mnist_root, monkeypatch) -> AppTest:
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    yield open_train_page()
     shared_worker().cancel()
     assert shared_worker().wait(TIMEOUT)
 
@@ -71,8 +76,7 @@ def test_a_run_outlives_its_session_refuses_a_second_request_and_cancels_to_a_sa
     app.button(key=START).click().run()
     assert any("already running (MLP, epoch" in error.value for error in app.error)
     assert len(shared_worker().snapshot()) == 1
-    elsewhere = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()  # a new tab, same server
-    elsewhere.switch_page(TRAIN_PAGE).run()
+    elsewhere = open_train_page()  # a new tab, same server
     assert elsewhere.subheader[0].value == "Training now" and elsewhere.button(key="cancel_training")
     app.button(key="cancel_training").click().run()
     app = finish(app)
@@ -116,8 +120,6 @@ def test_the_settings_follow_each_models_registry_entry(train_page):
 
 def test_without_the_dataset_training_cannot_start(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
-    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
-    app.switch_page(TRAIN_PAGE).run()
-    assert not app.exception
+    app = open_train_page()
     assert any("MNIST dataset is not available" in warning.value for warning in app.warning)
     assert app.button(key=START).disabled
