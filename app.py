@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_models.dashboard import render_sidebar
+from dashboard.sidebar import render_sidebar
 
 st.set_page_config(page_icon=":material/draw:", layout="wide")
 

@@ -4,7 +4,7 @@
   visit starts with is reported on its own, since it loads the models);
 - a canvas update on the Draw page: from the drawing's PNG arriving to all predictions rendered, median and p95.
 
-Run: MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_dashboard.py [--quick] [--json FILE]
+Run: MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_dashboard [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # so `python benchmarks/<script>.py` finds the repo
+from benchmarks.common import write_json
+from mnist_models.timing import percentiles
 
-from benchmarks.common import percentiles, write_json  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py"]
 
 
@@ -70,17 +70,17 @@ def main() -> None:
 
     results: dict[str, object] = {"first_load": {}}
     for page in PAGES:
-        output = subprocess.run([sys.executable, __file__, "--child", page], capture_output=True, text=True,
-                                check=True, cwd=REPO).stdout
+        output = subprocess.run([sys.executable, "-m", "benchmarks.bench_dashboard", "--child", page],
+                                capture_output=True, text=True, check=True, cwd=REPO).stdout
         results["first_load"][page] = json.loads(output.strip().splitlines()[-1])
     timings_ms = [1000 * seconds for seconds in canvas_updates(5 if args.quick else 30)]
-    results["canvas_update_ms"] = {**percentiles(timings_ms), "runs": len(timings_ms)}
+    results["canvas_update_ms"] = {**percentiles(timings_ms).to_dict(), "runs": len(timings_ms)}
 
     print("first load, fresh process (s): page run after the Overview run that starts every visit")
     for page, figures in results["first_load"].items():
         print(f"  {page:<24} {figures['page_s']:6.2f}   (Overview run before it: {figures['overview_s']:.2f})")
     update = results["canvas_update_ms"]
-    print(f"canvas update → all predictions rendered: median {update['p50']:.0f} ms, p95 {update['p95']:.0f} ms "
+    print(f"canvas update → all predictions rendered: median {update['p50_ms']:.0f} ms, p95 {update['p95_ms']:.0f} ms "
           f"over {update['runs']} strokes (goal: median under 100 ms)")
     if args.json:
         write_json(args.json, results)

@@ -11,31 +11,34 @@ random weights instead (the latency does not depend on the weights' values) and 
 Run from the repository root (quiet machine for real figures; --quick is a smoke run: few, smaller calls on one
 torch thread):
 
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_inference.py [--json inference.json]
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_inference.py --quick
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_inference [--json inference.json]
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_inference --quick
     ... --single-runs 200 --batch-runs 20 --drawing-runs 200 --untrained-if-missing --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/<script>.py` finds the repo
-
-from benchmarks.common import (  # noqa: E402
-    add_threads_option, apply_threads, environment, format_table, percentiles, print_environment, write_json)
-from mnist_models.checkpoints import CheckpointError, load_checkpoint  # noqa: E402
-from mnist_models.data import load_mnist  # noqa: E402
-from mnist_models.inference import predict_proba  # noqa: E402
-from mnist_models.preprocess import preprocess_drawing  # noqa: E402
-from mnist_models.registry import MODEL_NAMES, get_spec  # noqa: E402
+from benchmarks.common import (
+    add_threads_option,
+    apply_threads,
+    environment,
+    format_table,
+    print_environment,
+    write_json,
+)
+from mnist_models.data import load_mnist
+from mnist_models.inference import predict_proba
+from mnist_models.models.registry import MODEL_NAMES, get_spec
+from mnist_models.preprocess import preprocess_drawing
+from mnist_models.store.checkpoints import CheckpointError, load_checkpoint
+from mnist_models.timing import percentiles
 
 GOAL_MS = 20.0  # one drawing through all six models, preprocessing included
 SINGLE_WARMUP = 5  # first calls allocate and pick kernels
@@ -103,8 +106,8 @@ def main() -> None:
     batch = test_images[:batch_size]
     per_model = {}
     for name, (model, source) in models.items():
-        single = percentiles(time_ms(partial(predict_proba, model, one_image), single_runs, SINGLE_WARMUP))
-        batched = percentiles(time_ms(partial(predict_proba, model, batch), batch_runs, BATCH_WARMUP))
+        single = percentiles(time_ms(partial(predict_proba, model, one_image), single_runs, SINGLE_WARMUP)).to_dict()
+        batched = percentiles(time_ms(partial(predict_proba, model, batch), batch_runs, BATCH_WARMUP)).to_dict()
         per_model[name] = {"source": source, "single_ms": single, "batch_ms": batched}
 
     canvas = drawn_canvas()
@@ -117,18 +120,18 @@ def main() -> None:
 
     total_ms = time_ms(one_drawing, drawing_runs, SINGLE_WARMUP)
     preprocess_ms = time_ms(partial(preprocess_drawing, canvas), drawing_runs, SINGLE_WARMUP)
-    drawing = {"models": list(models), "runs": drawing_runs, "total_ms": percentiles(total_ms),
-               "preprocess_ms": percentiles(preprocess_ms), "goal_ms": GOAL_MS}
+    drawing = {"models": list(models), "runs": drawing_runs, "total_ms": percentiles(total_ms).to_dict(),
+               "preprocess_ms": percentiles(preprocess_ms).to_dict(), "goal_ms": GOAL_MS}
 
     print(f"\npredict_proba latency in ms ({single_runs} one-image calls, {batch_runs} calls of {len(batch)} images)")
     print(format_table(
         ["model", "weights", "1 image p50", "p95", f"{len(batch)} images p50", "p95"],
-        [[name, row["source"], f"{row['single_ms']['p50']:.2f}", f"{row['single_ms']['p95']:.2f}",
-          f"{row['batch_ms']['p50']:.1f}", f"{row['batch_ms']['p95']:.1f}"] for name, row in per_model.items()]))
-    median = drawing["total_ms"]["p50"]
+        [[name, row["source"], f"{row['single_ms']['p50_ms']:.2f}", f"{row['single_ms']['p95_ms']:.2f}",
+          f"{row['batch_ms']['p50_ms']:.1f}", f"{row['batch_ms']['p95_ms']:.1f}"] for name, row in per_model.items()]))
+    median = drawing["total_ms"]["p50_ms"]
     print(f"\none drawing: preprocess_drawing + predict_proba with {len(models)} model(s), {drawing_runs} runs: "
-          f"median {median:.2f} ms, p95 {drawing['total_ms']['p95']:.2f} ms "
-          f"(preprocessing alone: median {drawing['preprocess_ms']['p50']:.2f} ms)")
+          f"median {median:.2f} ms, p95 {drawing['total_ms']['p95_ms']:.2f} ms "
+          f"(preprocessing alone: median {drawing['preprocess_ms']['p50_ms']:.2f} ms)")
     if len(models) == len(MODEL_NAMES):
         verdict = "within" if median <= GOAL_MS else "OVER"
         print(f"all six models: median {median:.2f} ms vs goal {GOAL_MS:.0f} ms: {verdict} the goal")

@@ -1,6 +1,6 @@
 """Training time to 99.0% MNIST test accuracy on the CPU: our `cnn` next to the PyTorch examples' MNIST recipe.
 
-Ours: TrainConfig.for_model("cnn", **RECIPES["fast"], device="cpu") on the 55,000 training images that train() keeps
+Ours: TrainConfig.for_model("cnn", recipe="fast", device="cpu") on the 55,000 training images that train() keeps
 after its validation split, once per --epochs value (1 and 2 by default; the one-cycle schedule is fitted to the run's
 length, so each is a run of its own). Reported: TrainResult.train_time_s (training steps plus one 5,000-image
 validation pass per epoch), the same without the validation passes (from the progress events), and the final model's
@@ -20,8 +20,8 @@ again (seeds 0, 1, ... for ours; 1, 2, ... for the reference) and the summary sh
 Run from the repository root (quiet machine for real figures; --quick is a smoke run on one torch thread: ours on
 5,000 images, the reference stopped after 40 batches and tested once, on all 10,000 test images):
 
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_time_to_99.py [--json time_to_99.json]
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_time_to_99.py --quick
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_time_to_99 [--json time_to_99.json]
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_time_to_99 --quick
     ... --epochs 1 2 3 --repeats 3 --eval-every 100 --max-epochs 5 --threads 2
 """
 
@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,18 +39,23 @@ from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/<script>.py` finds the repo
-
-from benchmarks.common import (  # noqa: E402
-    add_threads_option, apply_threads, environment, format_table, print_environment, write_json)
-from mnist_models.data import load_mnist  # noqa: E402
-from mnist_models.paths import resolve_data_root  # noqa: E402
-from mnist_models.training import RECIPES, Progress, TrainConfig, evaluate_loss_accuracy, train  # noqa: E402
+from benchmarks.common import (
+    add_threads_option,
+    apply_threads,
+    environment,
+    format_table,
+    print_environment,
+    write_json,
+)
+from mnist_models.data import load_mnist
+from mnist_models.paths import resolve_data_root
+from mnist_models.training.config import RECIPES, TrainConfig
+from mnist_models.training.loop import Progress, evaluate_loss_accuracy, train
 
 
 def run_ours(epochs: int, train_subset: int | None, seed: int, train_data, test_data) -> dict[str, Any]:
     """One run of the 'fast' recipe for ``epochs`` epochs: times and final test accuracy."""
-    config = TrainConfig.for_model("cnn", **{**RECIPES["fast"], "epochs": epochs}, train_subset=train_subset,
+    config = TrainConfig.for_model("cnn", recipe="fast", epochs=epochs, train_subset=train_subset,
                                    device="cpu", seed=seed)
     validation_s, last_batch_s = 0.0, 0.0
 

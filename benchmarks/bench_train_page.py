@@ -4,7 +4,7 @@ page and polled once a second the way its live fragment does, plus how long each
 Each poll here reruns the whole page through AppTest (a real browser reruns only the live fragment), so the poll
 times and the slowdown are upper bounds. Alone and watched runs alternate, so drift on a shared machine hits both.
 
-Run: MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_train_page.py [--quick] [--json FILE]
+Run: MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_train_page [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -12,26 +12,25 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # so `python benchmarks/<script>.py` finds the repo
+from benchmarks.common import environment, format_table, print_environment, write_json
+from mnist_models import TrainConfig, load_evaluation
+from mnist_models.paths import RUNS_DIR_ENV
+from mnist_models.store.runs import find_run
+from mnist_models.timing import percentiles
+from mnist_models.training.worker import shared_worker
 
-from benchmarks.common import environment, format_table, percentiles, print_environment, write_json  # noqa: E402
-from mnist_models import TrainConfig, load_metrics  # noqa: E402
-from mnist_models.jobs import shared_worker  # noqa: E402
-from mnist_models.paths import RUNS_DIR_ENV  # noqa: E402
-from mnist_models.runs import find_run  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 START = "FormSubmitter:train_form-Start training"
 
 
 def images_per_s(run_id: str, images: int, epochs: int) -> tuple[float, float]:
     """(training seconds, images/s) from the saved run's metadata: validation and evaluation excluded."""
-    seconds = load_metrics(find_run(run_id).checkpoint)["trained"]["train_time_s"]
+    seconds = load_evaluation(find_run(run_id).checkpoint).trained.train_time_s
     return seconds, images * epochs / seconds
 
 
@@ -95,12 +94,12 @@ def main() -> None:
     ratio = summary["watched"]["median_images_per_s"] / summary["alone"]["median_images_per_s"]
     poll = percentiles(polls)
     print(format_table(["mode", "training s", "median images/s"], rows))
-    print(f"watched/alone throughput: {ratio:.2f}; page rerun per poll: p50 {poll['p50']:.0f} ms, "
-          f"p95 {poll['p95']:.0f} ms over {len(polls)} polls")
+    print(f"watched/alone throughput: {ratio:.2f}; page rerun per poll: p50 {poll.p50_ms:.0f} ms, "
+          f"p95 {poll.p95_ms:.0f} ms over {len(polls)} polls")
     if args.json:
         write_json(args.json, {"environment": info, "model": args.model, "epochs": args.epochs, "images": images,
                                "poll_interval_s": args.poll, "runs": summary, "watched_over_alone": ratio,
-                               "poll_ms": poll, "polls": len(polls)})
+                               "poll_ms": poll.to_dict(), "polls": len(polls)})
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ runs; the table shows their median, min and max.
 Run from the repository root (quiet machine for real figures; --quick is a smoke run: 640 images, one repeat, one
 torch thread):
 
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_training.py [--json training.json]
-    MNIST_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_training.py --quick
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_training [--json training.json]
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_training --quick
     ... --models cnn mlp --subset 8192 --repeats 5 --threads 1
 """
 
@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/<script>.py` finds the repo
-
-from benchmarks.common import (  # noqa: E402
-    add_threads_option, apply_threads, environment, format_table, print_environment, write_json)
-from mnist_models.data import load_mnist  # noqa: E402
-from mnist_models.pretrained import FROM_SCRATCH  # noqa: E402
-from mnist_models.registry import MODEL_NAMES, get_spec  # noqa: E402
-from mnist_models.training import Progress, TrainConfig, train  # noqa: E402
+from benchmarks.common import (
+    add_threads_option,
+    apply_threads,
+    environment,
+    format_table,
+    print_environment,
+    write_json,
+)
+from mnist_models.data import load_mnist
+from mnist_models.models.pretrained import FROM_SCRATCH
+from mnist_models.models.registry import MODEL_NAMES, get_spec
+from mnist_models.training.config import TrainConfig
+from mnist_models.training.loop import Progress, train
 
 # Validation runs after the measured window, so a small split only saves time; it does not change the figure.
 VALIDATION_SIZE = 256

@@ -1,17 +1,21 @@
-"""What the benchmark scripts share: the machine they ran on, percentiles, a plain-text table and the JSON file."""
+"""What the benchmark scripts share: the machine they ran on, a plain-text table and the results file.
+
+Latency samples are summarised by ``mnist_models.timing.percentiles``, the helper the evaluation uses too.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 import torchvision
+
+from mnist_models.store.files import write_json as write_json_atomically
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +61,6 @@ def print_environment(info: dict[str, Any]) -> None:
           f"{info['torch_threads']} torch threads · load average {load}")
 
 
-def percentiles(samples: Sequence[float]) -> dict[str, float]:
-    """Median and 95th percentile (linear interpolation) of timing samples."""
-    return {"p50": float(np.percentile(samples, 50)), "p95": float(np.percentile(samples, 95))}
-
-
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned first column, right-aligned others; cells are printed as given."""
     cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
@@ -69,11 +68,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     def line(row: list[str]) -> str:
         return "  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
-                         for column, (cell, width) in enumerate(zip(row, widths)))
+                         for column, (cell, width) in enumerate(zip(row, widths, strict=True)))
 
     return "\n".join([line(cells[0]), "  ".join("-" * width for width in widths), *map(line, cells[1:])])
 
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+    """The results file, indented for people and written atomically, so an interrupted run keeps the old one."""
+    write_json_atomically(path, payload, indent=2)
     print(f"\nwrote {path}")

@@ -1,15 +1,23 @@
-"""digit-lab's ML engine: MNIST data, the registry of six classifiers, training, checkpoints and evaluation."""
+"""digit-lab's ML library: MNIST data, the registry of six classifiers, training, checkpoints and evaluation.
 
-from .checkpoints import CheckpointError, load_checkpoint, load_metrics, save_checkpoint
+It never imports Streamlit or Plotly: the dashboard (the ``dashboard`` package) is built on top of it.
+"""
+
 from .data import DatasetMissingError, load_mnist
+from .errors import DigitLabError
 from .inference import predict_proba
+from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .preprocess import EmptyDrawingError, preprocess_drawing
-from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
-from .training import TrainConfig, train
+from .store.checkpoints import CheckpointError, load_checkpoint, load_evaluation, save_checkpoint
+from .store.records import CheckpointMeta, Evaluation
+from .training.config import TrainConfig
+from .training.loop import train
 
-__version__ = "0.1.0"
+load_metrics = load_evaluation  # the name this function had before evaluations became a typed record
+
+__version__ = "0.2.0"
 __all__ = [
-    "MODEL_NAMES", "MODEL_SPECS", "CheckpointError", "DatasetMissingError", "EmptyDrawingError", "TrainConfig",
-    "get_spec", "load_checkpoint", "load_metrics", "load_mnist", "predict_proba", "preprocess_drawing",
-    "save_checkpoint", "train",
+    "MODEL_NAMES", "MODEL_SPECS", "CheckpointError", "CheckpointMeta", "DatasetMissingError", "DigitLabError",
+    "EmptyDrawingError", "Evaluation", "TrainConfig", "get_spec", "load_checkpoint", "load_evaluation",
+    "load_metrics", "load_mnist", "predict_proba", "preprocess_drawing", "save_checkpoint", "train",
 ]

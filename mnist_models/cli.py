@@ -1,30 +1,43 @@
-"""Command line: train, evaluate, inspect. ``python -m mnist_models --help``.
+"""Command line: inspect, train, evaluate, report, serve. ``digit-lab --help`` (or ``python -m mnist_models``).
 
 Exit codes: 0 success; 1 a model failed (its reason is printed, the others still ran); 2 bad usage or missing
 data; 75 another training job is running on this machine (the dashboard's or another command's); 130 interrupted
-(finished checkpoints are kept, the interrupted model's old checkpoint is untouched).
+(finished checkpoints are kept, the interrupted model's previous checkpoint and evaluation are untouched).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics, save_checkpoint, training_metadata
 from .data import DatasetMissingError, load_mnist
-from .evaluation import evaluate_checkpoint
-from .locking import TrainingBusy, acquire_training_lock
-from .paths import CHECKPOINT_DIR_ENV, resolve_checkpoint_dir, resolve_data_root, resolve_runs_dir
-from .pretrained import PretrainedWeightsUnavailable
-from .registry import MODEL_NAMES, MODEL_SPECS, get_spec
+from .errors import DigitLabError
+from .evaluation import reevaluate
+from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
+from .paths import (
+    CHECKPOINT_DIR_ENV,
+    DATA_DIR_ENV,
+    REPO_ROOT,
+    resolve_checkpoint_dir,
+    resolve_data_root,
+    resolve_runs_dir,
+)
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
-from .runs import list_runs
-from .training import OPTIMIZERS, RECIPES, SCHEDULES, Progress, TrainConfig, train
+from .store.checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation
+from .store.runs import list_runs
+from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
+from .training.locking import TrainingBusy, acquire_training_lock
+from .training.loop import Progress
+from .training.pipeline import train_and_save
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "augment_strength",
+                 "train_subset", "seed", "device", "weights")
 
 
 class ProgressBar:
@@ -55,27 +68,21 @@ def _parse_assignment(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _train_one(name: str, args: argparse.Namespace, train_data, test_data, output_dir: Path) -> dict[str, Any]:
-    overrides = {field: getattr(args, field) for field in (
-        "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "augment_strength",
-        "train_subset", "seed", "device", "weights")}
+def _train_one(name: str, args: argparse.Namespace, train_data, test_data, output_dir: Path) -> None:
+    """Train ``name`` with its recipe (and ``--recipe``, and the options given), then save and evaluate it as a pair.
+    KeyboardInterrupt when interrupted: nothing of this model is written then."""
+    options = {option: getattr(args, option) for option in TRAIN_OPTIONS}
     if not get_spec(name).pretrained_variants:
-        overrides.pop("weights")
-    recipe = RECIPES[args.recipe] if args.recipe else {}
-    config = TrainConfig.for_model(name, **{**recipe, **overrides}, architecture=dict(args.arch or []))
+        options.pop("weights")
+    config = TrainConfig.for_model(name, recipe=args.recipe, architecture=dict(args.arch or []), **options)
     print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr} "
           f"({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
-    result = train(config, progress=ProgressBar(name), data=train_data)
-    if result.cancelled:
+    result, saved = train_and_save(config, train_data, test_data, checkpoint=output_dir / f"{name}.pt",
+                                   progress=ProgressBar(name))
+    if saved is None:
         raise KeyboardInterrupt
-    path = output_dir / f"{name}.pt"
-    meta = training_metadata(result)
-    save_checkpoint(path, result.model, meta)
-    evaluation = evaluate_checkpoint(result.model, meta, path, test_data)
-    accuracy = evaluation["metrics"]["accuracy"]
-    print(f"{name}: test accuracy {accuracy:.2%} after {result.train_time_s:.1f} s of training → {path}",
-          file=sys.stderr)
-    return evaluation
+    print(f"{name}: test accuracy {saved.evaluation.metrics.accuracy:.2%} after {result.train_time_s:.1f} s of "
+          f"training → {saved.checkpoint}", file=sys.stderr)
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -87,14 +94,15 @@ def command_train(args: argparse.Namespace) -> int:
     test_data = load_mnist("test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
     failures = 0
-    with acquire_training_lock("python -m mnist_models train"):
+    with acquire_training_lock("digit-lab train"):
         for name in names:
             try:
                 _train_one(name, args, train_data, test_data, output_dir)
             except KeyboardInterrupt:
-                print(f"\n{name}: interrupted; its previous checkpoint (if any) is unchanged.", file=sys.stderr)
+                print(f"\n{name}: interrupted; its previous checkpoint and evaluation (if any) are unchanged.",
+                      file=sys.stderr)
                 return EXIT_INTERRUPTED
-            except (PretrainedWeightsUnavailable, ValueError, RuntimeError) as error:
+            except (DigitLabError, ValueError, RuntimeError) as error:
                 failures += 1
                 print(f"{name}: failed: {error}", file=sys.stderr)
     return EXIT_FAILED if failures else 0
@@ -103,21 +111,19 @@ def command_train(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     names = args.model or list(MODEL_NAMES)
     test_data = load_mnist("test", args.data_dir)
-    results, failures = {}, 0
+    evaluations, failures = {}, 0
     for name in names:
         try:
-            model, meta = load_checkpoint(name, args.checkpoint_dir)
+            network, meta = load_checkpoint(name, args.checkpoint_dir)
         except CheckpointError as error:
             failures += 1
             print(f"{name}: {error}", file=sys.stderr)
             continue
-        results[name] = evaluate_checkpoint(model, meta, meta["path"], test_data, latency=not args.no_latency)
+        evaluations[name] = reevaluate(network, meta, test_data, latency=not args.no_latency)
     if args.json:
-        summary = {name: {key: value for key, value in result.items() if key not in ("predictions", "confidence")}
-                   for name, result in results.items()}
-        print(json.dumps(summary, indent=1))
+        print(json.dumps({name: evaluation.summary() for name, evaluation in evaluations.items()}, indent=1))
     else:
-        print(render_results_markdown(leaderboard_rows(args.checkpoint_dir, names=list(results))))
+        print(render_results_markdown(leaderboard_rows(args.checkpoint_dir, names=list(evaluations))))
     return EXIT_FAILED if failures else 0
 
 
@@ -127,9 +133,10 @@ def command_info(args: argparse.Namespace) -> int:
         path = checkpoint_path(name, args.checkpoint_dir)
         try:
             _, meta = load_checkpoint(name, args.checkpoint_dir)
-            status = f"trained {meta['epochs_completed']} epochs, {meta['created'][:10]}"
+            epochs = meta.epochs_completed if meta.epochs_completed is not None else "unknown"
+            status = f"trained {epochs} epochs, {meta.created[:10] if meta.created else 'date unknown'}"
             try:
-                status += f", test accuracy {load_metrics(name, args.checkpoint_dir)['metrics']['accuracy']:.2%}"
+                status += f", test accuracy {load_evaluation(name, args.checkpoint_dir).metrics.accuracy:.2%}"
             except CheckpointError:
                 status += ", not evaluated"
         except CheckpointError as error:
@@ -145,7 +152,7 @@ def command_info(args: argparse.Namespace) -> int:
     runs = []
     for run in list_runs():
         try:
-            accuracy = f"test accuracy {load_metrics(run.checkpoint)['metrics']['accuracy']:.2%}"
+            accuracy = f"test accuracy {load_evaluation(run.checkpoint).metrics.accuracy:.2%}"
         except CheckpointError as error:
             accuracy = str(error)
         runs.append({"id": run.run_id, "title": run.title, "checkpoint": str(run.checkpoint), "status": accuracy})
@@ -171,13 +178,28 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    """Start the dashboard (``streamlit run app.py``) with this command's folders; Streamlit's own options follow."""
+    app = REPO_ROOT / "app.py"
+    if not app.is_file():
+        print(f"error: the dashboard needs a checkout of digit-lab (no app.py at {app}); the installed package "
+              f"holds only the library and the command line", file=sys.stderr)
+        return EXIT_USAGE
+    for value, variable in ((args.checkpoint_dir, CHECKPOINT_DIR_ENV), (args.data_dir, DATA_DIR_ENV)):
+        if value:
+            os.environ[variable] = str(Path(value).resolve())
+    command = [sys.executable, "-m", "streamlit", "run", str(app), *args.streamlit_options]
+    os.execv(sys.executable, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mnist_models", description=__doc__,
+    parser = argparse.ArgumentParser(prog="digit-lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="dataset root holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
-    common.add_argument("--checkpoint-dir", help=f"where checkpoints live (default: ${CHECKPOINT_DIR_ENV}, else checkpoints/)")
+    common.add_argument("--checkpoint-dir",
+                        help=f"where checkpoints live (default: ${CHECKPOINT_DIR_ENV}, else checkpoints/)")
 
     train_parser = sub.add_parser("train", parents=[common], help="train models and save checkpoints + results")
     which = train_parser.add_mutually_exclusive_group()
@@ -216,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser = sub.add_parser("report", parents=[common], help="the results table from the saved JSON")
     report_parser.add_argument("--update-readme", metavar="README", help="rewrite the table inside this file")
     report_parser.set_defaults(handler=command_report)
+
+    serve_parser = sub.add_parser("serve", parents=[common], help="start the dashboard (needs a checkout)")
+    serve_parser.add_argument("streamlit_options", nargs=argparse.REMAINDER,
+                              help="passed to `streamlit run`, e.g. --server.port 8502")
+    serve_parser.set_defaults(handler=command_serve)
     return parser
 
 
@@ -223,12 +250,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except DatasetMissingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except TrainingBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
+    except DatasetMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

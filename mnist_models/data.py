@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets import MNIST
 
+from .errors import DigitLabError
 from .paths import DATA_DIR_ENV, resolve_data_root
 
 MNIST_MEAN = 0.1307
@@ -25,7 +26,7 @@ VALIDATION_SIZE = 5000
 SPLIT_SEED = 20240501  # fixed, so the validation images are the same in every run and checkpoint
 
 
-class DatasetMissingError(RuntimeError):
+class DatasetMissingError(DigitLabError, RuntimeError):
     """MNIST is not on disk and could not be downloaded; the message says where it looked and how to fix it."""
 
 
@@ -37,15 +38,18 @@ def _missing_message(root: Path, reason: str) -> str:
     )
 
 
-def load_mnist(split: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(split: str, root: str | os.PathLike | None = None, download: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (images uint8 (N, 28, 28), labels int64 (N,)) for 'train' (60,000) or 'test' (10,000).
 
     A missing dataset is downloaded from torchvision's mirrors when ``download`` is true and the network allows;
-    otherwise a DatasetMissingError names the folder searched. Results are cached per (split, folder).
+    otherwise a DatasetMissingError names the folder searched. The files are read once per (split, folder); each
+    call returns its own copy, so a caller that writes into its tensors cannot corrupt a later caller's.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    return _load_cached(split, resolve_data_root(root).resolve(), download)
+    images, labels = _load_cached(split, resolve_data_root(root).resolve(), download)
+    return images.clone(), labels.clone()
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,9 +64,7 @@ def _load_cached(split: str, root: Path, download: bool) -> tuple[torch.Tensor, 
         except Exception as error:  # network errors come in many types; all mean the same to the user
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DatasetMissingError(_missing_message(root, f"download failed: {first_line}")) from None
-    images, labels = dataset.data.contiguous(), dataset.targets.to(torch.int64).contiguous()
-    images.requires_grad_(False)
-    return images, labels
+    return dataset.data.contiguous(), dataset.targets.to(torch.int64).contiguous()
 
 
 def dataset_available(root: str | os.PathLike | None = None) -> bool:
@@ -108,7 +110,8 @@ def normalize(unit_images: torch.Tensor) -> torch.Tensor:
     return (unit_images - MNIST_MEAN) / MNIST_STD
 
 
-def augment_batch(unit_images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(unit_images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None
+                  ) -> torch.Tensor:
     """Random small rotation, shift and zoom of a (N, 1, 28, 28) batch in 0..1, as one batched affine warp.
 
     At strength 1: rotation up to ±12°, shift up to ±2.5 px, zoom 0.9–1.1. Never flips: a mirrored 2 is no 2.

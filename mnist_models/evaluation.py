@@ -1,23 +1,39 @@
-"""Test-set evaluation with scikit-learn's metrics, plus calibration, size and latency, as JSON-ready dicts."""
+"""Test-set evaluation with scikit-learn's metrics, plus calibration, size and latency, as an Evaluation record."""
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support,
-                             roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
 from sklearn.preprocessing import label_binarize
 from torch import nn
 
-from .checkpoints import library_versions, metrics_path, utc_now, write_json
 from .data import tensor_checksum
 from .inference import predict_proba
+from .store.checkpoints import evaluation_path
+from .store.files import write_json
+from .store.records import (
+    AreaUnderCurve,
+    CheckpointMeta,
+    ClassificationMetrics,
+    Evaluation,
+    Latency,
+    TrainingSummary,
+    library_versions,
+    utc_now,
+)
+from .timing import percentiles
 
 CLASSES = list(range(10))
 ROC_POINTS = 200  # enough for a smooth plot; the AUCs are computed on every threshold
@@ -44,7 +60,7 @@ def _thin(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:
     return {"fpr": np.round(fpr, 5).tolist(), "tpr": np.round(tpr, 5).tolist()}
 
 
-def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> ClassificationMetrics:
     """Accuracy, per-class precision/recall/F1, confusion matrix, one-vs-rest ROC and AUCs, log loss and ECE."""
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
@@ -61,41 +77,35 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     fpr, tpr, _ = roc_curve(onehot.ravel(), probabilities.ravel())
     roc["micro"] = _thin(fpr, tpr)
     present = [int(d) for d in class_auc]
-    return {
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "errors": int((predicted != labels).sum()),
-        "count": int(len(labels)),
-        "per_class": {
+    return ClassificationMetrics(
+        accuracy=float(accuracy_score(labels, predicted)),
+        errors=int((predicted != labels).sum()),
+        count=int(len(labels)),
+        per_class={
             str(digit): {"precision": float(precision[digit]), "recall": float(recall[digit]),
                          "f1": float(f1[digit]), "support": int(support[digit])}
             for digit in CLASSES
         },
-        "macro_f1": float(f1[present].mean()) if present else 0.0,
-        "confusion_matrix": confusion_matrix(labels, predicted, labels=CLASSES).tolist(),
-        "roc": roc,
-        "auc": {
-            "per_class": class_auc,
-            "macro": float(np.mean(list(class_auc.values()))) if class_auc else float("nan"),
-            "micro": float(roc_auc_score(onehot, probabilities, average="micro")),
-        },
-        "log_loss": float(log_loss(labels, probabilities, labels=CLASSES)),
-        "ece": expected_calibration_error(probabilities, labels),
-    }
-
-
-def _percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {"p50_ms": round(statistics.median(ordered), 4),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4)}
+        macro_f1=float(f1[present].mean()) if present else 0.0,
+        confusion_matrix=confusion_matrix(labels, predicted, labels=CLASSES).tolist(),
+        roc=roc,
+        auc=AreaUnderCurve(
+            per_class=class_auc,
+            macro=float(np.mean(list(class_auc.values()))) if class_auc else float("nan"),
+            micro=float(roc_auc_score(onehot, probabilities, average="micro")),
+        ),
+        log_loss=float(log_loss(labels, probabilities, labels=CLASSES)),
+        ece=expected_calibration_error(probabilities, labels),
+    )
 
 
 @torch.inference_mode()
-def measure_latency(model: nn.Module, images: torch.Tensor, single_runs: int = 50, batch_runs: int = 5,
-                    batch_size: int = 1000) -> dict[str, Any]:
-    """Wall-clock inference latency through predict_proba: one image, and a batch, as p50/p95 in milliseconds."""
+def measure_latency(network: nn.Module, images: torch.Tensor, single_runs: int = 50, batch_runs: int = 5,
+                    batch_size: int = 1000) -> Latency:
+    """Wall-clock inference latency through predict_proba: one image, and a batch, after warm-up calls."""
     def timed(batch) -> float:
         start = time.perf_counter()
-        predict_proba(model, batch)
+        predict_proba(network, batch)
         return (time.perf_counter() - start) * 1000
 
     single = [images[i % len(images)] for i in range(single_runs + 3)]
@@ -105,45 +115,38 @@ def measure_latency(model: nn.Module, images: torch.Tensor, single_runs: int = 5
     batch = images[:batch_size]
     timed(batch)
     batch_ms = [timed(batch) for _ in range(batch_runs)]
-    return {"single": _percentiles(single_ms), "batch": {**_percentiles(batch_ms), "size": len(batch)},
-            "threads": torch.get_num_threads(), "device": str(next(model.parameters()).device)}
+    return Latency(percentiles(single_ms), percentiles(batch_ms), len(batch), torch.get_num_threads(),
+                   str(next(network.parameters()).device))
 
 
-def evaluate_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                   checkpoint: str | os.PathLike | None = None, latency: bool = True) -> dict[str, Any]:
-    """Everything the dashboard shows about one model on the test set, JSON-ready.
+def evaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
+             checkpoint: str | os.PathLike | None = None, latency: bool = True) -> Evaluation:
+    """Everything the dashboard shows about one model on the test set, with a summary of how it was trained.
 
-    Per-image predictions and confidences are kept so pages can build galleries without running the model.
+    ``checkpoint`` is the file the weights were saved in, for its size.
     """
-    probabilities = predict_proba(model, images)
-    results: dict[str, Any] = {
-        "evaluated": utc_now(),
-        "test_sha256": tensor_checksum(images, labels),
-        "metrics": classification_metrics(probabilities, labels.numpy()),
-        "parameters": sum(parameter.numel() for parameter in model.parameters()),
-        "predictions": probabilities.argmax(axis=1).tolist(),
-        "confidence": np.round(probabilities.max(axis=1), 4).tolist(),
-        "versions": library_versions(),
-    }
-    if checkpoint is not None:
-        results["size_bytes"] = Path(checkpoint).stat().st_size
-    if latency:
-        results["latency"] = measure_latency(model, images)
-    return results
-
-
-TRAINING_SUMMARY_KEYS = ("epochs_completed", "train_time_s", "created", "initialisation", "device", "cancelled")
-
-
-def evaluate_checkpoint(model: nn.Module, meta: dict[str, Any], checkpoint: str | os.PathLike,
-                        test_data: tuple[torch.Tensor, torch.Tensor], latency: bool = True) -> dict[str, Any]:
-    """Evaluate a saved model and write the results beside its checkpoint, with a summary of how it was trained."""
     images, labels = test_data
-    record = {
-        "model": meta["model"],
-        "checkpoint": Path(checkpoint).name,
-        "trained": {key: meta.get(key) for key in TRAINING_SUMMARY_KEYS},
-        **evaluate_model(model, images, labels, checkpoint=checkpoint, latency=latency),
-    }
-    write_json(metrics_path(checkpoint), record)
-    return record
+    probabilities = predict_proba(network, images)
+    return Evaluation(
+        model=meta.model,
+        metrics=classification_metrics(probabilities, labels.numpy()),
+        checkpoint=Path(checkpoint).name if checkpoint is not None else None,
+        trained=TrainingSummary.of(meta),
+        evaluated=utc_now(),
+        test_sha256=tensor_checksum(images, labels),
+        parameters=sum(parameter.numel() for parameter in network.parameters()),
+        predictions=probabilities.argmax(axis=1).tolist(),
+        confidence=np.round(probabilities.max(axis=1), 4).tolist(),
+        versions=library_versions(),
+        size_bytes=Path(checkpoint).stat().st_size if checkpoint is not None else None,
+        latency=measure_latency(network, images) if latency else None,
+    )
+
+
+def reevaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
+               latency: bool = True) -> Evaluation:
+    """Evaluate a checkpoint that is already saved (``meta.path``) and replace the evaluation beside it; the
+    weights do not change, so only that one file is rewritten, atomically."""
+    evaluation = evaluate(network, meta, test_data, meta.path, latency)
+    write_json(evaluation_path(meta.path), evaluation.to_dict())
+    return evaluation

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from .architectures import mobilenet_view
 from .data import normalize, to_unit_float
+from .models.architectures import mobilenet_view
 
 
 def class_counts(labels: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -56,39 +56,8 @@ def confusion_cell(labels: np.ndarray, predictions: np.ndarray, true_digit: int,
     return np.flatnonzero((np.asarray(labels) == true_digit) & (np.asarray(predictions) == predicted_digit))
 
 
-def selected_images(points: list[dict]) -> list[int]:
-    """Image indices of the points picked on a map whose customdata carries the index, in the order picked, without
-    repeats. The browser sends a point's customdata row as a scalar, a list, or (for plotly's typed arrays) a dict
-    keyed by column: {'0': 43059}."""
-    indices = []
-    for point in points:
-        data = point.get("customdata")
-        if isinstance(data, dict):
-            data = data.get("0")
-        elif isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if data is not None:
-            indices.append(int(data))
-    return list(dict.fromkeys(indices))
-
-
 def most_confident_mistakes(labels: np.ndarray, predictions: np.ndarray, confidence: np.ndarray, count: int = 24
                             ) -> np.ndarray:
     """Indices of misclassified images, the most confidently wrong first."""
     wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predictions))
     return wrong[np.argsort(-np.asarray(confidence)[wrong], kind="stable")][:count]
-
-
-def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
-    """Pad to a black square, then enlarge (nearest neighbour) to about ``size`` px: crisp pixels, not blur, and
-    thin crops (a "1") keep their shape instead of being stretched by the page."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
-    height, width = array.shape[:2]
-    side = max(height, width)
-    padding = [((side - height) // 2, side - height - (side - height) // 2),
-               ((side - width) // 2, side - width - (side - width) // 2)] + [(0, 0)] * (array.ndim - 2)
-    array = np.pad(array, padding)
-    factor = max(1, size // max(array.shape[:2]))
-    return array.repeat(factor, axis=0).repeat(factor, axis=1)

@@ -22,13 +22,21 @@ def as_image_batch(images) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
-    """Class probabilities (N, 10) for images in MNIST's convention (white digit on black)."""
+def predict_proba(network: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
+    """Class probabilities (N, 10) for images in MNIST's convention (white digit on black).
+
+    The network runs in eval mode (no dropout, batch norm's running statistics) and is handed back in the mode the
+    caller had it in, so predicting in the middle of training does not switch training off.
+    """
     batch = as_image_batch(images)
-    device = next(model.parameters()).device
-    model.eval()
-    chunks = [
-        torch.softmax(model(normalize(to_unit_float(batch[start:start + batch_size].to(device)))), dim=1).cpu()
-        for start in range(0, len(batch), batch_size)
-    ]
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    try:
+        chunks = [
+            torch.softmax(network(normalize(to_unit_float(batch[start:start + batch_size].to(device)))), dim=1).cpu()
+            for start in range(0, len(batch), batch_size)
+        ]
+    finally:
+        network.train(was_training)
     return torch.cat(chunks).numpy()

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from .errors import DigitLabError
+
 OUTPUT_SIZE = 28
 """Side of the final image, as in MNIST."""
 
@@ -44,14 +46,14 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601 weights, the same that Pillow uses for RGB -> L."""
 
 
-class EmptyDrawingError(ValueError):
+class EmptyDrawingError(DigitLabError, ValueError):
     """The image holds no ink, so there is no digit to classify."""
 
 
 _EMPTY_MESSAGE = "The image has no ink: draw a digit or upload a picture of one."
 
 
-class InvalidImageError(ValueError):
+class InvalidImageError(DigitLabError, ValueError):
     """Uploaded bytes are not a usable image."""
 
 

@@ -6,49 +6,64 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .checkpoints import CheckpointError, load_metrics
-from .registry import MODEL_NAMES, get_spec
+from .models.registry import MODEL_NAMES, get_spec
+from .store.checkpoints import CheckpointError, load_evaluation
+from .store.records import Evaluation
 
 TIE_TOLERANCE = 0.001  # accuracies within 0.1 percentage point (about one standard error on 10k images) tie
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def leaderboard_row(name: str, results: dict[str, Any], title: str | None = None) -> dict[str, Any]:
-    """One model's (or saved run's) headline figures, flat, for tables and charts."""
-    spec = get_spec(results.get("model", name))
-    metrics, trained = results["metrics"], results.get("trained", {})
-    latency = results.get("latency", {})
-    return {
-        "model": name,
-        "title": title or spec.title,
-        "accuracy": metrics["accuracy"],
-        "errors": metrics["errors"],
-        "macro_auc": metrics["auc"]["macro"],
-        "log_loss": metrics["log_loss"],
-        "ece": metrics["ece"],
-        "macro_f1": metrics["macro_f1"],
-        "parameters": results["parameters"],
-        "size_mb": results.get("size_bytes", 0) / 1e6,
-        "latency_ms": latency.get("single", {}).get("p50_ms"),
-        "batch_latency_ms": latency.get("batch", {}).get("p50_ms"),
-        "epochs": trained.get("epochs_completed"),
-        "train_time_s": trained.get("train_time_s"),
-        "initialisation": trained.get("initialisation"),
-        "report_accuracy": spec.report_accuracy,
-        "report_epochs": spec.report_epochs,
-        "target_accuracy": spec.target_accuracy,
-    }
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One model's (or saved run's) headline figures, flat, for tables and charts; None where not measured."""
+
+    name: str  # the catalog name: a registry name, or a run id
+    model: str  # the registry name of its architecture
+    title: str
+    accuracy: float
+    errors: int
+    count: int  # test images evaluated
+    macro_auc: float
+    log_loss: float
+    ece: float
+    macro_f1: float
+    parameters: int | None
+    size_mb: float | None
+    latency_ms: float | None  # one image, median
+    batch_latency_ms: float | None
+    epochs: int | None
+    train_time_s: float | None
+    initialisation: str | None
+    report_accuracy: float
+    report_epochs: int
+    target_accuracy: float
+
+
+def leaderboard_row(name: str, evaluation: Evaluation, title: str | None = None) -> LeaderboardRow:
+    """The row of one evaluation; ``name`` is how the catalog calls it (a run id for saved runs)."""
+    spec = get_spec(evaluation.model)
+    metrics, trained, latency = evaluation.metrics, evaluation.trained, evaluation.latency
+    return LeaderboardRow(
+        name=name, model=spec.name, title=title or spec.title, accuracy=metrics.accuracy, errors=metrics.errors,
+        count=metrics.count, macro_auc=metrics.auc.macro, log_loss=metrics.log_loss, ece=metrics.ece,
+        macro_f1=metrics.macro_f1, parameters=evaluation.parameters,
+        size_mb=evaluation.size_bytes / 1e6 if evaluation.size_bytes is not None else None,
+        latency_ms=latency.single.p50_ms if latency else None,
+        batch_latency_ms=latency.batch.p50_ms if latency else None, epochs=trained.epochs_completed,
+        train_time_s=trained.train_time_s, initialisation=trained.initialisation,
+        report_accuracy=spec.report_accuracy, report_epochs=spec.report_epochs, target_accuracy=spec.target_accuracy,
+    )
 
 
 def leaderboard_rows(checkpoint_dir: str | os.PathLike | None = None, names: list[str] | None = None
-                     ) -> list[dict[str, Any]]:
-    """Rows for every model whose evaluation JSON exists; models without one are left out."""
+                     ) -> list[LeaderboardRow]:
+    """Rows for every shipped model whose evaluation can be read; models without one are left out."""
     rows = []
     for name in names if names is not None else MODEL_NAMES:
         try:
-            rows.append(leaderboard_row(name, load_metrics(name, checkpoint_dir)))
+            rows.append(leaderboard_row(name, load_evaluation(name, checkpoint_dir)))
         except CheckpointError:
             continue
     return rows
@@ -67,45 +82,47 @@ RECOMMENDATION_RULE = (
 )
 
 
-def recommend(rows: list[dict[str, Any]]) -> Recommendation | None:
+def recommend(rows: list[LeaderboardRow]) -> Recommendation | None:
     """Apply RECOMMENDATION_RULE to measured leaderboard rows; None when there is nothing to compare."""
     if not rows:
         return None
-    best_accuracy = max(row["accuracy"] for row in rows)
-    tied = [row for row in rows if row["accuracy"] >= best_accuracy - TIE_TOLERANCE]
-    chosen = min(tied, key=lambda row: (row["latency_ms"] if row["latency_ms"] is not None else float("inf"),
-                                        -row["accuracy"]))
+    best_accuracy = max(row.accuracy for row in rows)
+    tied = [row for row in rows if row.accuracy >= best_accuracy - TIE_TOLERANCE]
+    chosen = min(tied, key=lambda row: (row.latency_ms if row.latency_ms is not None else float("inf"),
+                                        -row.accuracy))
     others = [row for row in rows if row is not chosen]
-    reasons = [f"test accuracy {chosen['accuracy']:.2%} ({chosen['errors']} errors in 10,000), "
+    reasons = [f"test accuracy {chosen.accuracy:.2%} ({chosen.errors} errors in {chosen.count:,}), "
                f"best measured: {best_accuracy:.2%}"]
     if len(tied) > 1:
-        names = ", ".join(row["title"] for row in tied if row is not chosen)
-        reasons.append(f"statistically tied with {names}; fastest of them at "
-                       f"{chosen['latency_ms']:.2f} ms per image")
-    reasons.append(f"macro AUC {chosen['macro_auc']:.5f}, calibration error {chosen['ece']:.3%}")
+        names = ", ".join(row.title for row in tied if row is not chosen)
+        speed = f"{chosen.latency_ms:.2f} ms per image" if chosen.latency_ms is not None else "latency not measured"
+        reasons.append(f"statistically tied with {names}; fastest of them ({speed})")
+    reasons.append(f"macro AUC {chosen.macro_auc:.5f}, calibration error {chosen.ece:.3%}")
     if others:
-        worst = min(others, key=lambda row: row["accuracy"])
-        reasons.append(f"makes {worst['errors'] - chosen['errors']} fewer errors than {worst['title']}")
-    return Recommendation(chosen["model"], RECOMMENDATION_RULE, reasons)
+        worst = min(others, key=lambda row: row.accuracy)
+        reasons.append(f"makes {worst.errors - chosen.errors} fewer errors than {worst.title}")
+    return Recommendation(chosen.name, RECOMMENDATION_RULE, reasons)
 
 
-def render_results_markdown(rows: list[dict[str, Any]]) -> str:
-    """The README's results table: measured figures next to the reports' and the targets."""
+def _or_dash(value, template: str) -> str:
+    return template.format(value) if value is not None else "–"
+
+
+def render_results_markdown(rows: list[LeaderboardRow]) -> str:
+    """The README's results table: measured figures next to the reports' and the targets. Latency is left to the
+    Speed section's table, which the inference benchmark measures on a quiet machine."""
     lines = [
         "| model | test accuracy | report (epochs) | target | macro AUC | log loss | ECE | parameters | size | "
-        "latency 1 image | latency 1000 images | epochs | training time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "epochs | training time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        met = "✅" if row["accuracy"] >= row["target_accuracy"] else "❌"
-        latency = f"{row['latency_ms']:.2f} ms" if row["latency_ms"] is not None else "–"
-        batch = f"{row['batch_latency_ms']:.0f} ms" if row["batch_latency_ms"] is not None else "–"
-        train_time = f"{row['train_time_s']:.0f} s" if row["train_time_s"] is not None else "–"
+        met = "✅" if row.accuracy >= row.target_accuracy else "❌"
         lines.append(
-            f"| `{row['model']}` | **{row['accuracy']:.2%}** {met} | {row['report_accuracy']:.1%} "
-            f"({row['report_epochs']}) | ≥ {row['target_accuracy']:.1%} | {row['macro_auc']:.5f} | "
-            f"{row['log_loss']:.4f} | {row['ece']:.2%} | {row['parameters']:,} | {row['size_mb']:.2f} MB | "
-            f"{latency} | {batch} | {row['epochs']} | {train_time} |")
+            f"| `{row.name}` | **{row.accuracy:.2%}** {met} | {row.report_accuracy:.1%} ({row.report_epochs}) | "
+            f"≥ {row.target_accuracy:.1%} | {row.macro_auc:.5f} | {row.log_loss:.4f} | {row.ece:.2%} | "
+            f"{_or_dash(row.parameters, '{:,}')} | {_or_dash(row.size_mb, '{:.2f} MB')} | "
+            f"{_or_dash(row.epochs, '{}')} | {_or_dash(row.train_time_s, '{:.0f} s')} |")
     return "\n".join(lines)
 
 

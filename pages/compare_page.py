@@ -3,44 +3,57 @@
 import numpy as np
 import streamlit as st
 
-from mnist_models.dashboard import mnist, selected_entries
-from mnist_models.exploration import confusion_cell, enlarge, most_confident_mistakes
-from mnist_models.figures import (confusion_figure, per_class_frame, roc_by_class_figure, roc_by_model_figure,
-                                  training_curves_figure)
+from dashboard.cache import mnist
+from dashboard.figures import (
+    confusion_figure,
+    per_class_frame,
+    roc_by_class_figure,
+    roc_by_model_figure,
+    training_curves_figure,
+)
+from dashboard.sidebar import selected_entries
+from dashboard.widgets import enlarge
+from mnist_models.data import VALIDATION_SIZE
+from mnist_models.exploration import confusion_cell, most_confident_mistakes
 
 st.title("Compare the models")
-entries = [entry for entry in selected_entries() if entry.results is not None]
+entries = [entry for entry in selected_entries() if entry.evaluation is not None]
 if not entries:
     st.info("No evaluated model is selected; choose models in the sidebar.")
     st.stop()
-results = {entry.title: entry.results for entry in entries}
-by_title = {entry.title: entry for entry in entries}
+evaluations = {entry.title: entry.evaluation for entry in entries}
 
 st.subheader("ROC curves (one digit against the rest)")
 left, right = st.columns(2)
 with left:
-    title = st.selectbox("Model", list(results), key="roc_model")
-    st.plotly_chart(roc_by_model_figure(results[title], title), key="roc_model_chart")
+    title = st.selectbox("Model", list(evaluations), key="roc_model")
+    st.plotly_chart(roc_by_model_figure(evaluations[title], title), key="roc_model_chart")
 with right:
     digit = st.selectbox("Digit", list(range(10)), key="roc_digit")
-    st.plotly_chart(roc_by_class_figure(results, digit), key="roc_digit_chart")
+    st.plotly_chart(roc_by_class_figure(evaluations, digit), key="roc_digit_chart")
 
 st.subheader("Training curves")
-st.plotly_chart(training_curves_figure({entry.title: entry.meta["history"] for entry in entries}),
-                key="training_curves")
-st.caption("Solid: training set; dashed: the 5,000 held-out validation images, measured after each epoch.")
+histories = {entry.title: entry.meta.history for entry in entries if entry.meta.history.get("epoch")}
+if histories:
+    st.plotly_chart(training_curves_figure(histories), key="training_curves")
+    st.caption(f"Solid: training set; dashed: the {VALIDATION_SIZE:,} held-out validation images, measured after "
+               f"each epoch.")
+missing = [entry.title for entry in entries if entry.title not in histories]
+if missing:
+    st.caption(f"No training history recorded for {', '.join(missing)}.")
 
 st.subheader("Per-class precision, recall and F1")
-st.dataframe(per_class_frame(results).style.format("{:.2%}"))
+st.dataframe(per_class_frame(evaluations).style.format("{:.2%}"))
 
 test = mnist("test")
 st.subheader("Confusion matrices")
 st.caption("Click a cell to see those test images with every model's prediction." if test else
            "The galleries need the test images.")
 selection = None
-for column, entry in zip(st.columns(min(3, len(entries))) * 2, entries):
-    with column:
-        event = st.plotly_chart(confusion_figure(entry.results["metrics"]["confusion_matrix"], entry.title),
+columns = st.columns(min(3, len(entries)))
+for position, entry in enumerate(entries):
+    with columns[position % len(columns)]:
+        event = st.plotly_chart(confusion_figure(entry.evaluation.metrics.confusion_matrix, entry.title),
                                 key=f"confusion_{entry.name}", on_select="rerun", selection_mode="points")
         points = event["selection"]["points"] if event else []
         if points:
@@ -49,6 +62,9 @@ if test is None:
     st.stop()
 images, labels = test
 labels = labels.numpy()
+# Per-image predictions exist only in evaluations of this test set (an older or partial file may lack them).
+with_predictions = [entry for entry in entries if entry.evaluation.predictions is not None
+                    and len(entry.evaluation.predictions) == len(labels)]
 
 
 def gallery(indices, heading: str) -> None:
@@ -56,21 +72,24 @@ def gallery(indices, heading: str) -> None:
     if len(indices) == 0:
         st.write("No such images.")
         return
-    captions = [" · ".join(f"{e.name} {e.results['predictions'][i]}" for e in entries) for i in indices]
+    captions = [" · ".join(f"{e.name} {e.evaluation.predictions[i]}" for e in with_predictions) for i in indices]
     st.image([enlarge(images[i].numpy(), 84) for i in indices], caption=[
-        f"#{i} true {labels[i]}: {caption}" for i, caption in zip(indices, captions)])
+        f"#{i} true {labels[i]}: {caption}" for i, caption in zip(indices, captions, strict=True)])
 
 
-if selection is not None:
+if selection is not None and selection[0] in with_predictions:
     entry, true_digit, predicted_digit = selection
-    cell = confusion_cell(labels, np.asarray(entry.results["predictions"]), true_digit, predicted_digit)
+    cell = confusion_cell(labels, np.asarray(entry.evaluation.predictions), true_digit, predicted_digit)
     gallery(cell[:40], f"**{entry.title}: true {true_digit}, predicted {predicted_digit}** — {len(cell)} images"
                        f"{' (first 40)' if len(cell) > 40 else ''}")
 
 st.subheader("Most confident mistakes")
-chosen = st.selectbox("Model", list(by_title), key="mistakes_model")
-entry = by_title[chosen]
-mistakes = most_confident_mistakes(labels, np.asarray(entry.results["predictions"]),
-                                   np.asarray(entry.results["confidence"]))
-gallery(mistakes, f"{entry.title} gets {entry.results['metrics']['errors']} of 10,000 test images wrong; "
-                  f"the {len(mistakes)} it was surest about:")
+usable = {entry.title: entry for entry in with_predictions if entry.evaluation.confidence is not None}
+if not usable:
+    st.info("The selected models' evaluations hold no per-image predictions; re-run `digit-lab evaluate`.")
+    st.stop()
+entry = usable[st.selectbox("Model", list(usable), key="mistakes_model")]
+mistakes = most_confident_mistakes(labels, np.asarray(entry.evaluation.predictions),
+                                   np.asarray(entry.evaluation.confidence))
+gallery(mistakes, f"{entry.title} gets {entry.evaluation.metrics.errors} of {entry.evaluation.metrics.count:,} test "
+                  f"images wrong; the {len(mistakes)} it was surest about:")

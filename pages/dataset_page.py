@@ -3,23 +3,29 @@
 import numpy as np
 import streamlit as st
 
-from mnist_models.dashboard import dataset_statistics, mnist, pca
-from mnist_models.data import MNIST_MEAN, MNIST_STD
-from mnist_models.exploration import architecture_views, enlarge, sample_indices, selected_images
-from mnist_models.figures import (DIGITS, class_distribution_figure, image_grid_figure, pca_figure,
-                                  pixel_histogram_figure, sequence_figure)
-from mnist_models.paths import resolve_data_root
+from dashboard.cache import data_root, dataset_statistics, mnist, pca
+from dashboard.figures import (
+    DIGITS,
+    class_distribution_figure,
+    image_grid_figure,
+    pca_figure,
+    pixel_histogram_figure,
+    sequence_figure,
+)
+from dashboard.widgets import enlarge, selected_images
+from mnist_models.data import MNIST_MEAN, MNIST_STD, VALIDATION_SIZE
+from mnist_models.exploration import architecture_views, sample_indices
 
 st.title("The MNIST dataset")
 train, test = mnist("train"), mnist("test")
 if train is None or test is None:
     st.stop()
 train_images, train_labels = train
-root = str(resolve_data_root().resolve())
+root = data_root()
 statistics = dataset_statistics(root)
 st.markdown(f"{len(train_labels):,} training and {len(test[1]):,} test images of handwritten digits, 28×28 pixels "
-            f"of 8-bit gray, white ink on black. Models hold out 5,000 training images for validation; the test "
-            f"set is used only for the final evaluation.")
+            f"of 8-bit gray, white ink on black. Models hold out {VALIDATION_SIZE:,} training images for validation; "
+            f"the test set is used only for the final evaluation.")
 
 st.subheader("Samples")
 st.session_state.setdefault("sample_seed", 0)

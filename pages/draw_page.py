@@ -3,11 +3,12 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_models.catalog import agreement, predict_with_each
-from mnist_models.dashboard import selected_entries
-from mnist_models.exploration import enlarge
-from mnist_models.figures import probability_figure
+from dashboard.figures import probability_figure
+from dashboard.sidebar import selected_entries
+from dashboard.text import agreement
+from dashboard.widgets import enlarge
 from mnist_models.preprocess import EmptyDrawingError, InvalidImageError, load_uploaded_image, preprocess_stages
+from mnist_models.store.catalog import predict_with_each
 
 st.title("Draw a digit")
 source = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, label_visibility="collapsed")
@@ -47,7 +48,7 @@ except EmptyDrawingError as error:
 st.subheader("Preprocessing, the way MNIST was made")
 for column, (label, picture) in zip(st.columns(4), [
         ("raw ink", stages.gray), ("cropped to the ink", stages.cropped), ("scaled to fit 20×20", stages.fitted),
-        ("centred by mass in 28×28", stages.centred)]):
+        ("centred by mass in 28×28", stages.centred)], strict=True):
     column.image(enlarge(picture), caption=label)
 
 entries = selected_entries()
@@ -58,7 +59,7 @@ if not predictions:
     st.stop()
 verdict = agreement(predictions)
 (st.success if verdict.startswith("All") else st.warning)(verdict)
-for column, prediction in zip(st.columns(len(predictions)), predictions):
+for column, prediction in zip(st.columns(len(predictions)), predictions, strict=True):
     with column:
         st.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
         st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",

@@ -2,28 +2,31 @@
 
 import streamlit as st
 
-from mnist_models.dashboard import catalog, leaderboard, leaderboard_table, selected_entries
-from mnist_models.figures import leaderboard_figure
+from dashboard.cache import catalog
+from dashboard.figures import leaderboard_figure
+from dashboard.sidebar import selected_entries
+from dashboard.widgets import leaderboard, leaderboard_table
 from mnist_models.reporting import recommend
 
 st.title("digit-lab")
+rows = leaderboard(selected_entries())
+tested = f"its {rows[0].count:,} test images" if rows else "its test images"
 st.markdown(
     "Six handwritten-digit classifiers, the architectures of two analysis reports (MLP, RNN, CNN, basic CNN, "
-    "CNN + dropout, MobileNet), trained on MNIST and measured on its 10,000 test images. "
+    f"CNN + dropout, MobileNet), trained on MNIST and measured on {tested}. "
     "Draw a digit and watch every model answer, explore the dataset, or compare the models in depth.")
 
-rows = leaderboard(selected_entries())
 unavailable = [entry for entry in catalog() if not entry.available]
 for entry in unavailable:
     st.warning(f"**{entry.title}** is unavailable: {entry.error}", icon=":material/error:")
 
 if not rows:
     st.info("No evaluated model is selected. Pick models in the sidebar, or train and evaluate them with "
-            "`python -m mnist_models train --all`.")
+            "`digit-lab train --all`.")
 else:
     choice = recommend(rows)
-    chosen = next(row for row in rows if row["model"] == choice.model)
-    st.subheader(f"Recommended: {chosen['title']}", anchor="recommended")
+    chosen = next(row for row in rows if row.name == choice.model)
+    st.subheader(f"Recommended: {chosen.title}", anchor="recommended")
     st.markdown("\n".join(f"- {reason}" for reason in choice.reasons))
     st.caption(f"Rule: {choice.rule}")
 

@@ -2,16 +2,25 @@
 
 import streamlit as st
 
-from mnist_models.dashboard import catalog, leaderboard, leaderboard_table, mnist
+from dashboard.cache import catalog, mnist
+from dashboard.figures import live_training_figure
+from dashboard.text import progress_line
+from dashboard.train_options import (
+    SUBSET_CHOICES,
+    WEIGHT_LABELS,
+    architecture_settings,
+    recipe,
+    subset_label,
+    weight_choices,
+)
+from dashboard.widgets import leaderboard, leaderboard_table
+from mnist_models.data import VALIDATION_SIZE
 from mnist_models.devices import available_devices
-from mnist_models.figures import live_training_figure
-from mnist_models.jobs import JobState, progress_line, shared_worker
-from mnist_models.locking import TrainingBusy
-from mnist_models.registry import MODEL_NAMES, get_spec
-from mnist_models.runs import delete_run
-from mnist_models.train_options import (SUBSET_CHOICES, WEIGHT_LABELS, architecture_settings, recipe, subset_label,
-                                        weight_choices)
-from mnist_models.training import OPTIMIZERS, SCHEDULES, TrainConfig
+from mnist_models.models.registry import MODEL_NAMES, get_spec
+from mnist_models.store.runs import delete_run
+from mnist_models.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from mnist_models.training.locking import TrainingBusy
+from mnist_models.training.worker import JobState, shared_worker
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -66,17 +75,19 @@ def model_settings(name: str) -> dict:
 
 
 train_data = mnist("train")
+trainable = len(train_data[1]) - VALIDATION_SIZE if train_data is not None else None
 chosen = st.multiselect("Models to train", MODEL_NAMES, default=["cnn"], format_func=title_of.get,
                         key="train_models", help="Each starts from the recipe of its shipped checkpoint.")
 with st.form("train_form"):
     choices = {}
-    for name, tab in zip(chosen, st.tabs([title_of[name] for name in chosen]) if chosen else []):
+    for name, tab in zip(chosen, st.tabs([title_of[name] for name in chosen]) if chosen else [], strict=True):
         with tab:
             choices[name] = model_settings(name)
     left, middle, right = st.columns(3)
-    subset = left.select_slider("Training images", SUBSET_CHOICES, None, format_func=subset_label,
-                                key="train_subset", help="A subset makes a quick run; validation always uses the "
-                                                         "same 5,000 held-out images.")
+    subset = left.select_slider("Training images", SUBSET_CHOICES, None,
+                                format_func=lambda size: subset_label(size, trainable), key="train_subset",
+                                help=f"A subset makes a quick run; validation always uses the same "
+                                     f"{VALIDATION_SIZE:,} held-out images.")
     seed = middle.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     devices = available_devices()
     device = right.selectbox("Device", devices, key="train_device", disabled=len(devices) == 1,
@@ -136,8 +147,8 @@ def live_panel() -> None:
     st.subheader("Training now" if active else "Last training request")
     if active:
         st.button("Cancel training", icon=":material/stop:", on_click=worker.cancel, args=(jobs[0].request,),
-                  key="cancel_training", help="The running model keeps its finished epochs and is saved as cancelled; queued ones are "
-                       "dropped.")
+                  key="cancel_training", help="The running model keeps its finished epochs and is saved as "
+                                              "cancelled; queued ones are dropped.")
     for job in jobs:
         show_job(job)
 

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_models import MODEL_NAMES, CheckpointError, get_spec, load_checkpoint, load_metrics, predict_proba, save_checkpoint
+from mnist_models import (
+    MODEL_NAMES,
+    CheckpointError,
+    get_spec,
+    load_checkpoint,
+    load_metrics,
+    predict_proba,
+    save_checkpoint,
+)
 from mnist_models.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION, metrics_path
 from mnist_models.paths import CHECKPOINT_DIR
 

@@ -6,10 +6,22 @@ import torch
 
 from mnist_models import get_spec
 from mnist_models.catalog import CatalogEntry, Prediction, agreement, load_catalog, predict_with_each
-from mnist_models.exploration import (architecture_views, class_counts, confusion_cell, enlarge, selected_images,
-                                      most_confident_mistakes, sample_indices)
-from mnist_models.figures import (confusion_figure, pca_figure, per_class_frame, probability_figure,
-                                  training_curves_figure)
+from mnist_models.exploration import (
+    architecture_views,
+    class_counts,
+    confusion_cell,
+    enlarge,
+    most_confident_mistakes,
+    sample_indices,
+    selected_images,
+)
+from mnist_models.figures import (
+    confusion_figure,
+    pca_figure,
+    per_class_frame,
+    probability_figure,
+    training_curves_figure,
+)
 
 
 def _prediction(title, digit):

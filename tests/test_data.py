@@ -4,8 +4,15 @@ import torch
 from torchvision.datasets import MNIST
 
 from mnist_models import DatasetMissingError, load_mnist
-from mnist_models.data import (MNIST_MEAN, MNIST_STD, augment_batch, normalize, split_train_validation,
-                               tensor_checksum, to_unit_float)
+from mnist_models.data import (
+    MNIST_MEAN,
+    MNIST_STD,
+    augment_batch,
+    normalize,
+    split_train_validation,
+    tensor_checksum,
+    to_unit_float,
+)
 from mnist_models.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, resolve_data_root
 
 

@@ -1,7 +1,6 @@
 import pytest
 
-from mnist_models.reporting import (README_END, README_START, recommend, render_results_markdown,
-                                    update_readme)
+from mnist_models.reporting import README_END, README_START, recommend, render_results_markdown, update_readme
 
 
 def _row(model, accuracy, latency, errors=None):

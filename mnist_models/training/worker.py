@@ -12,27 +12,31 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import torch
 
-from .data import load_mnist
+from ..data import load_mnist
+from ..models.registry import get_spec
+from ..paths import resolve_data_root, resolve_runs_dir
+from ..store.records import ClassificationMetrics
+from .config import TrainConfig
 from .locking import TrainingBusy, acquire_training_lock
-from .paths import resolve_data_root, resolve_runs_dir
-from .registry import get_spec
-from .runs import save_run
-from .training import Progress, TrainConfig, train
+from .loop import Progress
+from .pipeline import train_and_save
 
 LOGGER = logging.getLogger(__name__)
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     EVALUATING = "evaluating"  # trained; measuring on the test set and saving
@@ -58,7 +62,7 @@ class Job:
     error: str | None = None
     run_id: str | None = None
     run_title: str | None = None
-    evaluation: dict[str, Any] | None = None  # test-set metrics of the saved run
+    metrics: ClassificationMetrics | None = None  # the saved run's test-set metrics
     started: float | None = None
     ended: float | None = None
 
@@ -73,27 +77,6 @@ class Job:
     @property
     def epoch_events(self) -> list[Progress]:
         return [event for event in self.events if event.kind == "epoch"]
-
-
-def format_duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def progress_line(job: Job) -> tuple[float, str]:
-    """(fraction done, one line of text) for a job's progress bar."""
-    latest = job.latest
-    if job.state is JobState.QUEUED:
-        return 0.0, f"{job.title}: queued"
-    if job.state is JobState.EVALUATING:
-        return 1.0, f"{job.title}: evaluating on the test set and saving"
-    if latest is None:
-        return 0.0, f"{job.title}: {'loading the data and building the model' if job.state.active else job.state.value}"
-    text = (f"{job.title}: epoch {latest.epoch}/{latest.epochs} · {latest.fraction:.0%} · "
-            f"{latest.images_per_s:,.0f} images/s")
-    if job.state is JobState.RUNNING:
-        text += f" · about {format_duration(latest.eta_s)} left"
-    return latest.fraction, text
 
 
 class WorkerBusy(TrainingBusy):
@@ -196,7 +179,8 @@ class TrainingWorker:
         if running is None:
             return "finishing"
         latest = running.latest
-        where = f", epoch {latest.epoch}/{latest.epochs}, about {format_duration(latest.eta_s)} left" if latest else ""
+        where = (f", epoch {latest.epoch}/{latest.epochs}, about {math.ceil(latest.eta_s / 60)} min left"
+                 if latest else "")
         return f"{running.title}{where}"
 
     def _update(self, job: Job, **changes: Any) -> None:
@@ -237,25 +221,29 @@ class TrainingWorker:
         self._note(job, f"training {job.title}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
                         f"lr {config.lr:g}, {config.train_subset or 'all'} training images, seed {config.seed}")
         try:
-            result = train(config, progress=lambda event: self._record(job, event), cancel=request.cancel,
-                           data=self._load_data("train", request.data_dir))
-            if result.cancelled and result.epochs_completed == 0:
-                self._note(job, "cancelled before the first epoch finished: nothing to save")
-                self._update(job, state=JobState.CANCELLED, ended=time.time())
-                return
-            self._update(job, state=JobState.EVALUATING)
-            self._note(job, f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} "
-                            f"epoch(s) in {result.train_time_s:.1f} s; evaluating on the test set")
-            run, evaluation = save_run(result, self._load_data("test", request.data_dir), request.runs_dir)
+            result, saved = train_and_save(
+                config, self._load_data("train", request.data_dir), self._load_data("test", request.data_dir),
+                runs_dir=request.runs_dir, keep_cancelled=True, progress=lambda event: self._record(job, event),
+                cancel=request.cancel, on_trained=lambda result: self._evaluating(job, result))
         except Exception as error:  # the worker's boundary: any failure ends this job only, with its reason
             LOGGER.exception("training job %s (%s) failed", job.number, config.model)
             reason = describe_failure(error)
             self._note(job, f"failed: {reason}")
             self._update(job, state=JobState.FAILED, error=reason, ended=time.time())
             return
-        self._note(job, f"saved as {run.run_id}: test accuracy {evaluation['metrics']['accuracy']:.2%}")
-        self._update(job, state=JobState.CANCELLED if result.cancelled else JobState.FINISHED, run_id=run.run_id,
-                     run_title=run.title, evaluation=evaluation["metrics"], ended=time.time())
+        if saved is None:
+            self._note(job, "cancelled before the first epoch finished: nothing to save")
+            self._update(job, state=JobState.CANCELLED, ended=time.time())
+            return
+        self._note(job, f"saved as {saved.run.run_id}: test accuracy {saved.evaluation.metrics.accuracy:.2%}")
+        self._update(job, state=JobState.CANCELLED if result.cancelled else JobState.FINISHED,
+                     run_id=saved.run.run_id, run_title=saved.run.title, metrics=saved.evaluation.metrics,
+                     ended=time.time())
+
+    def _evaluating(self, job: Job, result) -> None:
+        self._update(job, state=JobState.EVALUATING)
+        self._note(job, f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} "
+                        f"epoch(s) in {result.train_time_s:.1f} s; evaluating on the test set")
 
 
 _SHARED: TrainingWorker | None = None

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import torch
 
+from ..errors import DigitLabError
 from .architectures import MOBILENET_VARIANTS
 
 FROM_SCRATCH = "none"
 IMAGENET = "imagenet"
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
+class PretrainedWeightsUnavailable(DigitLabError, RuntimeError):
     """The requested ImageNet weights cannot be loaded; the message lists the ways out."""
 
 

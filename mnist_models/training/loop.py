@@ -8,88 +8,23 @@ the weights as they were at the end of the last one, so a cancelled model matche
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import augment_batch, load_mnist, normalize, split_train_validation, tensor_checksum, to_unit_float
-from .devices import resolve_device
-from .pretrained import FROM_SCRATCH, IMAGENET, load_pretrained_state
-from .registry import get_spec
+from ..data import augment_batch, load_mnist, normalize, split_train_validation, tensor_checksum, to_unit_float
+from ..devices import resolve_device
+from ..models.pretrained import FROM_SCRATCH, load_pretrained_state
+from ..models.registry import get_spec
+from .config import TrainConfig
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
-# Named recipes applied on top of a model's defaults (explicit options still win). 'fast' is the schedule the speed
-# benchmark times: two epochs of one-cycle with large steps (99.13% test accuracy for cnn in 25 s here).
-RECIPES: dict[str, dict[str, Any]] = {
-    "fast": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "optimizer": "adamw", "schedule": "onecycle"},
-}
-SCHEDULES = ("constant", "onecycle", "cosine", "step")
 ONE_CYCLE_MIN_STEPS = 8
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run; stored in the checkpoint so the run can be repeated."""
-
-    model: str
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    schedule: str = "constant"  # 'step' is the PyTorch example's StepLR(γ=0.7) per epoch
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    augment: bool = False
-    augment_strength: float = 1.0
-    train_subset: int | None = None  # use only this many training images (quick runs)
-    validation_size: int = 5000
-    seed: int = 0
-    device: str = "auto"
-    architecture: dict[str, Any] = field(default_factory=dict)  # overrides of the registry's defaults
-    weights: str | None = None  # pretrained models only: 'imagenet', 'none' or a file path
-
-    @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
-        """The registry's recipe for ``model``; ``overrides`` set to None keep the recipe's value."""
-        spec = get_spec(model)
-        settings = {**spec.training_defaults, **{key: value for key, value in overrides.items() if value is not None}}
-        if spec.pretrained_variants and settings.get("weights") is None:
-            settings["weights"] = IMAGENET
-        return cls(model=model, **settings)
-
-    def __post_init__(self) -> None:
-        spec = get_spec(self.model)
-        problems = []
-        if self.epochs < 1:
-            problems.append("epochs must be at least 1")
-        if self.batch_size < 1:
-            problems.append("batch size must be at least 1")
-        if not self.lr > 0:
-            problems.append("learning rate must be positive")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.train_subset is not None and self.train_subset < 1:
-            problems.append("training subset must be at least 1 image")
-        if self.augment_strength < 0:
-            problems.append("augmentation strength cannot be negative")
-        if self.weights is not None and not spec.pretrained_variants:
-            problems.append(f"{self.model} has no pretrained weights; leave weights unset")
-        unknown = set(self.architecture) - set(spec.architecture_defaults)
-        if unknown:
-            problems.append(f"{self.model} has no hyperparameter(s) {sorted(unknown)}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -123,7 +58,9 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    """A trained network and how it got there; ``history`` holds one entry per finished epoch."""
+
+    network: nn.Module
     config: TrainConfig
     history: dict[str, list[float]]
     cancelled: bool
@@ -137,16 +74,16 @@ class TrainResult:
         return len(self.history["epoch"])
 
 
-def build_model(config: TrainConfig) -> tuple[nn.Module, str]:
+def build_network(config: TrainConfig) -> tuple[nn.Module, str]:
     """Build the configured architecture, seeded, and initialise it from pretrained weights where asked."""
     spec = get_spec(config.model)
     torch.manual_seed(config.seed)
-    model = spec.build(**config.architecture)
+    network = spec.build(**config.architecture)
     if not spec.pretrained_variants or config.weights == FROM_SCRATCH:
-        return model, "random (from scratch)"
-    state, provenance = load_pretrained_state(model.variant, config.weights)
-    model.load_imagenet_backbone(state)
-    return model, provenance
+        return network, "random (from scratch)"
+    state, provenance = load_pretrained_state(network.variant, config.weights)
+    network.load_imagenet_backbone(state)
+    return network, provenance
 
 
 def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
@@ -177,13 +114,13 @@ def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
 
 
 @torch.inference_mode()
-def evaluate_loss_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+def evaluate_loss_accuracy(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
                            ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (left in eval mode) on uint8 images already on its device."""
-    model.eval()
+    """Mean cross-entropy and accuracy of ``network`` (left in eval mode) on uint8 images already on its device."""
+    network.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
-        logits = model(normalize(to_unit_float(images[start:start + batch_size])))
+        logits = network(normalize(to_unit_float(images[start:start + batch_size])))
         target = labels[start:start + batch_size]
         total_loss += F.cross_entropy(logits, target, reduction="sum").item()
         correct += (logits.argmax(1) == target).sum().item()
@@ -208,14 +145,14 @@ def train(
     if config.train_subset is not None:
         train_images, train_labels = train_images[:config.train_subset], train_labels[:config.train_subset]
     device = resolve_device(config.device)
-    model, initialisation = build_model(config)
-    model = model.to(device)
+    network, initialisation = build_network(config)
+    network = network.to(device)
     if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
+        network = network.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
     train_images, train_labels = train_images.to(device), train_labels.to(device)
     val_images, val_labels = val_images.to(device), val_labels.to(device)
 
-    optimizer = _make_optimizer(config, model.parameters())
+    optimizer = _make_optimizer(config, network.parameters())
     batches = math.ceil(len(train_images) / config.batch_size)
     scheduler = _make_scheduler(config, optimizer, batches)
     generator = torch.Generator().manual_seed(config.seed)
@@ -237,7 +174,7 @@ def train(
 
     try:
         for epoch in range(1, config.epochs + 1):
-            model.train()
+            network.train()
             epoch_start = time.perf_counter()
             order = torch.randperm(len(train_images), generator=generator).to(device)
             epoch_loss = torch.zeros((), device=device)
@@ -250,12 +187,12 @@ def train(
                 inputs, targets = to_unit_float(train_images[index]), train_labels[index]
                 if config.augment:
                     inputs = augment_batch(inputs, config.augment_strength, generator)
-                logits = model(normalize(inputs))
+                logits = network(normalize(inputs))
                 loss = F.cross_entropy(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
                 optimizer.step()
                 if scheduler is not None and config.schedule != "step":
                     scheduler.step()
@@ -274,7 +211,7 @@ def train(
                     window_count, window_correct = 0, 0
             if scheduler is not None and config.schedule == "step":
                 scheduler.step()
-            val_loss, val_accuracy = evaluate_loss_accuracy(model, val_images, val_labels)
+            val_loss, val_accuracy = evaluate_loss_accuracy(network, val_images, val_labels)
             epoch_time = time.perf_counter() - epoch_start
             seen = len(train_images)
             history["epoch"].append(epoch)
@@ -287,13 +224,13 @@ def train(
             report("epoch", epoch, batches, history["train_loss"][-1], history["train_accuracy"][-1],
                    (val_loss, val_accuracy))
             trained_s += epoch_time
-            finished_epoch_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+            finished_epoch_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
     except KeyboardInterrupt:
         cancelled = True
         trained_s += time.perf_counter() - epoch_start
         if finished_epoch_state is not None:
-            model.load_state_dict(finished_epoch_state)
+            network.load_state_dict(finished_epoch_state)
 
-    model = model.to(memory_format=torch.contiguous_format).eval()
-    return TrainResult(model, config, history, cancelled, trained_s, str(device), initialisation,
+    network = network.to(memory_format=torch.contiguous_format).eval()
+    return TrainResult(network, config, history, cancelled, trained_s, str(device), initialisation,
                        tensor_checksum(images, labels))

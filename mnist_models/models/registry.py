@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -36,7 +37,8 @@ class ModelSpec:
         return self.builder(**{**self.architecture_defaults, **architecture})
 
 
-FAST_TRAINING = {"optimizer": "adamw", "schedule": "onecycle", "weight_decay": 1e-4}
+# The shipped checkpoints' optimiser: AdamW with a one-cycle learning-rate schedule.
+ADAMW_ONE_CYCLE = {"optimizer": "adamw", "schedule": "onecycle", "weight_decay": 1e-4}
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -47,7 +49,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                         "128 units. No notion of neighbouring pixels.",
             input_format="flat vector of 784 values", builder=arch.MLP,
             architecture_defaults={"hidden_sizes": (256, 128), "dropout": 0.2},
-            training_defaults={"epochs": 5, "batch_size": 128, "lr": 2e-3, **FAST_TRAINING},
+            training_defaults={"epochs": 5, "batch_size": 128, "lr": 2e-3, **ADAMW_ONE_CYCLE},
             report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.977, report_epochs=5,
             target_accuracy=0.980,
         ),
@@ -57,7 +59,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                         "bottom; its last state feeds a dense layer. The cell (rnn/lstm/gru) is a hyperparameter.",
             input_format="sequence of 28 rows × 28 pixels", builder=arch.RowRNN,
             architecture_defaults={"cell": "rnn", "hidden_size": 256, "num_layers": 1, "dense_size": 64},
-            training_defaults={"epochs": 5, "batch_size": 64, "lr": 2e-3, "grad_clip": 1.0, **FAST_TRAINING},
+            training_defaults={"epochs": 5, "batch_size": 64, "lr": 2e-3, "grad_clip": 1.0, **ADAMW_ONE_CYCLE},
             report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.964, report_epochs=5,
             target_accuracy=0.975,
         ),
@@ -67,7 +69,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                         "with batch norm and dropout. Learns local strokes, then their combinations.",
             input_format="image 28×28×1", builder=arch.CNN,
             architecture_defaults={"dense_size": 128, "dropout": 0.25},
-            training_defaults={"epochs": 5, "batch_size": 128, "lr": 3e-3, **FAST_TRAINING},
+            training_defaults={"epochs": 5, "batch_size": 128, "lr": 3e-3, **ADAMW_ONE_CYCLE},
             report="000: CNN/RNN/MLP comparison, Adam, 5 epochs", report_accuracy=0.992, report_epochs=5,
             target_accuracy=0.993,
         ),
@@ -76,7 +78,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             description="Report 004's model A: one conv layer (32 filters, 3×3) → max-pool → flatten → dense 128 → 10.",
             input_format="image 28×28×1", builder=arch.BasicCNN,
             architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.0},
-            training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, **FAST_TRAINING},
+            training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, **ADAMW_ONE_CYCLE},
             report="004: basic CNN / dropout / MobileNet, 10 epochs", report_accuracy=0.982, report_epochs=10,
             target_accuracy=0.988,
         ),
@@ -87,7 +89,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             input_format="image 28×28×1", builder=arch.BasicCNN,
             architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.5},
             training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, "augment": True, "augment_strength": 0.6,
-                               **FAST_TRAINING},
+                               **ADAMW_ONE_CYCLE},
             report="004: basic CNN / dropout / MobileNet, 10 epochs", report_accuracy=0.984, report_epochs=10,
             target_accuracy=0.990,
         ),
@@ -97,7 +99,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                         "resized to 96×96 and its gray copied to 3 channels. ImageNet weights when available.",
             input_format="image 96×96×3 (resized, gray copied to RGB)", builder=arch.MobileNetDigits,
             architecture_defaults={"variant": "v3_small", "input_size": 96},
-            training_defaults={"epochs": 4, "batch_size": 128, "lr": 3e-3, **FAST_TRAINING},
+            training_defaults={"epochs": 4, "batch_size": 128, "lr": 3e-3, **ADAMW_ONE_CYCLE},
             report="004: transfer learning from ImageNet, 10 epochs", report_accuracy=0.979, report_epochs=10,
             target_accuracy=0.990, pretrained_variants=tuple(arch.MOBILENET_VARIANTS),
         ),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv_models
 
-from .data import MNIST_MEAN, MNIST_STD
+from ..data import MNIST_MEAN, MNIST_STD
 
 
 class MLP(nn.Module):

@@ -9,10 +9,11 @@ import fcntl
 import os
 from typing import TextIO
 
-from .paths import resolve_training_lock
+from ..errors import DigitLabError
+from ..paths import resolve_training_lock
 
 
-class TrainingBusy(RuntimeError):
+class TrainingBusy(DigitLabError, RuntimeError):
     """Another process (or worker) holds the training lock; the message names it."""
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from mnist_models.reporting import LeaderboardRow
+from mnist_models.store.records import Evaluation
+from mnist_models.training.loop import Progress
 
 DIGITS = [str(d) for d in range(10)]
 PALETTE = px.colors.qualitative.Plotly
@@ -19,16 +21,16 @@ def _compact(fig: go.Figure, height: int, title: str | None = None) -> go.Figure
     return fig
 
 
-def leaderboard_figure(rows: list[dict[str, Any]]) -> go.Figure:
+def leaderboard_figure(rows: list[LeaderboardRow]) -> go.Figure:
     """Measured test accuracy per model beside the figure its report quoted."""
-    titles = [row["title"] for row in rows]
+    titles = [row.title for row in rows]
     fig = go.Figure([
-        go.Bar(name="measured here", x=titles, y=[100 * row["accuracy"] for row in rows],
-               text=[f"{100 * row['accuracy']:.2f}%" for row in rows], textposition="outside"),
-        go.Bar(name="report", x=titles, y=[100 * row["report_accuracy"] for row in rows],
-               text=[f"{100 * row['report_accuracy']:.1f}%" for row in rows], textposition="outside"),
+        go.Bar(name="measured here", x=titles, y=[100 * row.accuracy for row in rows],
+               text=[f"{100 * row.accuracy:.2f}%" for row in rows], textposition="outside"),
+        go.Bar(name="report", x=titles, y=[100 * row.report_accuracy for row in rows],
+               text=[f"{100 * row.report_accuracy:.1f}%" for row in rows], textposition="outside"),
     ])
-    low = min([row["report_accuracy"] for row in rows] + [row["accuracy"] for row in rows], default=0.9)
+    low = min([row.report_accuracy for row in rows] + [row.accuracy for row in rows], default=0.9)
     fig.update_yaxes(title="test accuracy (%)", range=[100 * low - 1, 100.2])
     return _compact(fig.update_layout(barmode="group"), 360)
 
@@ -97,27 +99,31 @@ def probability_figure(probabilities: np.ndarray, height: int = 180) -> go.Figur
     return _compact(fig, height)
 
 
-def roc_by_model_figure(results: dict[str, Any], title: str) -> go.Figure:
+def roc_by_model_figure(evaluation: Evaluation, title: str) -> go.Figure:
     """One model's one-vs-rest ROC curve for every digit, and the micro-average."""
-    metrics = results["metrics"]
+    metrics = evaluation.metrics
     fig = go.Figure()
     for digit in DIGITS:
-        curve = metrics["roc"][digit]
+        if digit not in metrics.roc:  # a digit absent from the evaluated images has no curve
+            continue
+        curve = metrics.roc[digit]
         fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
-                        name=f"{digit} (AUC {metrics['auc']['per_class'][digit]:.5f})")
-    micro = metrics["roc"]["micro"]
+                        name=f"{digit} (AUC {metrics.auc.per_class[digit]:.5f})")
+    micro = metrics.roc["micro"]
     fig.add_scatter(x=micro["fpr"], y=micro["tpr"], mode="lines", line=dict(dash="dash", color="black"),
-                    name=f"micro-average (AUC {metrics['auc']['micro']:.5f})")
-    return _roc_axes(fig, f"{title}: macro AUC {metrics['auc']['macro']:.5f}")
+                    name=f"micro-average (AUC {metrics.auc.micro:.5f})")
+    return _roc_axes(fig, f"{title}: macro AUC {metrics.auc.macro:.5f}")
 
 
-def roc_by_class_figure(results_by_title: dict[str, dict[str, Any]], digit: int) -> go.Figure:
+def roc_by_class_figure(evaluations_by_title: dict[str, Evaluation], digit: int) -> go.Figure:
     """Every model's ROC curve for one digit against the rest."""
     fig = go.Figure()
-    for title, results in results_by_title.items():
-        curve = results["metrics"]["roc"][str(digit)]
+    for title, evaluation in evaluations_by_title.items():
+        curve = evaluation.metrics.roc.get(str(digit))
+        if curve is None:
+            continue
         fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
-                        name=f"{title} (AUC {results['metrics']['auc']['per_class'][str(digit)]:.5f})")
+                        name=f"{title} (AUC {evaluation.metrics.auc.per_class[str(digit)]:.5f})")
     return _roc_axes(fig, f"digit {digit} against the rest")
 
 
@@ -166,18 +172,18 @@ def training_curves_figure(histories: dict[str, dict[str, list[float]]]) -> go.F
     return _compact(fig, 420)
 
 
-def per_class_frame(results_by_title: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def per_class_frame(evaluations_by_title: dict[str, Evaluation]) -> pd.DataFrame:
     """Precision, recall and F1 per digit (rows) and model (column groups)."""
     columns = {}
-    for title, results in results_by_title.items():
+    for title, evaluation in evaluations_by_title.items():
         for metric in ("precision", "recall", "f1"):
-            columns[(title, metric)] = [results["metrics"]["per_class"][digit][metric] for digit in DIGITS]
+            columns[(title, metric)] = [evaluation.metrics.per_class[digit][metric] for digit in DIGITS]
     frame = pd.DataFrame(columns, index=pd.Index(DIGITS, name="digit"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
 
 
-def live_training_figure(events: list, title: str) -> go.Figure:
+def live_training_figure(events: list[Progress], title: str) -> go.Figure:
     """One run's progress so far: the running batch loss and accuracy between epochs (thin), and per-epoch training
     (solid) and validation (dashed) figures, on an x axis of fractional epochs."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (cross-entropy)", "accuracy"))

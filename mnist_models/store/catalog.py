@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from torch import nn
 
-from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_metrics
-from .inference import predict_proba
-from .paths import resolve_checkpoint_dir, resolve_runs_dir
-from .registry import MODEL_NAMES, get_spec
+from ..inference import predict_proba
+from ..models.registry import MODEL_NAMES, get_spec
+from ..paths import resolve_checkpoint_dir, resolve_runs_dir
+from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation
+from .records import CheckpointMeta, Evaluation
 from .runs import list_runs
 
 
@@ -28,14 +28,15 @@ class CatalogEntry:
     title: str
     checkpoint: Path
     is_run: bool = False
-    model: nn.Module | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, Any] | None = None  # the saved evaluation JSON, when present
-    error: str | None = None
+    network: nn.Module | None = None
+    meta: CheckpointMeta | None = None
+    evaluation: Evaluation | None = None  # the saved evaluation, when present and readable
+    error: str | None = None  # why the network could not be loaded
+    evaluation_error: str | None = None  # why there is no evaluation to show
 
     @property
     def available(self) -> bool:
-        return self.model is not None
+        return self.network is not None
 
 
 def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
@@ -56,13 +57,13 @@ def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
 def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: str | os.PathLike | None
                 ) -> CatalogEntry:
     try:
-        entry.model, entry.meta = load_checkpoint(source, checkpoint_dir)
+        entry.network, entry.meta = load_checkpoint(source, checkpoint_dir)
     except CheckpointError as error:
         entry.error = str(error)
     try:
-        entry.results = load_metrics(source, checkpoint_dir)
-    except CheckpointError:
-        entry.results = None
+        entry.evaluation = load_evaluation(source, checkpoint_dir)
+    except CheckpointError as error:
+        entry.evaluation_error = str(error)
     return entry
 
 
@@ -74,7 +75,7 @@ def load_catalog(checkpoint_dir: str | os.PathLike | None = None,
     runs = [_load_entry(CatalogEntry(run.run_id, run.title, run.checkpoint, is_run=True),
                         run.checkpoint, None) for run in list_runs(runs_dir)]
     for entry in runs:
-        if entry.meta.get("cancelled"):
+        if entry.meta is not None and entry.meta.cancelled:
             entry.title += " (cancelled)"
     return shipped + runs
 
@@ -102,21 +103,6 @@ def predict_with_each(entries: list[CatalogEntry], image: np.ndarray) -> list[Pr
         if not entry.available:
             continue
         start = time.perf_counter()
-        probabilities = predict_proba(entry.model, image)[0]
+        probabilities = predict_proba(entry.network, image)[0]
         predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000))
     return predictions
-
-
-def agreement(predictions: list[Prediction]) -> str:
-    """One sentence on whether the models agree, naming the dissenters."""
-    if not predictions:
-        return "No model is available."
-    votes: dict[int, list[str]] = {}
-    for prediction in predictions:
-        votes.setdefault(prediction.digit, []).append(prediction.title)
-    if len(votes) == 1:
-        digit = next(iter(votes))
-        return f"All {len(predictions)} models agree: it is a {digit}."
-    ranked = sorted(votes.items(), key=lambda item: -len(item[1]))
-    parts = [f"{', '.join(titles)} → {digit}" for digit, titles in ranked]
-    return f"The models disagree: {'; '.join(parts)}."

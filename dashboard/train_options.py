@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .architectures import MOBILENET_VARIANTS, RECURRENT_CELLS
-from .pretrained import FROM_SCRATCH, IMAGENET, imagenet_weights_cached
-from .registry import get_spec
-from .training import TrainConfig
+from mnist_models.models.architectures import MOBILENET_VARIANTS, RECURRENT_CELLS
+from mnist_models.models.pretrained import FROM_SCRATCH, IMAGENET, imagenet_weights_cached
+from mnist_models.models.registry import get_spec
+from mnist_models.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ ARCHITECTURE_SETTINGS = {setting.key: setting for setting in (
     Setting("variant", "MobileNet variant", options=tuple(MOBILENET_VARIANTS)),
 )}
 WEIGHT_LABELS = {IMAGENET: "ImageNet", FROM_SCRATCH: "random"}
-# Training-subset sizes offered for quick runs; None is every training image (55,000 after the validation split).
+# Training-subset sizes offered for quick runs; None is every training image left after the validation split.
 SUBSET_CHOICES: tuple[int | None, ...] = (250, 1000, 5000, 20000, None)
 
 
@@ -56,8 +56,12 @@ def weight_choices(model: str) -> tuple[str, ...]:
     return (IMAGENET, FROM_SCRATCH) if imagenet_weights_cached(variant) else (FROM_SCRATCH, IMAGENET)
 
 
-def subset_label(size: int | None) -> str:
-    return "all 55,000" if size is None else f"{size:,}"
+def subset_label(size: int | None, available: int | None) -> str:
+    """How the training-subset slider names a size; ``available`` is how many images training can use (None when
+    the dataset is missing)."""
+    if size is not None:
+        return f"{size:,}"
+    return f"all {available:,}" if available is not None else "all"
 
 
 def recipe(model: str) -> TrainConfig:

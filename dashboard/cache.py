@@ -1,0 +1,58 @@
+"""Cached access to models and data: loaded once per server process (or once per file change), shared by sessions."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from mnist_models.data import DatasetMissingError, load_mnist
+from mnist_models.exploration import class_counts, mean_images, pca_map, pixel_histogram
+from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
+from mnist_models.store.catalog import CatalogEntry, catalog_signature, load_catalog
+
+
+@st.cache_resource(show_spinner="Loading the models…", max_entries=2)
+def _catalog(signature: tuple) -> list[CatalogEntry]:
+    return load_catalog()
+
+
+def catalog() -> list[CatalogEntry]:
+    """The shipped models and saved runs, reloaded only when a checkpoint or run file changes."""
+    return _catalog(catalog_signature())
+
+
+@st.cache_resource(show_spinner="Reading MNIST…")
+def _split(split: str, root: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_mnist(split, root, download=False)
+
+
+def data_root() -> str:
+    """The dataset folder in use, resolved: the cache key of everything computed from the data."""
+    return str(resolve_data_root().resolve())
+
+
+def mnist(split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A split, or None after telling the person what is missing and how to provide it."""
+    try:
+        return _split(split, data_root())
+    except DatasetMissingError as error:
+        st.warning(f"**The MNIST dataset is not available, so this page cannot show it.** {error}\n\n"
+                   f"Set `{DATA_DIR_ENV}` before starting the dashboard, e.g. "
+                   f"`{DATA_DIR_ENV}=../shared/data ./run.sh`, or run `digit-lab train` once online "
+                   f"to download it into `./data`.", icon=":material/dataset:")
+        return None
+
+
+@st.cache_data(show_spinner="Computing dataset statistics…")
+def dataset_statistics(root: str) -> dict[str, np.ndarray]:
+    train_images, train_labels = _split("train", root)
+    test_images, test_labels = _split("test", root)
+    return {"train_counts": class_counts(train_labels), "test_counts": class_counts(test_labels),
+            "means": mean_images(train_images, train_labels), "histogram": pixel_histogram(train_images)}
+
+
+@st.cache_data(show_spinner="Projecting images with PCA…")
+def pca(root: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, labels = _split("train", root)
+    return pca_map(images, labels, count, seed)

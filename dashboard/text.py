@@ -1,0 +1,56 @@
+"""What the pages say in words, computed from the library's records; pure functions, tested without a browser."""
+
+from __future__ import annotations
+
+from mnist_models.store.catalog import CatalogEntry, Prediction
+from mnist_models.training.worker import Job, JobState
+
+UNKNOWN = "unknown"
+
+
+def format_duration(seconds: float) -> str:
+    """'m:ss' below an hour, 'h hours mm min' above."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def progress_line(job: Job) -> tuple[float, str]:
+    """(fraction done, one line of text) for a job's progress bar."""
+    latest = job.latest
+    if job.state is JobState.QUEUED:
+        return 0.0, f"{job.title}: queued"
+    if job.state is JobState.EVALUATING:
+        return 1.0, f"{job.title}: evaluating on the test set and saving"
+    if latest is None:
+        return 0.0, f"{job.title}: {'loading the data and building the model' if job.state.active else job.state.value}"
+    text = (f"{job.title}: epoch {latest.epoch}/{latest.epochs} · {latest.fraction:.0%} · "
+            f"{latest.images_per_s:,.0f} images/s")
+    if job.state is JobState.RUNNING:
+        text += f" · about {format_duration(latest.eta_s)} left"
+    return latest.fraction, text
+
+
+def agreement(predictions: list[Prediction]) -> str:
+    """One sentence on whether the models agree, naming the dissenters."""
+    if not predictions:
+        return "No model is available."
+    votes: dict[int, list[str]] = {}
+    for prediction in predictions:
+        votes.setdefault(prediction.digit, []).append(prediction.title)
+    if len(votes) == 1:
+        digit = next(iter(votes))
+        return f"All {len(predictions)} models agree: it is a {digit}."
+    ranked = sorted(votes.items(), key=lambda item: -len(item[1]))
+    parts = [f"{', '.join(titles)} → {digit}" for digit, titles in ranked]
+    return f"The models disagree: {'; '.join(parts)}."
+
+
+def provenance(entry: CatalogEntry) -> str:
+    """Two lines on where a loaded checkpoint came from; fields an older or hand-written file lacks read 'unknown'."""
+    meta = entry.meta
+    accuracy = f"{entry.evaluation.metrics.accuracy:.2%}" if entry.evaluation else "not evaluated"
+    epochs = meta.epochs_completed if meta.epochs_completed is not None else UNKNOWN
+    seconds = f"{meta.train_time_s:.0f} s" if meta.train_time_s is not None else "an unknown time"
+    return (f"test accuracy {accuracy} · {epochs} epochs in {seconds} on {meta.device or 'an unknown device'}  \n"
+            f"init: {meta.initialisation or UNKNOWN} · trained {meta.created[:10] if meta.created else UNKNOWN} · "
+            f"torch {meta.versions.get('torch', UNKNOWN)}")

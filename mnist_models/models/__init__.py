@@ -1,0 +1,1 @@
+"""The models: the registry every consumer iterates over, the architectures, and ImageNet initialisation."""

@@ -1,0 +1,184 @@
+"""Checkpoint files: weights plus typed metadata, and the evaluation saved beside them, replaced only as a pair.
+
+A checkpoint is a ``torch.save``d dict of plain types and tensors, so ``torch.load(weights_only=True)`` reads it
+without unpickling code; its ``CheckpointMeta`` travels as one JSON string inside it. Its ``Evaluation`` lives
+beside it as ``<stem>.metrics.json``.
+
+``write_pair`` is how trained weights are saved. It stages the new checkpoint and its evaluation under hidden names
+(``.staged-<name>``) and renames them into place only once both are complete, the evaluation's staged file last: its
+presence marks a complete pair. An interruption before that leaves the previous pair exactly as it was; one between
+the two renames is finished by the next reader (``finish_pending``), so nobody ever reads new weights beside old
+results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import DigitLabError
+from ..models.registry import MODEL_NAMES, get_spec
+from ..paths import resolve_checkpoint_dir
+from .files import atomic_write, write_json
+from .records import CheckpointMeta, Evaluation, RecordError
+
+CHECKPOINT_FORMAT = "digit-lab/checkpoint"
+CONTAINER_VERSION = 1  # the .pt file's layout; the metadata record inside carries its own format_version
+CHECKPOINT_SUFFIX = ".pt"
+EVALUATION_SUFFIX = ".metrics.json"
+STAGED_PREFIX = ".staged-"
+
+
+class CheckpointError(DigitLabError, RuntimeError):
+    """A checkpoint or evaluation that cannot be used: missing, corrupt, truncated, foreign, for another
+    architecture, or with unusable metadata. The message says which, for one file."""
+
+
+def save_checkpoint(path: str | os.PathLike, network: nn.Module, meta: CheckpointMeta | Mapping[str, Any]) -> Path:
+    """Save ``network``'s weights with ``meta`` (a CheckpointMeta, or a dict of its fields naming at least a
+    registered ``model``), atomically."""
+    meta = meta if isinstance(meta, CheckpointMeta) else CheckpointMeta.from_dict(meta)
+    get_spec(meta.model)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CONTAINER_VERSION,
+        "meta_json": json.dumps(meta.to_dict()),
+        "state_dict": {key: value.detach().cpu().contiguous() for key, value in network.state_dict().items()},
+    }
+    return atomic_write(path, lambda file: torch.save(payload, file))
+
+
+def checkpoint_path(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Path:
+    """A registered model name maps to ``<checkpoint_dir>/<name>.pt``; anything else is taken as a path."""
+    if str(name_or_path) in MODEL_NAMES:
+        return resolve_checkpoint_dir(checkpoint_dir) / f"{name_or_path}{CHECKPOINT_SUFFIX}"
+    return Path(name_or_path)
+
+
+def evaluation_path(checkpoint: str | os.PathLike) -> Path:
+    path = Path(checkpoint)
+    return path.with_name(path.name.removesuffix(CHECKPOINT_SUFFIX) + EVALUATION_SUFFIX)
+
+
+def _staged(path: Path) -> Path:
+    return path.with_name(STAGED_PREFIX + path.name)
+
+
+def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: CheckpointMeta,
+               evaluate: Callable[[Path], Evaluation]) -> Evaluation:
+    """Save ``network`` at ``checkpoint`` with its evaluation, replacing any previous pair only when both are done.
+
+    ``evaluate`` receives the staged checkpoint file (its size is part of the record) and returns the Evaluation.
+    """
+    checkpoint = Path(checkpoint)
+    staged_checkpoint, staged_evaluation = _staged(checkpoint), _staged(evaluation_path(checkpoint))
+    finish_pending(checkpoint)  # an earlier save cut short between its renames goes first
+    try:
+        save_checkpoint(staged_checkpoint, network, meta)
+        evaluation = evaluate(staged_checkpoint)
+        evaluation.checkpoint = checkpoint.name
+        write_json(staged_evaluation, evaluation.to_dict())  # from here on the staged pair is complete
+    except BaseException:
+        staged_checkpoint.unlink(missing_ok=True)
+        raise
+    finish_pending(checkpoint)
+    return evaluation
+
+
+def finish_pending(checkpoint: str | os.PathLike) -> None:
+    """Complete a pair that ``write_pair`` staged in full but had not finished renaming. Safe to call from any reader
+    at any time: it only ever moves a complete staged pair forward, and tolerates another process doing the same."""
+    checkpoint = Path(checkpoint)
+    staged_evaluation = _staged(evaluation_path(checkpoint))
+    if not staged_evaluation.is_file():
+        return
+    with contextlib.suppress(FileNotFoundError):  # already moved (by us before an interruption, or by another reader)
+        os.replace(_staged(checkpoint), checkpoint)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(staged_evaluation, evaluation_path(checkpoint))
+
+
+def finish_pending_in(directory: str | os.PathLike) -> None:
+    """``finish_pending`` for every complete staged pair in ``directory`` (a listing is about to be read)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for staged in directory.glob(f"{STAGED_PREFIX}*{EVALUATION_SUFFIX}"):
+        stem = staged.name.removeprefix(STAGED_PREFIX).removesuffix(EVALUATION_SUFFIX)
+        finish_pending(directory / f"{stem}{CHECKPOINT_SUFFIX}")
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """(state_dict, meta) from a checkpoint file, or a CheckpointError that says what is wrong with it."""
+    path = Path(path)
+    finish_pending(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train one with `digit-lab train`")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or not ours
+        raise CheckpointError(f"{path.name} is corrupt or truncated, or not a PyTorch checkpoint at all")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path.name} was refused: it holds Python objects other than weights and plain data, "
+                              f"which are never unpickled ({str(error).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(f"{path.name} is corrupt or truncated and cannot be read ({type(error).__name__})"
+                              ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path.name} is not a digit-lab checkpoint (a foreign file)")
+    if payload.get("format_version") != CONTAINER_VERSION:
+        raise CheckpointError(f"{path.name} has format version {payload.get('format_version')}; "
+                              f"this version reads {CONTAINER_VERSION}")
+    try:
+        meta = CheckpointMeta.from_dict(json.loads(payload["meta_json"]))
+        state = payload["state_dict"]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path.name} has damaged metadata") from None
+    except RecordError as error:
+        raise CheckpointError(f"{path.name} has unusable metadata: {error}") from None
+    meta.path = path
+    return state, meta
+
+
+def load_checkpoint(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None
+                    ) -> tuple[nn.Module, CheckpointMeta]:
+    """(network in eval mode on the CPU, metadata) for a registered name or a checkpoint path."""
+    path = checkpoint_path(name_or_path, checkpoint_dir)
+    state, meta = read_checkpoint(path)
+    if str(name_or_path) in MODEL_NAMES and meta.model != str(name_or_path):
+        raise CheckpointError(f"{path.name} holds a {meta.model!r} model, not {str(name_or_path)!r}")
+    try:
+        spec = get_spec(meta.model)
+    except KeyError as error:
+        raise CheckpointError(f"{path.name}: {error.args[0]}") from None
+    try:
+        network = spec.build(**meta.architecture)
+        network.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path.name} does not fit the {meta.model} architecture: "
+                              f"{str(error).splitlines()[0]}") from None
+    return network.eval(), meta
+
+
+def load_evaluation(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Evaluation:
+    """The Evaluation saved beside a checkpoint, or a CheckpointError when it is missing or unusable."""
+    checkpoint = checkpoint_path(name_or_path, checkpoint_dir)
+    finish_pending(checkpoint)
+    path = evaluation_path(checkpoint)
+    try:
+        return Evaluation.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise CheckpointError(f"no evaluation at {path}; run `digit-lab evaluate`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{path.name} is not valid JSON") from None
+    except RecordError as error:
+        raise CheckpointError(f"{path.name} is unusable: {error}") from None

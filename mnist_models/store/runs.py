@@ -1,0 +1,92 @@
+"""Saved training runs: the Train page's results, kept under ``runs/`` (git-ignored) in ``checkpoints/``' format.
+
+A run is ``run<NNN>-<model>.pt`` plus ``run<NNN>-<model>.metrics.json``, written as a pair by the training pipeline
+(``write_pair``): a run is listed only once both exist, so a crash mid-save leaves nothing half-listed. Anything that
+reads checkpoints (``load_checkpoint``, ``load_evaluation``, the catalog) reads a run by its path. Numbers only go up
+(``.last-run`` remembers the highest), so a name never means two different runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..models.registry import MODEL_NAMES, get_spec
+from ..paths import resolve_runs_dir
+from .checkpoints import CHECKPOINT_SUFFIX, evaluation_path, finish_pending_in
+from .files import atomic_write
+
+RUN_ID = re.compile(r"^run(?P<number>\d{3,})-(?P<model>[a-z0-9_]+)$")
+LAST_RUN_FILE = ".last-run"
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    run_id: str
+    number: int
+    model: str  # the registry name of its architecture
+    checkpoint: Path
+
+    @property
+    def title(self) -> str:
+        return run_title(self.model, self.number)
+
+    @property
+    def evaluation(self) -> Path:
+        return evaluation_path(self.checkpoint)
+
+
+def run_title(model: str, number: int) -> str:
+    """How pages name a run next to the shipped models, e.g. 'CNN · run 7'."""
+    return f"{get_spec(model).title} · run {number}"
+
+
+def _parse(checkpoint: Path) -> SavedRun | None:
+    match = RUN_ID.match(checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
+    if match is None or match["model"] not in MODEL_NAMES:
+        return None
+    return SavedRun(match.string, int(match["number"]), match["model"], checkpoint)
+
+
+def _all_checkpoints(directory: Path) -> list[SavedRun]:
+    runs = (_parse(path) for path in directory.glob(f"run*{CHECKPOINT_SUFFIX}")) if directory.is_dir() else ()
+    return sorted((run for run in runs if run is not None), key=lambda run: run.number)
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[SavedRun]:
+    """Complete runs (checkpoint and evaluation both written), oldest first."""
+    directory = resolve_runs_dir(runs_dir)
+    finish_pending_in(directory)
+    return [run for run in _all_checkpoints(directory) if run.evaluation.is_file()]
+
+
+def find_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:
+    """The complete run called ``run_id``, or a KeyError naming it."""
+    for run in list_runs(runs_dir):
+        if run.run_id == run_id:
+            return run
+    raise KeyError(f"no saved run called {run_id!r}")
+
+
+def next_run(model: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:
+    """A fresh run for ``model``: its number is above every run present or ever saved here (deleted ones included),
+    and is remembered at once, so even a run whose save fails never shares its name with a later one."""
+    directory = resolve_runs_dir(runs_dir)
+    counter = directory / LAST_RUN_FILE
+    try:
+        last = int(counter.read_text())
+    except (FileNotFoundError, ValueError):
+        last = 0
+    number = max([last, *(run.number for run in _all_checkpoints(directory))]) + 1
+    atomic_write(counter, lambda file: file.write(str(number).encode()))
+    run_id = f"run{number:03d}-{model}"
+    return SavedRun(run_id, number, model, directory / f"{run_id}{CHECKPOINT_SUFFIX}")
+
+
+def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
+    """Remove a run: its evaluation first, so it stops being listed before its checkpoint goes."""
+    run = find_run(run_id, runs_dir)
+    run.evaluation.unlink(missing_ok=True)
+    run.checkpoint.unlink(missing_ok=True)
