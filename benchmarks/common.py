@@ -73,6 +73,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(cells[0]), "  ".join("-" * width for width in widths), *map(line, cells[1:])])
 
 
+def format_markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table; the first column left-aligned, the others right-aligned."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """The results file, indented for people and written atomically, so an interrupted run keeps the old one."""
     write_json_atomically(path, payload, indent=2)

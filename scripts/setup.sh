@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv with the pinned stack; idempotent and quick when nothing changed.
-#   scripts/setup.sh        runtime (dashboard, CLI)
-#   scripts/setup.sh --dev  + test tools, and Debian's Chromium for the browser test
+#   scripts/setup.sh        runtime (dashboard, the `digit-lab` command)
+#   scripts/setup.sh --dev  + test tools (pytest, Playwright, ruff), and Debian's Chromium for the browser test
 # torch and torchvision are installed as the registry's matching pair with uv, which ignores pip's configuration:
 # a pip config that adds a folder with a CPU-only torch wheel would otherwise pair it with an incompatible torchvision.
 set -euo pipefail
@@ -11,7 +11,7 @@ requirements=requirements.txt
 [[ "${1:-}" == "--dev" ]] && requirements=requirements-dev.txt
 python=${PYTHON:-python3}
 stamp=.venv/.installed-$(basename "$requirements" .txt)
-wanted=$(cat requirements*.txt | sha256sum | cut -c1-16)
+wanted=$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)
 
 if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
@@ -21,6 +21,8 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
     PIP_CONFIG_FILE=/dev/null .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
   fi
   .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$requirements"
+  # The project itself, editable and without touching the pins above: puts the `digit-lab` command in .venv/bin.
+  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
   echo "$wanted" > "$stamp"
 fi
 

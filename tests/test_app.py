@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from mnist_models import MODEL_NAMES, load_mnist
-from mnist_models.dashboard import SELECTED_MODELS_KEY
+from dashboard.sidebar import SELECTED_MODELS_KEY
+from mnist_models import MODEL_NAMES, load_checkpoint, load_mnist, save_checkpoint
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
@@ -80,6 +81,30 @@ def test_a_missing_and_a_corrupt_checkpoint_only_disable_those_models(tmp_path, 
     draw.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
     draw.run()
     assert len(draw.metric) == len(MODEL_NAMES) - 2
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_checkpoint_with_minimal_metadata_and_a_partial_evaluation_never_breaks_a_page(page, tmp_path, mnist_root,
+                                                                                           monkeypatch):
+    """What an older version or a hand-written file leaves: the model still shows, its unknowns marked."""
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, folder)
+    network, _ = load_checkpoint("cnn")
+    save_checkpoint(folder / "cnn.pt", network, {"model": "cnn"})
+    evaluation = json.loads((folder / "cnn.metrics.json").read_text())
+    (folder / "cnn.metrics.json").write_text(json.dumps({"model": "cnn", "metrics": evaluation["metrics"]}))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_page(page)
+    assert app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value == list(MODEL_NAMES)
+    provenance = [markdown.value for markdown in app.sidebar.markdown if markdown.value.startswith("**CNN**")]
+    assert provenance and "unknown epochs in an unknown time" in provenance[0]
+    if page == PAGES[1]:
+        app.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+        app.run()
+        assert not app.exception and len(app.metric) == len(MODEL_NAMES)
+    if page == PAGES[3]:
+        assert "No training history recorded for CNN." in texts(app)
 
 
 def test_the_empty_canvas_shows_a_hint_not_a_prediction():

@@ -41,7 +41,8 @@ def server(mnist_root, tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(mnist_root), RUNS_DIR_ENV: str(tmp_path_factory.mktemp("runs"))},
+        cwd=REPO_ROOT,
+        env={**os.environ, "MNIST_DATA_DIR": str(mnist_root), RUNS_DIR_ENV: str(tmp_path_factory.mktemp("runs"))},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -10,12 +10,12 @@ from mnist_models import (
     CheckpointError,
     get_spec,
     load_checkpoint,
-    load_metrics,
+    load_evaluation,
     predict_proba,
     save_checkpoint,
 )
-from mnist_models.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION, metrics_path
 from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.store.checkpoints import CHECKPOINT_FORMAT, CONTAINER_VERSION, evaluation_path
 
 
 def _meta(name: str) -> dict:
@@ -35,13 +35,13 @@ def test_round_trip_restores_identical_predictions(saved_cnn):
     loaded, meta = load_checkpoint(path)
     images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     np.testing.assert_allclose(predict_proba(loaded, images), predict_proba(model, images), rtol=1e-6)
-    assert meta["model"] == "cnn" and meta["path"] == str(path) and not loaded.training
+    assert meta.model == "cnn" and meta.path == path and not loaded.training
 
 
 def test_a_name_is_looked_up_in_the_given_directory(saved_cnn):
     _, path = saved_cnn
     _, meta = load_checkpoint("cnn", checkpoint_dir=path.parent)
-    assert meta["path"] == str(path)
+    assert meta.path == path
 
 
 def test_writes_are_atomic_and_leave_no_temporary_files(saved_cnn, monkeypatch):
@@ -84,13 +84,11 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
     exploit = _Exploit()
     exploit.marker = marker
     path = tmp_path / "evil.pt"
-    torch.save({"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, "meta_json": "{}",
+    torch.save({"format": CHECKPOINT_FORMAT, "format_version": CONTAINER_VERSION, "meta_json": "{}",
                 "state_dict": exploit}, path)
     with pytest.raises(CheckpointError, match="never unpickled"):
         load_checkpoint(path)
-    assert not marker.exists()
-    with open(path, "rb"):
-        pass  # file is there; only our loader refused it
+    assert not marker.exists(), "loading the file ran the code inside it"
 
 
 def test_a_foreign_file_is_named_as_such(tmp_path):
@@ -121,10 +119,38 @@ def test_a_checkpoint_under_another_models_name_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_shipped_checkpoint_loads_with_its_results(name):
-    model, meta = load_checkpoint(name)
-    results = load_metrics(name)
-    assert meta["model"] == name and meta["epochs_completed"] >= 1 and not meta["cancelled"]
-    assert {"torch", "torchvision"} <= set(meta["versions"]) and meta["history"]["val_accuracy"]
-    assert results["metrics"]["accuracy"] >= get_spec(name).target_accuracy
-    assert results["parameters"] == sum(p.numel() for p in model.parameters())
-    assert metrics_path(CHECKPOINT_DIR / f"{name}.pt").is_file()
+    network, meta = load_checkpoint(name)
+    evaluation = load_evaluation(name)
+    assert meta.model == name and meta.epochs_completed >= 1 and meta.cancelled is False
+    assert {"torch", "torchvision"} <= set(meta.versions) and meta.history["val_accuracy"]
+    assert evaluation.metrics.accuracy >= get_spec(name).target_accuracy
+    assert evaluation.parameters == sum(p.numel() for p in network.parameters())
+    assert evaluation.trained.epochs_completed == meta.epochs_completed
+    assert evaluation_path(CHECKPOINT_DIR / f"{name}.pt").is_file()
+
+
+def test_minimal_metadata_loads_with_the_rest_unknown(tmp_path):
+    """The public API accepts a dict naming only the model; everything else reads as None (shown as unknown)."""
+    path = save_checkpoint(tmp_path / "cnn.pt", get_spec("cnn").build(), {"model": "cnn"})
+    _, meta = load_checkpoint(path)
+    assert meta.model == "cnn" and meta.epochs_completed is None and meta.created is None
+    assert meta.versions == {} and meta.history == {} and meta.run is None
+
+
+def test_a_metadata_field_of_the_wrong_type_is_named(tmp_path):
+    path = save_checkpoint(tmp_path / "cnn.pt", get_spec("cnn").build(), {"model": "cnn"})
+    payload = torch.load(path, weights_only=True)
+    payload["meta_json"] = '{"model": "cnn", "epochs_completed": "five"}'
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="unusable metadata: the field 'epochs_completed' should be int"):
+        load_checkpoint(path)
+
+
+def test_an_evaluation_that_is_not_json_or_lacks_its_metrics_is_refused(saved_cnn):
+    _, path = saved_cnn
+    evaluation_path(path).write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_evaluation(path)
+    evaluation_path(path).write_text('{"model": "cnn"}')
+    with pytest.raises(CheckpointError, match="the field 'metrics' is missing"):
+        load_evaluation(path)

@@ -1,13 +1,16 @@
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_metrics, load_mnist, train
+from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.cli import main
-from mnist_models.paths import REPO_ROOT
-from mnist_models.runs import save_run
+from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
+from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
+from mnist_models.training import pipeline
+from mnist_models.training.pipeline import save_trained
 
 
 def test_info_lists_every_model_and_the_dataset(capsys, tiny_dataset):
@@ -19,7 +22,7 @@ def test_info_lists_every_model_and_the_dataset(capsys, tiny_dataset):
 def test_info_lists_the_saved_runs(capsys, tiny_dataset):
     train_data, test_data = load_mnist("train", tiny_dataset), load_mnist("test", tiny_dataset)
     result = train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, device="cpu"), data=train_data)
-    save_run(result, test_data)
+    save_trained(result, test_data)
     assert main(["info", "--json", "--data-dir", str(tiny_dataset)]) == 0
     (run,) = json.loads(capsys.readouterr().out)["runs"]
     assert run["id"] == "run001-mlp" and run["status"].startswith("test accuracy ")
@@ -38,14 +41,51 @@ def test_train_then_evaluate_writes_a_checkpoint_and_results(capsys, tiny_datase
     code = main(["train", "--model", "mlp", "--epochs", "1", "--batch-size", "16", "--data-dir", str(tiny_dataset),
                  "--output-dir", str(out_dir), "--arch", "hidden_sizes=[32]"])
     assert code == 0
-    model, meta = load_checkpoint(out_dir / "mlp.pt")
-    assert meta["architecture"]["hidden_sizes"] == [32] and meta["training"]["epochs"] == 1
-    assert load_metrics("mlp", out_dir)["metrics"]["count"] == 20
+    _, meta = load_checkpoint(out_dir / "mlp.pt")
+    assert meta.architecture["hidden_sizes"] == [32] and meta.training["epochs"] == 1
+    assert load_evaluation("mlp", out_dir).metrics.count == 20
     assert "epoch 1/1" in capsys.readouterr().err
     assert main(["evaluate", "--model", "mlp", "--json", "--no-latency", "--data-dir", str(tiny_dataset),
                  "--checkpoint-dir", str(out_dir)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"mlp"} and "predictions" not in summary["mlp"]
+
+
+def test_a_named_recipe_sets_what_is_not_given_and_an_option_overrides_it(tiny_dataset, tmp_path):
+    common = ["train", "--model", "mlp", "--recipe", "fast", "--data-dir", str(tiny_dataset), "--output-dir"]
+    assert main([*common, str(tmp_path / "fast")]) == 0
+    _, meta = load_checkpoint(tmp_path / "fast" / "mlp.pt")
+    assert meta.training["epochs"] == 2 and meta.epochs_completed == 2 and meta.training["lr"] == 3e-3
+    assert main([*common, str(tmp_path / "one"), "--epochs", "1"]) == 0
+    _, meta = load_checkpoint(tmp_path / "one" / "mlp.pt")
+    assert meta.training["epochs"] == 1 and meta.training["lr"] == 3e-3
+
+
+def test_ctrl_c_during_evaluation_keeps_the_previous_pair(capsys, tiny_dataset, tmp_path, monkeypatch):
+    out_dir = tmp_path / "ckpt"
+    args = ["train", "--model", "mlp", "--epochs", "1", "--data-dir", str(tiny_dataset), "--output-dir", str(out_dir)]
+    assert main(args) == 0
+    previous = (out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()
+
+    def interrupted(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate", interrupted)
+    assert main([*args, "--seed", "5"]) == 130
+    assert ((out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()) == previous
+    assert sorted(path.name for path in out_dir.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
+    assert "previous checkpoint and evaluation (if any) are unchanged" in capsys.readouterr().err
+
+
+def test_info_shows_a_checkpoint_with_minimal_metadata_as_unknown(capsys, tmp_path):
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, folder)
+    network, _ = load_checkpoint("cnn")
+    save_checkpoint(folder / "cnn.pt", network, {"model": "cnn"})
+    assert main(["info", "--json", "--checkpoint-dir", str(folder)]) == 0
+    status = {row["name"]: row["status"] for row in json.loads(capsys.readouterr().out)["models"]}
+    assert status["cnn"].startswith("trained unknown epochs, date unknown, test accuracy ")
+    assert status["mlp"].startswith("trained 5 epochs, ")
 
 
 def test_missing_data_is_a_clear_error_with_exit_code_2(capsys, tmp_path, monkeypatch):
@@ -74,3 +114,48 @@ def test_module_entry_point_runs_from_any_directory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mnist_models", "report"], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""}, timeout=120)
     assert result.returncode == 0 and "| `cnn` |" in result.stdout
+
+
+def test_the_wheel_installs_both_packages_and_a_console_script_that_runs_outside_the_checkout(tmp_path):
+    """Build the wheel from a copy of the sources, install it (without its dependencies, which this environment
+    has) into a folder, and run the `digit-lab` script from elsewhere, told where the checkpoints are."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(REPO_ROOT / name, source)
+    for package in ("mnist_models", "dashboard"):
+        shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--isolated", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("digit_lab-*.whl")
+    target = tmp_path / "installed"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300)
+    assert (target / "dashboard" / "sidebar.py").is_file() and (target / "mnist_models" / "store").is_dir()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, str(target / "bin" / "digit-lab"), "info", "--json", "--checkpoint-dir",
+                             str(CHECKPOINT_DIR)], cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(target), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["models"]
+    assert [row["name"] for row in rows] == list(MODEL_NAMES)
+    assert all(row["status"].startswith("trained ") for row in rows)
+    assert all(row["checkpoint"].startswith(str(CHECKPOINT_DIR)) for row in rows)
+    served = subprocess.run([sys.executable, str(target / "bin" / "digit-lab"), "serve"], cwd=elsewhere,
+                            capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(target), "PATH": ""})
+    assert served.returncode == 2 and "needs a checkout of digit-lab" in served.stderr
+
+
+def test_the_library_and_its_command_line_import_without_streamlit_plotly_or_pandas():
+    blocked = "import sys\nfor name in ('streamlit', 'plotly', 'pandas'):\n    sys.modules[name] = None\n"
+    code = blocked + "import mnist_models, mnist_models.cli\nimport pkgutil\n" + (
+        "for module in pkgutil.walk_packages(mnist_models.__path__, 'mnist_models.'):\n"
+        "    if not module.name.endswith('__main__'):\n"
+        "        __import__(module.name)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('streamlit', 'plotly', 'pandas')"
+        " and sys.modules[name] is not None))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -4,24 +4,27 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_models import get_spec
-from mnist_models.catalog import CatalogEntry, Prediction, agreement, load_catalog, predict_with_each
-from mnist_models.exploration import (
-    architecture_views,
-    class_counts,
-    confusion_cell,
-    enlarge,
-    most_confident_mistakes,
-    sample_indices,
-    selected_images,
-)
-from mnist_models.figures import (
+from dashboard.figures import (
     confusion_figure,
     pca_figure,
     per_class_frame,
     probability_figure,
+    roc_by_class_figure,
+    roc_by_model_figure,
     training_curves_figure,
 )
+from dashboard.text import agreement, provenance
+from dashboard.widgets import enlarge, selected_images
+from mnist_models import get_spec, load_evaluation
+from mnist_models.exploration import (
+    architecture_views,
+    class_counts,
+    confusion_cell,
+    most_confident_mistakes,
+    sample_indices,
+)
+from mnist_models.store.catalog import CatalogEntry, Prediction, load_catalog, predict_with_each
+from mnist_models.store.records import CheckpointMeta
 
 
 def _prediction(title, digit):
@@ -37,7 +40,7 @@ def test_agreement_names_the_dissenters():
 
 
 def test_predictions_skip_unavailable_models_and_time_each(tmp_path):
-    entries = [CatalogEntry("mlp", "MLP", tmp_path / "mlp.pt", model=get_spec("mlp").build().eval()),
+    entries = [CatalogEntry("mlp", "MLP", tmp_path / "mlp.pt", network=get_spec("mlp").build().eval()),
                CatalogEntry("rnn", "RNN", tmp_path / "rnn.pt", error="no checkpoint")]
     predictions = predict_with_each(entries, np.zeros((28, 28), dtype=np.uint8))
     assert [p.name for p in predictions] == ["mlp"] and predictions[0].latency_ms > 0
@@ -101,6 +104,25 @@ def test_figures_reflect_their_inputs():
     history = {"epoch": [1, 2], "train_loss": [0.5, 0.3], "val_loss": [0.4, 0.35], "train_accuracy": [0.9, 0.95],
                "val_accuracy": [0.92, 0.94]}
     assert len(training_curves_figure({"A": history, "B": history}).data) == 8
-    per_class = {digit: {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 1} for digit in map(str, range(10))}
-    frame = per_class_frame({"CNN": {"metrics": {"per_class": per_class}}})
-    assert frame.shape == (10, 3) and frame.loc["3", ("CNN", "recall")] == 0.5
+    evaluation = load_evaluation("cnn")
+    frame = per_class_frame({"CNN": evaluation, "CNN again": evaluation})
+    assert frame.shape == (10, 6)
+    assert frame.loc["3", ("CNN", "recall")] == evaluation.metrics.per_class["3"]["recall"]
+    roc = roc_by_model_figure(evaluation, "CNN")
+    assert len(roc.data) == 12 and "macro AUC" in roc.layout.title.text  # 10 digits, micro-average, chance
+    assert list(roc.data[3].x) == evaluation.metrics.roc["3"]["fpr"]
+    assert [trace.name.split(" (")[0] for trace in roc_by_class_figure({"A": evaluation}, 3).data] == ["A", "chance"]
+
+
+def test_provenance_marks_what_an_older_or_hand_written_checkpoint_does_not_say(tmp_path):
+    entry = CatalogEntry("cnn", "CNN", tmp_path / "cnn.pt", network=get_spec("cnn").build(),
+                         meta=CheckpointMeta(model="cnn"))
+    text = provenance(entry)
+    assert text.startswith("test accuracy not evaluated · unknown epochs in an unknown time on an unknown device")
+    assert text.endswith("init: unknown · trained unknown · torch unknown")
+    entry.meta = CheckpointMeta(model="cnn", epochs_completed=3, train_time_s=12.4, device="cpu",
+                                initialisation="random", created="2026-11-21T05:53:14+00:00",
+                                versions={"torch": "2.13.0"})
+    entry.evaluation = load_evaluation("cnn")
+    assert provenance(entry) == (f"test accuracy {entry.evaluation.metrics.accuracy:.2%} · 3 epochs in 12 s on cpu  \n"
+                                 "init: random · trained 2026-11-21 · torch 2.13.0")

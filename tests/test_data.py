@@ -24,8 +24,14 @@ def test_tiny_idx_fixture_loads_as_uint8_tensors(tiny_dataset):
     assert test_images.shape == (20, 28, 28)
 
 
-def test_a_split_is_loaded_once_and_cached(tiny_dataset):
-    assert load_mnist("train", tiny_dataset)[0] is load_mnist("train", tiny_dataset)[0]
+def test_a_split_is_read_once_and_a_caller_cannot_corrupt_it_for_the_next(tiny_dataset, monkeypatch):
+    images, labels = load_mnist("train", tiny_dataset)
+    original = images.clone()
+    images.zero_()
+    labels.fill_(7)
+    monkeypatch.setattr("torchvision.datasets.MNIST.__init__", lambda *args, **kwargs: pytest.fail("read again"))
+    again, again_labels = load_mnist("train", tiny_dataset)
+    assert torch.equal(again, original) and not torch.equal(again_labels, labels)
 
 
 def test_unknown_split_is_refused(tiny_dataset):

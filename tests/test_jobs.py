@@ -8,11 +8,12 @@ import time
 import pytest
 import torch
 
+from dashboard.text import format_duration, progress_line
 from mnist_models import TrainConfig, load_mnist
 from mnist_models.cli import EXIT_BUSY, main
-from mnist_models.jobs import JobState, TrainingWorker, WorkerBusy, describe_failure, format_duration, progress_line
-from mnist_models.locking import TrainingBusy
-from mnist_models.runs import list_runs
+from mnist_models.store.runs import list_runs
+from mnist_models.training.locking import TrainingBusy
+from mnist_models.training.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
 
 TIMEOUT = 120
 
@@ -57,7 +58,7 @@ def test_a_request_trains_reports_progress_and_saves_a_run(worker, runs_dir):
     assert [event.epoch for event in job.epoch_events] == [1, 2]
     assert job.latest.fraction == pytest.approx(1.0) and all(event.images_per_s > 0 for event in job.events)
     assert job.run_id == "run001-mlp" and job.run_title == "MLP · run 1"
-    assert 0 <= job.evaluation["accuracy"] <= 1 and job.started <= job.ended
+    assert 0 <= job.metrics.accuracy <= 1 and job.started <= job.ended
     assert [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
     assert job.log[0].startswith("training MLP: 2 epochs") and "saved as run001-mlp" in job.log[-1]
     assert sum("validation accuracy" in line for line in job.log) == 2
@@ -69,7 +70,7 @@ def test_the_models_of_a_request_run_one_after_another(worker):
     jobs = worker.snapshot()
     assert [job.state for job in jobs] == [JobState.FINISHED] * 3
     assert [job.run_id for job in jobs] == ["run001-mlp", "run002-cnn_basic", "run003-rnn"]
-    for earlier, later in zip(jobs, jobs[1:]):
+    for earlier, later in zip(jobs, jobs[1:], strict=False):
         assert earlier.ended <= later.started, "two jobs overlapped"
 
 

@@ -3,9 +3,10 @@ import torch
 from torchvision import models as tv_models
 
 from mnist_models import MODEL_NAMES, MODEL_SPECS, get_spec
-from mnist_models.architectures import MobileNetDigits
-from mnist_models.pretrained import PretrainedWeightsUnavailable, load_pretrained_state
-from mnist_models.training import TrainConfig, build_model
+from mnist_models.models.architectures import MobileNetDigits
+from mnist_models.models.pretrained import PretrainedWeightsUnavailable, load_pretrained_state
+from mnist_models.training.config import TrainConfig
+from mnist_models.training.loop import build_network
 
 
 def test_registry_holds_the_six_report_models_in_order():
@@ -70,11 +71,11 @@ def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     state = _imagenet_like_state(tv_models.mobilenet_v3_small)
     torch.save(state, cache / url.rsplit("/", 1)[-1])
-    model, provenance = build_model(TrainConfig.for_model("mobilenet"))
+    network, provenance = build_network(TrainConfig.for_model("mobilenet"))
     assert "ImageNet" in provenance
     first_conv = "features.0.0.weight"
-    assert torch.equal(model.backbone.state_dict()[first_conv], state[first_conv])
-    assert model.backbone.classifier[-1].out_features == 10
+    assert torch.equal(network.backbone.state_dict()[first_conv], state[first_conv])
+    assert network.backbone.classifier[-1].out_features == 10
 
 
 def test_missing_imagenet_weights_give_a_clear_way_out(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_missing_imagenet_weights_give_a_clear_way_out(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(PretrainedWeightsUnavailable) as raised:
-        build_model(TrainConfig.for_model("mobilenet"))
+        build_network(TrainConfig.for_model("mobilenet"))
     message = str(raised.value)
     assert "--weights none" in message and "--weights FILE" in message and str(tmp_path) in message
 
@@ -93,9 +94,10 @@ def test_missing_imagenet_weights_give_a_clear_way_out(tmp_path, monkeypatch):
 def test_weights_from_a_file_and_from_scratch(tmp_path):
     path = tmp_path / "v2.pth"
     torch.save(_imagenet_like_state(tv_models.mobilenet_v2), path)
-    model, provenance = build_model(TrainConfig.for_model("mobilenet", weights=str(path), architecture={"variant": "v2"}))
+    config = TrainConfig.for_model("mobilenet", weights=str(path), architecture={"variant": "v2"})
+    _, provenance = build_network(config)
     assert provenance.startswith("file v2.pth")
-    _, scratch = build_model(TrainConfig.for_model("mobilenet", weights="none"))
+    _, scratch = build_network(TrainConfig.for_model("mobilenet", weights="none"))
     assert "scratch" in scratch
     with pytest.raises(PretrainedWeightsUnavailable, match="does not exist"):
         load_pretrained_state("v3_small", str(tmp_path / "nope.pth"))
@@ -105,7 +107,7 @@ def test_weights_for_another_network_are_refused(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(tv_models.resnet18(weights=None).state_dict(), path)
     with pytest.raises(ValueError, match="do not fit"):
-        build_model(TrainConfig.for_model("mobilenet", weights=str(path)))
+        build_network(TrainConfig.for_model("mobilenet", weights=str(path)))
 
 
 def test_pretrained_option_only_for_models_that_have_it():

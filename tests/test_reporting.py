@@ -1,18 +1,30 @@
 import pytest
 
-from mnist_models.reporting import README_END, README_START, recommend, render_results_markdown, update_readme
+from mnist_models.reporting import (
+    README_END,
+    README_START,
+    LeaderboardRow,
+    leaderboard_row,
+    recommend,
+    render_results_markdown,
+    update_readme,
+)
+from mnist_models.store.checkpoints import load_evaluation
 
 
-def _row(model, accuracy, latency, errors=None):
-    return {"model": model, "title": model.upper(), "accuracy": accuracy, "errors": errors or round((1 - accuracy) * 1e4),
-            "macro_auc": 0.999, "ece": 0.01, "latency_ms": latency, "batch_latency_ms": 10.0, "log_loss": 0.03,
-            "parameters": 1000, "size_mb": 0.1, "epochs": 5, "train_time_s": 60.0, "report_accuracy": 0.98,
-            "report_epochs": 5, "target_accuracy": 0.99}
+def _row(name, accuracy, latency, errors=None):
+    return LeaderboardRow(
+        name=name, model="cnn", title=name.upper(), accuracy=accuracy, errors=errors or round((1 - accuracy) * 1e4),
+        count=10_000, macro_auc=0.999, log_loss=0.03, ece=0.01, macro_f1=0.99, parameters=1000, size_mb=0.1,
+        latency_ms=latency, batch_latency_ms=10.0, epochs=5, train_time_s=60.0, initialisation="random",
+        report_accuracy=0.98, report_epochs=5, target_accuracy=0.99)
 
 
 def test_the_most_accurate_model_is_recommended():
     choice = recommend([_row("a", 0.990, 1.0), _row("b", 0.995, 3.0), _row("c", 0.97, 0.5)])
-    assert choice.model == "b" and "99.50%" in choice.reasons[0]
+    assert choice.model == "b"
+    assert choice.reasons[0] == "test accuracy 99.50% (50 errors in 10,000), best measured: 99.50%"
+    assert choice.reasons[-1] == "makes 250 fewer errors than C"
 
 
 def test_a_statistical_tie_goes_to_the_faster_model():
@@ -35,3 +47,14 @@ def test_results_table_marks_targets_and_replaces_the_readme_section(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, table)
+
+
+def test_a_row_of_a_partial_evaluation_marks_what_was_not_measured(tmp_path):
+    evaluation = load_evaluation("cnn")
+    evaluation.latency, evaluation.size_bytes, evaluation.parameters = None, None, None
+    row = leaderboard_row("run007-cnn", evaluation, "CNN · run 7")
+    assert (row.name, row.model, row.title) == ("run007-cnn", "cnn", "CNN · run 7")
+    assert row.latency_ms is None and row.size_mb is None and row.accuracy == evaluation.metrics.accuracy
+    line = render_results_markdown([row]).splitlines()[-1]
+    assert line.startswith(f"| `run007-cnn` | **{row.accuracy:.2%}**") and f" | – | – | {row.epochs} | " in line
+    assert recommend([row]).model == "run007-cnn"

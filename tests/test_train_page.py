@@ -8,11 +8,11 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.sidebar import SELECTED_MODELS_KEY
 from mnist_models import TrainConfig
-from mnist_models.dashboard import SELECTED_MODELS_KEY
-from mnist_models.jobs import shared_worker
+from mnist_models.models.pretrained import imagenet_weights_cached
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
-from mnist_models.pretrained import imagenet_weights_cached
+from mnist_models.training.worker import shared_worker
 
 TRAIN_PAGE = "pages/train_page.py"
 START = "FormSubmitter:train_form-Start training"

@@ -3,8 +3,10 @@ import threading
 import pytest
 import torch
 
-from mnist_models import TrainConfig, load_mnist, train
-from mnist_models.training import RECIPES, Progress, evaluate_loss_accuracy
+from mnist_models import TrainConfig, get_spec, load_mnist, predict_proba, train
+from mnist_models.data import VALIDATION_SIZE
+from mnist_models.training.config import RECIPES, TRAINING_DEFAULTS
+from mnist_models.training.loop import Progress, evaluate_loss_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,8 @@ def test_a_short_run_learns_far_above_chance(real_subset):
 
 def test_runs_are_reproducible_with_a_seed(real_subset):
     config = dict(epochs=1, train_subset=600, device="cpu", seed=7, augment=True)
-    first = train(TrainConfig.for_model("mlp", **config), data=real_subset).model.state_dict()
-    second = train(TrainConfig.for_model("mlp", **config), data=real_subset).model.state_dict()
+    first = train(TrainConfig.for_model("mlp", **config), data=real_subset).network.state_dict()
+    second = train(TrainConfig.for_model("mlp", **config), data=real_subset).network.state_dict()
     assert all(torch.equal(first[key], second[key]) for key in first)
 
 
@@ -51,7 +53,7 @@ def test_cancelling_stops_and_keeps_the_finished_epochs(real_subset):
     cancel.clear()
     cancelled = train(TrainConfig.for_model("mlp", epochs=5, train_subset=2000, device="cpu", schedule="constant"),
                       progress=stop_in_second_epoch, cancel=cancel, data=real_subset, report_every=2)
-    state, expected = cancelled.model.state_dict(), one_epoch.model.state_dict()
+    state, expected = cancelled.network.state_dict(), one_epoch.network.state_dict()
     assert all(torch.equal(state[key], expected[key]) for key in expected), "weights are those of the last epoch"
 
 
@@ -74,7 +76,34 @@ def test_bad_hyperparameters_are_refused_before_training(bad, message):
 def test_recipe_defaults_come_from_the_registry_and_overrides_win():
     config = TrainConfig.for_model("cnn_dropout", lr=0.01, epochs=None)
     assert config.augment is True and config.epochs == 10 and config.lr == 0.01
-    assert set(RECIPES["fast"]) <= set(TrainConfig.__dataclass_fields__)
+    assert config.validation_size == VALIDATION_SIZE and config.schedule == "onecycle"
+
+
+def test_a_named_recipe_sits_between_the_registry_and_explicit_options():
+    fast = TrainConfig.for_model("cnn", recipe="fast")
+    assert (fast.epochs, fast.lr, fast.batch_size) == (RECIPES["fast"]["epochs"], RECIPES["fast"]["lr"], 128)
+    assert fast.weight_decay == 1e-4, "what the recipe does not set stays the model's"
+    assert TrainConfig.for_model("cnn", recipe="fast", epochs=1).epochs == 1
+    with pytest.raises(ValueError, match="unknown recipe 'slow'"):
+        TrainConfig.for_model("cnn", recipe="slow")
+
+
+def test_a_config_can_only_be_made_from_the_registry_recipe():
+    with pytest.raises(TypeError):
+        TrainConfig("cnn")  # no defaults that could differ from the recipe
+    with pytest.raises(TypeError, match="no setting"):
+        TrainConfig.for_model("cnn", epoch=3)
+    assert set(TRAINING_DEFAULTS) | {"model", "architecture"} == set(TrainConfig.__dataclass_fields__)
+
+
+def test_predicting_leaves_the_callers_mode_as_it_was():
+    network = get_spec("mlp").build()
+    network.train()
+    predict_proba(network, torch.zeros(2, 28, 28, dtype=torch.uint8))
+    assert network.training
+    network.eval()
+    predict_proba(network, torch.zeros(2, 28, 28, dtype=torch.uint8))
+    assert not network.training
 
 
 def test_evaluate_loss_accuracy_on_a_known_model():

@@ -1,0 +1,133 @@
+"""The README's Speed tables, rendered from the committed results in benchmarks/results/*.json, never typed.
+
+Each table sits between ``<!-- speed:NAME:start -->`` and ``<!-- speed:NAME:end -->`` in the README; NAME is a results
+file's stem. A missing results file renders as a line saying which command measures it.
+
+Run: .venv/bin/python -m benchmarks.report [--update-readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import format_markdown_table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ms(figures: dict[str, float], digits: int) -> str:
+    return f"{figures['p50_ms']:.{digits}f} / {figures['p95_ms']:.{digits}f} ms"
+
+
+def render_time_to_99(results: dict[str, Any]) -> str:
+    target = results["target"]
+    ours = results["ours"]
+    rows = [[f"`{ours['model']}`, `--recipe fast` with {epochs} epoch(s)", f"{row['train_time_s']:.1f} s",
+             f"{row['test_accuracy']:.2%}"] for epochs, row in ours["medians"].items()]
+    reference = results["reference"]
+    reached = [run["time_to_target_s"] for run in reference["runs"] if run["reached"]]
+    if reached:
+        reference_cell = f"{statistics.median(reached):.1f} s to {target:.1%}"
+        accuracy_cell = f"{target:.1%} reached"
+    else:
+        longest = max(run["train_s"] for run in reference["runs"])
+        reference_cell = f"{longest:.1f} s for {reference['max_epochs']} epochs, {target:.1%} not reached"
+        accuracy_cell = f"{max(run['best_accuracy'] for run in reference['runs']):.2%} best"
+    rows.append([f"PyTorch examples' MNIST recipe, tested every {reference['eval_every']} batches", reference_cell,
+                 accuracy_cell])
+    return format_markdown_table(["run", "training time", "test accuracy"], rows)
+
+
+def render_inference(results: dict[str, Any]) -> str:
+    size = results["batch_size"]
+    table = format_markdown_table(
+        ["model", "weights", "1 image (p50 / p95)", f"batch of {size:,} (p50 / p95)"],
+        [[f"`{name}`", row["source"], _ms(row["single_ms"], 2), _ms(row["batch_ms"], 0)]
+         for name, row in results["models"].items()])
+    drawing = results["drawing_all_models"]
+    return (f"{table}\n\nOne drawn image, preprocessed and passed through {len(drawing['models'])} models one after "
+            f"another (what the Draw page does): **{_ms(drawing['total_ms'], 2)}** (p50 / p95) over "
+            f"{drawing['runs']} runs; preprocessing alone {drawing['preprocess_ms']['p50_ms']:.2f} ms (p50).")
+
+
+def render_training(results: dict[str, Any]) -> str:
+    return format_markdown_table(
+        ["model", "images/s (median)", "min", "max"],
+        [[f"`{name}`", f"{row['median']:,.0f}", f"{row['min']:,.0f}", f"{row['max']:,.0f}"]
+         for name, row in results["models"].items()])
+
+
+def render_dashboard(results: dict[str, Any]) -> str:
+    update = results["canvas_update_ms"]
+    loads = results["first_load"]
+    overview = statistics.median(figures["overview_s"] for figures in loads.values())
+    rows = [[f"first run of {Path(page).stem.removesuffix('_page').title()} (after the Overview run)",
+             f"{figures['page_s']:.2f} s"] for page, figures in loads.items()]
+    return format_markdown_table(["server-side step", "time"], [
+        ["canvas update → all predictions rendered (p50 / p95, "
+         f"{update['runs']} strokes)", _ms(update, 0)],
+        ["first Overview run in a fresh process (median of the page runs below)", f"{overview:.2f} s"],
+        *rows])
+
+
+def render_train_page(results: dict[str, Any]) -> str:
+    runs = results["runs"]
+    rows = [[mode, ", ".join(f"{seconds:.1f}" for seconds in figures["train_s"]),
+             f"{figures['median_images_per_s']:,.0f}"] for mode, figures in runs.items()]
+    poll = results["poll_ms"]
+    return (f"{format_markdown_table(['mode', 'training s', 'median images/s'], rows)}\n\n"
+            f"Watched over alone: **{results['watched_over_alone']:.2f}**; each poll reruns the page on the server in "
+            f"{_ms(poll, 0)} (p50 / p95) over {results['polls']} polls.")
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
+    "dashboard": render_dashboard, "train_page": render_train_page,
+}
+
+
+def render(name: str, results_dir: Path = RESULTS) -> str:
+    command = f"python -m benchmarks.bench_{name} --json benchmarks/results/{name}.json"
+    path = results_dir / f"{name}.json"
+    if not path.is_file():
+        return f"Not measured yet: `{command}`."
+    results = json.loads(path.read_text())
+    environment = results.get("environment", {})
+    where = (f"torch {environment['torch']} · {environment['cpu']} · {environment['torch_threads']} torch threads · "
+             f"load average {environment['load_average_1_5_15'][0]:.2f} at the start" if environment else "")
+    return f"{RENDERERS[name](results)}\n\n<sub>`{command}`{' · ' + where if where else ''}</sub>"
+
+
+def update_readme(readme: Path, results_dir: Path = RESULTS) -> list[str]:
+    """Replace every speed section of ``readme``; the names of the sections it had."""
+    text = readme.read_text()
+    found = []
+    for name in RENDERERS:
+        pattern = re.compile(rf"(<!-- speed:{name}:start -->\n).*?(\n<!-- speed:{name}:end -->)", re.S)
+        if pattern.search(text):
+            found.append(name)
+            text = pattern.sub(lambda match, name=name: match[1] + render(name, results_dir) + match[2], text)
+    readme.write_text(text)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the speed sections in this file")
+    args = parser.parse_args()
+    if args.update_readme:
+        updated = update_readme(args.update_readme)
+        print(f"updated {', '.join(updated) or 'no'} speed section(s) in {args.update_readme}")
+        return
+    for name in RENDERERS:
+        print(f"## {name}\n\n{render(name)}\n")
+
+
+if __name__ == "__main__":
+    main()

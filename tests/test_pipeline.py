@@ -1,0 +1,121 @@
+"""The one train → save → evaluate pipeline: a new checkpoint and its evaluation replace the previous pair only when
+both are complete, so an interruption at any step leaves the previous pair exactly as it was."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
+from mnist_models.store import checkpoints as checkpoint_store
+from mnist_models.store.catalog import load_catalog
+from mnist_models.store.checkpoints import evaluation_path
+from mnist_models.training import pipeline
+from mnist_models.training.pipeline import save_trained, train_and_save
+
+
+@pytest.fixture
+def tiny_data(tiny_dataset):
+    return load_mnist("train", tiny_dataset, download=False), load_mnist("test", tiny_dataset, download=False)
+
+
+@pytest.fixture
+def previous_pair(tmp_path, tiny_data):
+    """checkpoints/mlp.pt and its evaluation, as an earlier training left them; returns (path, their bytes)."""
+    train_data, test_data = tiny_data
+    path = tmp_path / "checkpoints" / "mlp.pt"
+    save_trained(train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, seed=1), data=train_data), test_data,
+                 checkpoint=path)
+    return path, (path.read_bytes(), evaluation_path(path).read_bytes())
+
+
+def new_result(train_data):
+    return train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, seed=2), data=train_data)
+
+
+def assert_untouched(path, previous) -> None:
+    assert (path.read_bytes(), evaluation_path(path).read_bytes()) == previous
+    assert sorted(item.name for item in path.parent.iterdir()) == ["mlp.metrics.json", "mlp.pt"], "staged files left"
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_interrupted_while_writing_the_checkpoint(previous_pair, tiny_data, monkeypatch):
+    path, previous = previous_pair
+    result = new_result(tiny_data[0])
+    monkeypatch.setattr(torch, "save", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_trained(result, tiny_data[1], checkpoint=path)
+    assert_untouched(path, previous)
+
+
+def test_interrupted_while_evaluating(previous_pair, tiny_data, monkeypatch):
+    path, previous = previous_pair
+    result = new_result(tiny_data[0])
+    monkeypatch.setattr(pipeline, "evaluate", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_trained(result, tiny_data[1], checkpoint=path)
+    assert_untouched(path, previous)
+
+
+def test_disk_full_while_writing_the_evaluation(previous_pair, tiny_data, monkeypatch):
+    path, previous = previous_pair
+    result = new_result(tiny_data[0])
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_store, "write_json", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_trained(result, tiny_data[1], checkpoint=path)
+    assert_untouched(path, previous)
+
+
+def test_a_crash_between_the_two_renames_is_finished_by_the_next_reader(previous_pair, tiny_data, monkeypatch):
+    """Both new files were complete: the pair is committed forward, never left as new weights beside old results."""
+    path, previous = previous_pair
+    result = new_result(tiny_data[0])
+    real_replace, calls = os.replace, []
+
+    def crash_before_the_fourth_rename(source, destination):
+        calls.append(destination)  # two staged writes, then the checkpoint's rename, then the evaluation's
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", crash_before_the_fourth_rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_trained(result, tiny_data[1], checkpoint=path)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert path.read_bytes() != previous[0] and evaluation_path(path).read_bytes() == previous[1]
+
+    entry = next(entry for entry in load_catalog(path.parent) if entry.name == "mlp")
+    assert entry.available and entry.evaluation is not None
+    assert evaluation_path(path).read_bytes() != previous[1]
+    assert sorted(item.name for item in path.parent.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
+    _, meta = load_checkpoint(path)
+    assert load_evaluation(path).trained.created == meta.created, "the evaluation belongs to the new weights"
+
+
+def test_a_completed_save_replaces_both_and_describes_the_new_weights(previous_pair, tiny_data):
+    path, previous = previous_pair
+    saved = save_trained(new_result(tiny_data[0]), tiny_data[1], checkpoint=path)
+    assert path.read_bytes() != previous[0] and evaluation_path(path).read_bytes() != previous[1]
+    assert saved.evaluation.checkpoint == "mlp.pt" and saved.evaluation.size_bytes == path.stat().st_size
+    assert saved.meta.training["seed"] == 2 and load_evaluation(path) == saved.evaluation
+
+
+def test_a_cancelled_run_is_kept_only_when_asked_and_only_with_a_finished_epoch(tiny_data, tmp_path):
+    class Cancelled:
+        def is_set(self) -> bool:
+            return True
+
+    config = TrainConfig.for_model("mlp", epochs=2, batch_size=16)
+    result, saved = train_and_save(config, *tiny_data, checkpoint=tmp_path / "mlp.pt", keep_cancelled=True,
+                                   cancel=Cancelled())
+    assert result.cancelled and result.epochs_completed == 0 and saved is None
+    assert not any(tmp_path.glob("*mlp*"))

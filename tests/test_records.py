@@ -1,0 +1,69 @@
+"""The typed records: round trips, files from older versions and partial files, and refusals that name the field."""
+
+import json
+
+import pytest
+
+from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.store.records import RECORD_VERSION, CheckpointMeta, Evaluation, RecordError, RunInfo, TrainingSummary
+
+
+def shipped_evaluation_dict() -> dict:
+    """A real evaluation file as the first version of the project wrote it (no format_version)."""
+    return json.loads((CHECKPOINT_DIR / "cnn.metrics.json").read_text())
+
+
+def test_a_version_1_evaluation_reads_and_writes_back_the_same_fields():
+    data = shipped_evaluation_dict()
+    assert "format_version" not in data
+    evaluation = Evaluation.from_dict(data)
+    assert evaluation.format_version == 1 and evaluation.metrics.accuracy == data["metrics"]["accuracy"]
+    assert evaluation.latency.single.p50_ms == data["latency"]["single"]["p50_ms"]
+    assert evaluation.latency.batch_size == data["latency"]["batch"]["size"]
+    assert evaluation.trained.epochs_completed == data["trained"]["epochs_completed"]
+    written = evaluation.to_dict()
+    assert {key: value for key, value in written.items() if key != "format_version"} == data
+
+
+def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
+    data = shipped_evaluation_dict()
+    partial = {"model": "cnn", "metrics": data["metrics"]}
+    evaluation = Evaluation.from_dict(partial)
+    assert evaluation.latency is None and evaluation.predictions is None and evaluation.size_bytes is None
+    assert evaluation.trained == TrainingSummary() and evaluation.format_version == 1
+    assert Evaluation.from_dict(evaluation.to_dict()) == evaluation
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda data: data["metrics"].pop("accuracy"), "'accuracy' is missing"),
+    (lambda data: data["metrics"].update(confusion_matrix=[[1, 2]]), "10 rows of 10 counts"),
+    (lambda data: data.update(predictions="7 2 1"), "'predictions' should be list"),
+    (lambda data: data["metrics"].update(errors=True), "'errors' should be int, not bool"),
+    (lambda data: data.update(format_version=RECORD_VERSION + 1), "newer than this digit-lab reads"),
+])
+def test_a_broken_evaluation_is_refused_naming_what_is_wrong(change, message):
+    data = shipped_evaluation_dict()
+    change(data)
+    with pytest.raises(RecordError, match=message):
+        Evaluation.from_dict(data)
+
+
+def test_checkpoint_metadata_round_trips_and_keeps_its_run():
+    meta = CheckpointMeta(model="mlp", title="MLP", epochs_completed=2, cancelled=True, train_time_s=3.5,
+                          history={"epoch": [1, 2]}, run=RunInfo("run004-mlp", "MLP · run 4"))
+    data = meta.to_dict()
+    assert data["run"] == {"id": "run004-mlp", "title": "MLP · run 4"} and "path" not in data
+    assert data["format_version"] == RECORD_VERSION
+    assert CheckpointMeta.from_dict(json.loads(json.dumps(data))) == meta
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ([], "should be a JSON object"),
+    ({"title": "CNN"}, "'model' is missing"),
+    ({"model": "cnn", "history": {"epoch": 3}}, "'history' should map each curve"),
+    ({"model": "cnn", "train_time_s": "fast"}, "'train_time_s' should be float"),
+    ({"model": "cnn", "run": {"id": "run001-cnn"}}, "'title' is missing"),
+])
+def test_broken_checkpoint_metadata_is_refused_naming_what_is_wrong(data, message):
+    with pytest.raises(RecordError, match=message):
+        CheckpointMeta.from_dict(data)
