@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import write_json
+from benchmarks.common import environment, print_environment, write_json
 from mnist_models.timing import percentiles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +68,9 @@ def main() -> None:
         print(json.dumps(first_loads(args.child)))
         return
 
-    results: dict[str, object] = {"first_load": {}}
+    info = environment()
+    print_environment(info)
+    results: dict[str, object] = {"environment": info, "first_load": {}}
     for page in PAGES:
         output = subprocess.run([sys.executable, "-m", "benchmarks.bench_dashboard", "--child", page],
                                 capture_output=True, text=True, check=True, cwd=REPO).stdout

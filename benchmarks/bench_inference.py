@@ -65,7 +65,7 @@ def drawn_canvas() -> np.ndarray:
 
 
 def load_models(untrained_if_missing: bool):
-    """({name: (model, 'checkpoint' | 'untrained')}, {name: why its checkpoint could not be used})."""
+    """({name: (network, 'checkpoint' | 'untrained')}, {name: why its checkpoint could not be used})."""
     models, missing = {}, {}
     for name in MODEL_NAMES:
         try:
@@ -105,9 +105,9 @@ def main() -> None:
     one_image = test_images[0].numpy()  # a uint8 28x28 array, as preprocess_drawing returns
     batch = test_images[:batch_size]
     per_model = {}
-    for name, (model, source) in models.items():
-        single = percentiles(time_ms(partial(predict_proba, model, one_image), single_runs, SINGLE_WARMUP)).to_dict()
-        batched = percentiles(time_ms(partial(predict_proba, model, batch), batch_runs, BATCH_WARMUP)).to_dict()
+    for name, (network, source) in models.items():
+        single = percentiles(time_ms(partial(predict_proba, network, one_image), single_runs, SINGLE_WARMUP)).to_dict()
+        batched = percentiles(time_ms(partial(predict_proba, network, batch), batch_runs, BATCH_WARMUP)).to_dict()
         per_model[name] = {"source": source, "single_ms": single, "batch_ms": batched}
 
     canvas = drawn_canvas()

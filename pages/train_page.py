@@ -123,7 +123,8 @@ def show_job(job) -> None:
         st.plotly_chart(live_training_figure(job.events, job.title), key=f"live_{job.number}")
     if job.run_id and not job.state.active:
         pair = [entry for entry in catalog() if entry.name in (job.config.model, job.run_id)]
-        st.markdown(f"**{job.run_title}** on the 10,000 test images, next to the shipped {job.title}:")
+        st.markdown(f"**{job.run_title}** on the {job.metrics.count:,} test images, next to the shipped "
+                    f"{job.title}:")
         leaderboard_table(leaderboard(pair))
     with st.expander(f"Log of {job.title}", expanded=job.state is JobState.FAILED):
         st.code("\n".join(job.log) or "waiting to start", language=None)
