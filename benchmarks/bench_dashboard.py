@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import environment, print_environment, write_json
+from benchmarks.common import canvas_stroke, environment, print_environment, write_json
 from mnist_models.timing import percentiles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,6 @@ def canvas_updates(runs: int) -> list[float]:
     """Seconds per Draw-page run after a new stroke arrives, over ``runs`` different strokes."""
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_app import canvas_stroke
 
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=300).run()
     app.switch_page("pages/draw_page.py").run()

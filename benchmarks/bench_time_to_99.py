@@ -67,7 +67,7 @@ def run_ours(epochs: int, train_subset: int | None, seed: int, train_data, test_
             validation_s += event.elapsed_s - last_batch_s
 
     result = train(config, progress=on_progress, data=train_data)
-    _, accuracy = evaluate_loss_accuracy(result.model, *test_data)
+    _, accuracy = evaluate_loss_accuracy(result.network, *test_data)
     return {"epochs": epochs, "seed": seed, "train_time_s": result.train_time_s,
             "train_time_excl_validation_s": result.train_time_s - validation_s, "test_accuracy": accuracy}
 
@@ -93,10 +93,10 @@ class Net(nn.Module):
 
 
 @torch.no_grad()
-def test_accuracy(model: nn.Module, test_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    model.eval()
-    correct = sum((model(data).argmax(1) == target).sum().item() for data, target in test_batches)
-    model.train()
+def test_accuracy(network: nn.Module, test_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    network.eval()
+    correct = sum((network(data).argmax(1) == target).sum().item() for data, target in test_batches)
+    network.train()
     return correct / sum(len(target) for _, target in test_batches)
 
 
@@ -111,8 +111,8 @@ def run_reference(target: float, eval_every: int, max_epochs: int, max_batches: 
     # The test set is decoded once, outside the clock; each test then sees exactly the loader's batches of 1000.
     test_batches = list(DataLoader(datasets.MNIST(root, train=False, download=False, transform=transform),
                                    batch_size=1000))
-    model = Net()
-    optimizer = optim.Adadelta(model.parameters(), lr=1.0)
+    network = Net()
+    optimizer = optim.Adadelta(network.parameters(), lr=1.0)
     scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
     clock, done, tests = 0.0, 0, []
 
@@ -123,17 +123,17 @@ def run_reference(target: float, eval_every: int, max_epochs: int, max_batches: 
                 "tests": tests}
 
     for _ in range(max_epochs):
-        model.train()
+        network.train()
         tick = time.perf_counter()
         for index, (data, labels) in enumerate(train_loader, 1):
             optimizer.zero_grad()
-            loss = F.nll_loss(model(data), labels)
+            loss = F.nll_loss(network(data), labels)
             loss.backward()
             optimizer.step()
             clock += time.perf_counter() - tick
             done += 1
             if done % eval_every == 0 or index == len(train_loader) or done == max_batches:
-                tests.append({"train_s": clock, "batches": done, "accuracy": test_accuracy(model, test_batches)})
+                tests.append({"train_s": clock, "batches": done, "accuracy": test_accuracy(network, test_batches)})
                 if tests[-1]["accuracy"] >= target or done == max_batches:
                     return result()
             tick = time.perf_counter()

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the machine they ran on, a plain-text table and the results file.
+"""What the benchmark scripts share: the machine they ran on, tables, the results file, a canvas stroke.
 
 Latency samples are summarised by ``mnist_models.timing.percentiles``, the helper the evaluation uses too.
 """
@@ -6,6 +6,8 @@ Latency samples are summarised by ``mnist_models.timing.percentiles``, the helpe
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import os
 import platform
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 import torchvision
+from PIL import Image, ImageDraw
 
 from mnist_models.store.files import write_json as write_json_atomically
 
@@ -85,3 +88,13 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """The results file, indented for people and written atomically, so an interrupted run keeps the old one."""
     write_json_atomically(path, payload, indent=2)
     print(f"\nwrote {path}")
+
+
+def canvas_stroke(x0: int, y0: int, x1: int, y1: int) -> dict:
+    """The component state the canvas sends after a white stroke on its 280×280 black surface."""
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    ImageDraw.Draw(image).line([(x0, y0), (x1, y1)], fill=(255, 255, 255, 255), width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url}}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import format_markdown_table
+from mnist_models.store.files import replace_between_markers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -118,16 +118,8 @@ def render(name: str, results_dir: Path = RESULTS) -> str:
 
 def update_readme(readme: Path, results_dir: Path = RESULTS) -> list[str]:
     """Replace every speed section of ``readme``; the names of the sections it had."""
-    text = readme.read_text()
-    found = []
-    for name in RENDERERS:
-        pattern = re.compile(rf"(<!-- speed:{name}:start -->\n)(?:.*?\n)?(<!-- speed:{name}:end -->)", re.S)
-        if pattern.search(text):
-            found.append(name)
-            section = render(name, results_dir)
-            text = pattern.sub(lambda match, section=section: f"{match[1]}{section}\n{match[2]}", text)
-    readme.write_text(text)
-    return found
+    return [name for name in RENDERERS if replace_between_markers(
+        readme, f"<!-- speed:{name}:start -->", f"<!-- speed:{name}:end -->", render(name, results_dir))]
 
 
 def main() -> None:

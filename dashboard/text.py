@@ -48,7 +48,10 @@ def agreement(predictions: list[Prediction]) -> str:
 def provenance(entry: CatalogEntry) -> str:
     """Two lines on where a loaded checkpoint came from; fields an older or hand-written file lacks read 'unknown'."""
     meta = entry.meta
-    accuracy = f"{entry.evaluation.metrics.accuracy:.2%}" if entry.evaluation else "not evaluated"
+    if entry.evaluation is not None:
+        accuracy = f"{entry.evaluation.metrics.accuracy:.2%}"
+    else:
+        accuracy = "unknown (evaluation unusable)" if entry.evaluation_error else "not evaluated"
     epochs = meta.epochs_completed if meta.epochs_completed is not None else UNKNOWN
     seconds = f"{meta.train_time_s:.0f} s" if meta.train_time_s is not None else "an unknown time"
     return (f"test accuracy {accuracy} · {epochs} epochs in {seconds} on {meta.device or 'an unknown device'}  \n"

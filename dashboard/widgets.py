@@ -53,8 +53,6 @@ def selected_images(points: list[dict]) -> list[int]:
     return list(dict.fromkeys(indices))
 
 
-
-
 def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
     """Pad to a black square, then enlarge (nearest neighbour) to about ``size`` px: crisp pixels, not blur, and
     thin crops (a "1") keep their shape instead of being stretched by the page."""

@@ -13,11 +13,9 @@ from .store.records import CheckpointMeta, Evaluation
 from .training.config import TrainConfig
 from .training.loop import train
 
-load_metrics = load_evaluation  # the name this function had before evaluations became a typed record
-
 __version__ = "0.2.0"
 __all__ = [
     "MODEL_NAMES", "MODEL_SPECS", "CheckpointError", "CheckpointMeta", "DatasetMissingError", "DigitLabError",
-    "EmptyDrawingError", "Evaluation", "TrainConfig", "get_spec", "load_checkpoint", "load_evaluation",
-    "load_metrics", "load_mnist", "predict_proba", "preprocess_drawing", "save_checkpoint", "train",
+    "EmptyDrawingError", "Evaluation", "TrainConfig", "get_spec", "load_checkpoint", "load_evaluation", "load_mnist",
+    "predict_proba", "preprocess_drawing", "save_checkpoint", "train",
 ]

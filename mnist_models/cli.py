@@ -102,7 +102,7 @@ def command_train(args: argparse.Namespace) -> int:
                 print(f"\n{name}: interrupted; its previous checkpoint and evaluation (if any) are unchanged.",
                       file=sys.stderr)
                 return EXIT_INTERRUPTED
-            except (DigitLabError, ValueError, RuntimeError) as error:
+            except (DigitLabError, ValueError, RuntimeError, OSError) as error:  # e.g. a full disk: nothing replaced
                 failures += 1
                 print(f"{name}: failed: {error}", file=sys.stderr)
     return EXIT_FAILED if failures else 0
@@ -112,14 +112,15 @@ def command_evaluate(args: argparse.Namespace) -> int:
     names = args.model or list(MODEL_NAMES)
     test_data = load_mnist("test", args.data_dir)
     evaluations, failures = {}, 0
-    for name in names:
-        try:
-            network, meta = load_checkpoint(name, args.checkpoint_dir)
-        except CheckpointError as error:
-            failures += 1
-            print(f"{name}: {error}", file=sys.stderr)
-            continue
-        evaluations[name] = reevaluate(network, meta, test_data, latency=not args.no_latency)
+    with acquire_training_lock("digit-lab evaluate"):  # no training may replace a checkpoint while it is evaluated
+        for name in names:
+            try:
+                network, meta = load_checkpoint(name, args.checkpoint_dir)
+            except CheckpointError as error:
+                failures += 1
+                print(f"{name}: {error}", file=sys.stderr)
+                continue
+            evaluations[name] = reevaluate(network, meta, test_data, latency=not args.no_latency)
     if args.json:
         print(json.dumps({name: evaluation.summary() for name, evaluation in evaluations.items()}, indent=1))
     else:
@@ -136,7 +137,7 @@ def command_info(args: argparse.Namespace) -> int:
             epochs = meta.epochs_completed if meta.epochs_completed is not None else "unknown"
             status = f"trained {epochs} epochs, {meta.created[:10] if meta.created else 'date unknown'}"
             try:
-                status += f", test accuracy {load_evaluation(name, args.checkpoint_dir).metrics.accuracy:.2%}"
+                status += f", test accuracy {load_evaluation(name, args.checkpoint_dir, meta).metrics.accuracy:.2%}"
             except CheckpointError:
                 status += ", not evaluated"
         except CheckpointError as error:

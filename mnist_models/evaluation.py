@@ -130,6 +130,7 @@ def evaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Te
     return Evaluation(
         model=meta.model,
         metrics=classification_metrics(probabilities, labels.numpy()),
+        weights_id=meta.weights_id,
         checkpoint=Path(checkpoint).name if checkpoint is not None else None,
         trained=TrainingSummary.of(meta),
         evaluated=utc_now(),

@@ -25,12 +25,13 @@ def as_image_batch(images) -> torch.Tensor:
 def predict_proba(network: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
     """Class probabilities (N, 10) for images in MNIST's convention (white digit on black).
 
-    The network runs in eval mode (no dropout, batch norm's running statistics) and is handed back in the mode the
-    caller had it in, so predicting in the middle of training does not switch training off.
+    The network runs in eval mode (no dropout, batch norm's running statistics) and every submodule is handed back in
+    the mode the caller had it in, so predicting in the middle of training (or of a fine-tuning with some layers
+    frozen in eval mode) changes nothing.
     """
     batch = as_image_batch(images)
     device = next(network.parameters()).device
-    was_training = network.training
+    modes = [(module, module.training) for module in network.modules()]
     network.eval()
     try:
         chunks = [
@@ -38,5 +39,6 @@ def predict_proba(network: nn.Module, images, batch_size: int = 2000) -> np.ndar
             for start in range(0, len(batch), batch_size)
         ]
     finally:
-        network.train(was_training)
+        for module, training in modes:
+            module.training = training
     return torch.cat(chunks).numpy()

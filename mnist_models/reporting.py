@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .models.registry import MODEL_NAMES, get_spec
 from .store.checkpoints import CheckpointError, load_evaluation
+from .store.files import replace_between_markers
 from .store.records import Evaluation
 
 TIE_TOLERANCE = 0.001  # accuracies within 0.1 percentage point (about one standard error on 10k images) tie
@@ -71,14 +71,14 @@ def leaderboard_rows(checkpoint_dir: str | os.PathLike | None = None, names: lis
 
 @dataclass(frozen=True)
 class Recommendation:
-    model: str
+    name: str  # the chosen row's catalog name
     rule: str
     reasons: list[str]
 
 
 RECOMMENDATION_RULE = (
-    "Highest test accuracy wins; models within 0.1 percentage point of the best (about one standard error on "
-    "10,000 test images) count as tied, and the tie goes to the fastest single-image inference."
+    "Highest test accuracy wins; models within 0.1 percentage point of the best (about one standard error of an "
+    "accuracy near 99% on MNIST's test set) count as tied, and the tie goes to the fastest single-image inference."
 )
 
 
@@ -128,8 +128,5 @@ def render_results_markdown(rows: list[LeaderboardRow]) -> str:
 
 def update_readme(readme: Path, table: str) -> None:
     """Replace the text between the results markers in ``readme`` with ``table``."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
+    if not replace_between_markers(readme, README_START, README_END, table):
         raise ValueError(f"{readme} has no {README_START} … {README_END} markers")
-    readme.write_text(pattern.sub(lambda _: f"{README_START}\n{table}\n{README_END}", text))

@@ -33,7 +33,7 @@ with right:
     st.plotly_chart(roc_by_class_figure(evaluations, digit), key="roc_digit_chart")
 
 st.subheader("Training curves")
-histories = {entry.title: entry.meta.history for entry in entries if entry.meta.history.get("epoch")}
+histories = {entry.title: entry.meta.history for entry in entries if entry.meta.has_curves}
 if histories:
     st.plotly_chart(training_curves_figure(histories), key="training_curves")
     st.caption(f"Solid: training set; dashed: the {VALIDATION_SIZE:,} held-out validation images, measured after "

@@ -19,13 +19,17 @@ st.markdown(
 unavailable = [entry for entry in catalog() if not entry.available]
 for entry in unavailable:
     st.warning(f"**{entry.title}** is unavailable: {entry.error}", icon=":material/error:")
+for entry in catalog():
+    if entry.available and entry.evaluation_error:
+        st.warning(f"**{entry.title}** can be used, but its evaluation cannot be shown: {entry.evaluation_error}",
+                   icon=":material/error:")
 
 if not rows:
     st.info("No evaluated model is selected. Pick models in the sidebar, or train and evaluate them with "
             "`digit-lab train --all`.")
 else:
     choice = recommend(rows)
-    chosen = next(row for row in rows if row.name == choice.model)
+    chosen = next(row for row in rows if row.name == choice.name)
     st.subheader(f"Recommended: {chosen.title}", anchor="recommended")
     st.markdown("\n".join(f"- {reason}" for reason in choice.reasons))
     st.caption(f"Rule: {choice.rule}")

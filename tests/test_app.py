@@ -3,15 +3,13 @@ interactions AppTest can drive (the canvas is fed the PNG it would send after a 
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shutil
 
 import pytest
-from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from benchmarks.common import canvas_stroke
 from dashboard.sidebar import SELECTED_MODELS_KEY
 from mnist_models import MODEL_NAMES, load_checkpoint, load_mnist, save_checkpoint
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
@@ -27,16 +25,6 @@ def open_page(page: str) -> AppTest:
         app.switch_page(page).run()
     assert not app.exception, [exception.value for exception in app.exception]
     return app
-
-
-def canvas_stroke(x0: int, y0: int, x1: int, y1: int) -> dict:
-    """The component state the canvas sends after a white stroke on its 280×280 black surface."""
-    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
-    ImageDraw.Draw(image).line([(x0, y0), (x1, y1)], fill=(255, 255, 255, 255), width=20)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url}}
 
 
 def texts(app: AppTest) -> str:

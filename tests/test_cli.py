@@ -10,6 +10,7 @@ from mnist_models.cli import main
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
 from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
 from mnist_models.training import pipeline
+from mnist_models.training.locking import acquire_training_lock
 from mnist_models.training.pipeline import save_trained
 
 
@@ -75,6 +76,28 @@ def test_ctrl_c_during_evaluation_keeps_the_previous_pair(capsys, tiny_dataset, 
     assert ((out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()) == previous
     assert sorted(path.name for path in out_dir.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
     assert "previous checkpoint and evaluation (if any) are unchanged" in capsys.readouterr().err
+
+
+def test_a_full_disk_fails_that_model_with_exit_code_1_and_keeps_the_previous_pair(capsys, tiny_dataset, tmp_path,
+                                                                                   monkeypatch):
+    out_dir = tmp_path / "ckpt"
+    args = ["train", "--model", "mlp", "--epochs", "1", "--data-dir", str(tiny_dataset), "--output-dir", str(out_dir)]
+    assert main(args) == 0
+    previous = (out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()
+
+    def disk_full(*arguments, **options):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mnist_models.store.checkpoints.write_json", disk_full)
+    assert main([*args, "--seed", "5"]) == 1
+    assert "mlp: failed: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert ((out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()) == previous
+
+
+def test_evaluate_refuses_while_something_trains(capsys, tiny_dataset, tmp_path):
+    with acquire_training_lock("a test's training"):
+        code = main(["evaluate", "--no-latency", "--data-dir", str(tiny_dataset), "--checkpoint-dir", str(tmp_path)])
+    assert code == 75 and "a test's training" in capsys.readouterr().err
 
 
 def test_info_shows_a_checkpoint_with_minimal_metadata_as_unknown(capsys, tmp_path):

@@ -1,5 +1,7 @@
 """The library code behind the pages: catalog, predictions, exploration helpers and figure builders."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from dashboard.figures import (
 )
 from dashboard.text import agreement, provenance
 from dashboard.widgets import enlarge, selected_images
-from mnist_models import get_spec, load_evaluation
+from mnist_models import get_spec, load_checkpoint, load_evaluation, save_checkpoint
 from mnist_models.exploration import (
     architecture_views,
     class_counts,
@@ -126,3 +128,18 @@ def test_provenance_marks_what_an_older_or_hand_written_checkpoint_does_not_say(
     entry.evaluation = load_evaluation("cnn")
     assert provenance(entry) == (f"test accuracy {entry.evaluation.metrics.accuracy:.2%} · 3 epochs in 12 s on cpu  \n"
                                  "init: random · trained 2026-11-21 · torch 2.13.0")
+
+
+def test_an_unusable_evaluation_keeps_the_model_and_says_why(tmp_path):
+    network, _ = load_checkpoint("mlp")
+    save_checkpoint(tmp_path / "mlp.pt", network, {"model": "mlp"})
+    evaluation = load_evaluation("mlp").to_dict()
+    evaluation["metrics"]["accuracy"] = "high"
+    (tmp_path / "mlp.metrics.json").write_text(json.dumps(evaluation))
+    entry = next(entry for entry in load_catalog(tmp_path) if entry.name == "mlp")
+    assert entry.available and entry.evaluation is None
+    assert "mlp.metrics.json is unusable: the field 'accuracy' should be float" in entry.evaluation_error
+    assert provenance(entry).startswith("test accuracy unknown (evaluation unusable) · ")
+    (tmp_path / "mlp.metrics.json").unlink()
+    entry = next(entry for entry in load_catalog(tmp_path) if entry.name == "mlp")
+    assert entry.evaluation_error is None and provenance(entry).startswith("test accuracy not evaluated · ")

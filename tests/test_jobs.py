@@ -142,7 +142,7 @@ def test_a_failure_ends_only_its_job_with_the_reason(tiny_dataset, runs_dir):
     good.submit([config(device="meta"), config()])
     assert good.wait(TIMEOUT)
     failed, finished = good.snapshot()
-    assert failed.state is JobState.FAILED and failed.error.startswith("bad hyperparameters: ")
+    assert failed.state is JobState.FAILED and failed.error.startswith("device 'meta' is not available here")
     assert finished.state is JobState.FINISHED and [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
 
 

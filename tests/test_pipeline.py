@@ -11,7 +11,7 @@ import torch
 from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.store import checkpoints as checkpoint_store
 from mnist_models.store.catalog import load_catalog
-from mnist_models.store.checkpoints import evaluation_path
+from mnist_models.store.checkpoints import evaluation_path, finish_pending
 from mnist_models.training import pipeline
 from mnist_models.training.pipeline import save_trained, train_and_save
 
@@ -75,8 +75,26 @@ def test_disk_full_while_writing_the_evaluation(previous_pair, tiny_data, monkey
     assert_untouched(path, previous)
 
 
-def test_a_crash_between_the_two_renames_is_finished_by_the_next_reader(previous_pair, tiny_data, monkeypatch):
-    """Both new files were complete: the pair is committed forward, never left as new weights beside old results."""
+def test_interrupted_right_after_the_staged_evaluation_is_written(previous_pair, tiny_data, monkeypatch):
+    """The staged pair was complete but not yet renamed: both staged files go, the previous pair stays."""
+    path, previous = previous_pair
+    result = new_result(tiny_data[0])
+    real_write_json = checkpoint_store.write_json
+
+    def written_then_interrupted(*args, **kwargs):
+        real_write_json(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_store, "write_json", written_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_trained(result, tiny_data[1], checkpoint=path)
+    assert_untouched(path, previous)
+
+
+def test_a_crash_between_the_two_renames_is_seen_as_stale_and_finished_by_the_next_writer(previous_pair, tiny_data,
+                                                                                        monkeypatch):
+    """New weights beside the old evaluation: readers refuse that evaluation (it names other weights) and move
+    nothing; the next save completes the interrupted pair before its own."""
     path, previous = previous_pair
     result = new_result(tiny_data[0])
     real_replace, calls = os.replace, []
@@ -84,21 +102,25 @@ def test_a_crash_between_the_two_renames_is_finished_by_the_next_reader(previous
     def crash_before_the_fourth_rename(source, destination):
         calls.append(destination)  # two staged writes, then the checkpoint's rename, then the evaluation's
         if len(calls) == 4:
-            raise KeyboardInterrupt
+            raise SystemExit("power cut")  # not an exception the code may clean up after
         real_replace(source, destination)
 
     monkeypatch.setattr(os, "replace", crash_before_the_fourth_rename)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit):
         save_trained(result, tiny_data[1], checkpoint=path)
     monkeypatch.setattr(os, "replace", real_replace)
     assert path.read_bytes() != previous[0] and evaluation_path(path).read_bytes() == previous[1]
+    staged = sorted(item.name for item in path.parent.iterdir())
 
     entry = next(entry for entry in load_catalog(path.parent) if entry.name == "mlp")
-    assert entry.available and entry.evaluation is not None
-    assert evaluation_path(path).read_bytes() != previous[1]
-    assert sorted(item.name for item in path.parent.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
+    assert entry.available and entry.evaluation is None
+    assert "describes other weights than the checkpoint beside it" in entry.evaluation_error
+    assert sorted(item.name for item in path.parent.iterdir()) == staged, "a reader moved files"
+
+    finish_pending(path)
     _, meta = load_checkpoint(path)
-    assert load_evaluation(path).trained.created == meta.created, "the evaluation belongs to the new weights"
+    assert load_evaluation(path, meta=meta).weights_id == meta.weights_id
+    assert sorted(item.name for item in path.parent.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
 
 
 def test_a_completed_save_replaces_both_and_describes_the_new_weights(previous_pair, tiny_data):

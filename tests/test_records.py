@@ -22,7 +22,8 @@ def test_a_version_1_evaluation_reads_and_writes_back_the_same_fields():
     assert evaluation.latency.batch_size == data["latency"]["batch"]["size"]
     assert evaluation.trained.epochs_completed == data["trained"]["epochs_completed"]
     written = evaluation.to_dict()
-    assert {key: value for key, value in written.items() if key != "format_version"} == data
+    assert written["format_version"] == RECORD_VERSION and written["weights_id"] is None
+    assert {key: value for key, value in written.items() if key not in ("format_version", "weights_id")} == data
 
 
 def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
@@ -39,13 +40,28 @@ def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
     (lambda data: data["metrics"].update(confusion_matrix=[[1, 2]]), "10 rows of 10 counts"),
     (lambda data: data.update(predictions="7 2 1"), "'predictions' should be list"),
     (lambda data: data["metrics"].update(errors=True), "'errors' should be int, not bool"),
-    (lambda data: data.update(format_version=RECORD_VERSION + 1), "newer than this digit-lab reads"),
+    (lambda data: data.update(format_version=RECORD_VERSION + 1, metrics=None), "newer than this digit-lab reads"),
+    (lambda data: data["metrics"]["per_class"].pop("7"), "per-class scores of digit 7 should be a JSON object"),
+    (lambda data: data["metrics"]["per_class"]["3"].pop("recall"), "'recall' is missing"),
+    (lambda data: data["metrics"]["roc"].pop("micro"), "no micro-average curve"),
+    (lambda data: data["metrics"]["auc"]["per_class"].pop("4"), "digit 4 has no AUC"),
+    (lambda data: data["metrics"]["roc"]["2"]["tpr"].pop(), "fpr and tpr of different lengths"),
+    (lambda data: data["confidence"].pop(), "'confidence' has 9999 entries for 10000 images"),
 ])
 def test_a_broken_evaluation_is_refused_naming_what_is_wrong(change, message):
     data = shipped_evaluation_dict()
     change(data)
     with pytest.raises(RecordError, match=message):
         Evaluation.from_dict(data)
+
+
+def test_a_history_is_plotted_only_when_every_curve_has_a_value_per_epoch():
+    curves = {"epoch": [1, 2], "train_loss": [0.5, 0.3], "train_accuracy": [0.9, 0.95], "val_loss": [0.4, 0.35],
+              "val_accuracy": [0.92, 0.94]}
+    assert CheckpointMeta(model="cnn", history=curves).has_curves
+    assert not CheckpointMeta(model="cnn").has_curves
+    assert not CheckpointMeta(model="cnn", history={**curves, "val_loss": [0.4]}).has_curves
+    assert not CheckpointMeta(model="cnn", history={"epoch": [1, 2]}).has_curves
 
 
 def test_checkpoint_metadata_round_trips_and_keeps_its_run():
@@ -63,6 +79,7 @@ def test_checkpoint_metadata_round_trips_and_keeps_its_run():
     ({"model": "cnn", "history": {"epoch": 3}}, "'history' should map each curve"),
     ({"model": "cnn", "train_time_s": "fast"}, "'train_time_s' should be float"),
     ({"model": "cnn", "run": {"id": "run001-cnn"}}, "'title' is missing"),
+    ({"format_version": RECORD_VERSION + 1}, "newer than this digit-lab reads"),
 ])
 def test_broken_checkpoint_metadata_is_refused_naming_what_is_wrong(data, message):
     with pytest.raises(RecordError, match=message):

@@ -22,14 +22,14 @@ def _row(name, accuracy, latency, errors=None):
 
 def test_the_most_accurate_model_is_recommended():
     choice = recommend([_row("a", 0.990, 1.0), _row("b", 0.995, 3.0), _row("c", 0.97, 0.5)])
-    assert choice.model == "b"
+    assert choice.name == "b"
     assert choice.reasons[0] == "test accuracy 99.50% (50 errors in 10,000), best measured: 99.50%"
     assert choice.reasons[-1] == "makes 250 fewer errors than C"
 
 
 def test_a_statistical_tie_goes_to_the_faster_model():
     choice = recommend([_row("slow", 0.9935, 5.0), _row("fast", 0.9930, 0.4), _row("poor", 0.95, 0.1)])
-    assert choice.model == "fast" and any("tied" in reason for reason in choice.reasons)
+    assert choice.name == "fast" and any("tied" in reason for reason in choice.reasons)
 
 
 def test_nothing_to_recommend_without_results():
@@ -57,4 +57,4 @@ def test_a_row_of_a_partial_evaluation_marks_what_was_not_measured(tmp_path):
     assert row.latency_ms is None and row.size_mb is None and row.accuracy == evaluation.metrics.accuracy
     line = render_results_markdown([row]).splitlines()[-1]
     assert line.startswith(f"| `run007-cnn` | **{row.accuracy:.2%}**") and f" | – | – | {row.epochs} | " in line
-    assert recommend([row]).model == "run007-cnn"
+    assert recommend([row]).name == "run007-cnn"

@@ -88,11 +88,11 @@ def test_a_run_outlives_its_session_refuses_a_second_request_and_cancels_to_a_sa
 def test_a_failed_run_shows_its_reason(train_page):
     shared_worker().submit([TrainConfig.for_model("mlp", epochs=1, device="meta")])
     app = finish(train_page)
-    assert any("**MLP failed:** bad hyperparameters: device 'meta' is not available" in error.value
+    assert any("**MLP failed:** device 'meta' is not available here" in error.value
                for error in app.error)
     log = next(expander for expander in app.expander if expander.label == "Log of MLP")
     assert log.proto.expanded, "a failure opens its log"
-    assert "failed: bad hyperparameters" in log.code[0].value
+    assert "failed: device 'meta' is not available here" in log.code[0].value
 
 
 def test_a_saved_run_can_be_deleted_from_the_page(train_page, runs_dir):

@@ -88,7 +88,7 @@ def test_a_named_recipe_sits_between_the_registry_and_explicit_options():
         TrainConfig.for_model("cnn", recipe="slow")
 
 
-def test_a_config_can_only_be_made_from_the_registry_recipe():
+def test_a_config_has_no_defaults_of_its_own_so_the_recipe_cannot_be_bypassed_by_accident():
     with pytest.raises(TypeError):
         TrainConfig("cnn")  # no defaults that could differ from the recipe
     with pytest.raises(TypeError, match="no setting"):
@@ -96,14 +96,18 @@ def test_a_config_can_only_be_made_from_the_registry_recipe():
     assert set(TRAINING_DEFAULTS) | {"model", "architecture"} == set(TrainConfig.__dataclass_fields__)
 
 
-def test_predicting_leaves_the_callers_mode_as_it_was():
-    network = get_spec("mlp").build()
+def test_predicting_runs_in_eval_mode_and_leaves_every_module_as_it_was():
+    network = get_spec("mlp").build(dropout=0.5)
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     network.train()
-    predict_proba(network, torch.zeros(2, 28, 28, dtype=torch.uint8))
-    assert network.training
+    network.net[0].eval()  # a caller's mix, as when some layers are frozen during fine-tuning
+    first, second = predict_proba(network, images), predict_proba(network, images)
+    assert (first == second).all(), "dropout was active: the prediction did not run in eval mode"
+    assert network.training and not network.net[0].training
+    assert all(module.training for module in network.modules() if module is not network.net[0])
     network.eval()
-    predict_proba(network, torch.zeros(2, 28, 28, dtype=torch.uint8))
-    assert not network.training
+    predict_proba(network, images)
+    assert not any(module.training for module in network.modules())
 
 
 def test_evaluate_loss_accuracy_on_a_known_model():

@@ -17,7 +17,7 @@ from torch import nn
 from ..inference import predict_proba
 from ..models.registry import MODEL_NAMES, get_spec
 from ..paths import resolve_checkpoint_dir, resolve_runs_dir
-from .checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation
+from .checkpoints import CheckpointError, checkpoint_path, evaluation_path, load_checkpoint, load_evaluation
 from .records import CheckpointMeta, Evaluation
 from .runs import list_runs
 
@@ -32,7 +32,7 @@ class CatalogEntry:
     meta: CheckpointMeta | None = None
     evaluation: Evaluation | None = None  # the saved evaluation, when present and readable
     error: str | None = None  # why the network could not be loaded
-    evaluation_error: str | None = None  # why there is no evaluation to show
+    evaluation_error: str | None = None  # why an evaluation file that exists cannot be shown
 
     @property
     def available(self) -> bool:
@@ -61,9 +61,10 @@ def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: 
     except CheckpointError as error:
         entry.error = str(error)
     try:
-        entry.evaluation = load_evaluation(source, checkpoint_dir)
+        entry.evaluation = load_evaluation(source, checkpoint_dir, entry.meta)
     except CheckpointError as error:
-        entry.evaluation_error = str(error)
+        if evaluation_path(entry.checkpoint).exists():  # a missing one only means "not evaluated yet"
+            entry.evaluation_error = str(error)
     return entry
 
 

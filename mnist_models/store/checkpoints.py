@@ -5,10 +5,14 @@ without unpickling code; its ``CheckpointMeta`` travels as one JSON string insid
 beside it as ``<stem>.metrics.json``.
 
 ``write_pair`` is how trained weights are saved. It stages the new checkpoint and its evaluation under hidden names
-(``.staged-<name>``) and renames them into place only once both are complete, the evaluation's staged file last: its
-presence marks a complete pair. An interruption before that leaves the previous pair exactly as it was; one between
-the two renames is finished by the next reader (``finish_pending``), so nobody ever reads new weights beside old
-results.
+(``.staged-<name>``) and renames them into place only once both are complete; the staged evaluation is written last,
+so its presence marks a complete pair. An interruption before the renames removes what was staged and leaves the
+previous pair exactly as it was. A crash between the two renames leaves new weights beside the old evaluation: the
+evaluation names the weights it describes (``weights_id``), so readers see it as stale rather than as the new
+weights' figures, and the next writer finishes the pair (``finish_pending``).
+
+Writers are serialised by the machine-wide training lock (the command line's train and evaluate, the Train page's
+worker); readers never move or delete files.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: Checkpoi
         evaluation.checkpoint = checkpoint.name
         write_json(staged_evaluation, evaluation.to_dict())  # from here on the staged pair is complete
     except BaseException:
+        staged_evaluation.unlink(missing_ok=True)  # first: a staged evaluation alone would mark a complete pair
         staged_checkpoint.unlink(missing_ok=True)
         raise
     finish_pending(checkpoint)
@@ -95,20 +100,21 @@ def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: Checkpoi
 
 
 def finish_pending(checkpoint: str | os.PathLike) -> None:
-    """Complete a pair that ``write_pair`` staged in full but had not finished renaming. Safe to call from any reader
-    at any time: it only ever moves a complete staged pair forward, and tolerates another process doing the same."""
+    """Complete a pair that ``write_pair`` staged in full but had not finished renaming (a crash between the two
+    renames). For writers only, under the training lock."""
     checkpoint = Path(checkpoint)
     staged_evaluation = _staged(evaluation_path(checkpoint))
     if not staged_evaluation.is_file():
         return
-    with contextlib.suppress(FileNotFoundError):  # already moved (by us before an interruption, or by another reader)
-        os.replace(_staged(checkpoint), checkpoint)
-    with contextlib.suppress(FileNotFoundError):
+    try:
+        with contextlib.suppress(FileNotFoundError):  # already renamed before the crash
+            os.replace(_staged(checkpoint), checkpoint)
+    finally:  # even when interrupted here: never leave the new weights beside the old evaluation on purpose
         os.replace(staged_evaluation, evaluation_path(checkpoint))
 
 
 def finish_pending_in(directory: str | os.PathLike) -> None:
-    """``finish_pending`` for every complete staged pair in ``directory`` (a listing is about to be read)."""
+    """``finish_pending`` for every complete staged pair in ``directory`` (before a new run is saved there)."""
     directory = Path(directory)
     if not directory.is_dir():
         return
@@ -120,7 +126,6 @@ def finish_pending_in(directory: str | os.PathLike) -> None:
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """(state_dict, meta) from a checkpoint file, or a CheckpointError that says what is wrong with it."""
     path = Path(path)
-    finish_pending(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train one with `digit-lab train`")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or not ours
@@ -169,16 +174,21 @@ def load_checkpoint(name_or_path: str | os.PathLike, checkpoint_dir: str | os.Pa
     return network.eval(), meta
 
 
-def load_evaluation(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Evaluation:
-    """The Evaluation saved beside a checkpoint, or a CheckpointError when it is missing or unusable."""
-    checkpoint = checkpoint_path(name_or_path, checkpoint_dir)
-    finish_pending(checkpoint)
-    path = evaluation_path(checkpoint)
+def load_evaluation(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None,
+                    meta: CheckpointMeta | None = None) -> Evaluation:
+    """The Evaluation saved beside a checkpoint, or a CheckpointError when it is missing or unusable. Given the
+    checkpoint's ``meta``, an evaluation of other weights (a save cut short) is refused too."""
+    path = evaluation_path(checkpoint_path(name_or_path, checkpoint_dir))
     try:
-        return Evaluation.from_dict(json.loads(path.read_text()))
+        evaluation = Evaluation.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise CheckpointError(f"no evaluation at {path}; run `digit-lab evaluate`") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"{path.name} is not valid JSON") from None
     except RecordError as error:
         raise CheckpointError(f"{path.name} is unusable: {error}") from None
+    if meta is not None and None not in (meta.weights_id, evaluation.weights_id) and (
+            meta.weights_id != evaluation.weights_id):
+        raise CheckpointError(f"{path.name} describes other weights than the checkpoint beside it (a save was cut "
+                              f"short); run `digit-lab evaluate` or train again")
+    return evaluation

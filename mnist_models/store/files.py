@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -36,3 +37,16 @@ def write_json(path: str | os.PathLike, payload: Any, indent: int | None = None)
     separators = None if indent is not None else (",", ":")
     text = json.dumps(payload, indent=indent, separators=separators) + ("\n" if indent is not None else "")
     return atomic_write(path, lambda file: file.write(text.encode()))
+
+
+def replace_between_markers(path: str | os.PathLike, start: str, end: str, text: str) -> bool:
+    """Put ``text`` between the lines ``start`` and ``end`` of a text file (the README's generated tables), atomically;
+    False, and nothing written, when the file lacks the markers."""
+    path = Path(path)
+    pattern = re.compile(rf"({re.escape(start)}\n)(?:.*?\n)?({re.escape(end)})", re.S)
+    content = path.read_text()
+    if not pattern.search(content):
+        return False
+    updated = pattern.sub(lambda match: f"{match[1]}{text}\n{match[2]}", content)
+    atomic_write(path, lambda file: file.write(updated.encode()))
+    return True

@@ -28,7 +28,9 @@ from ..errors import DigitLabError
 from ..timing import Percentiles
 
 RECORD_VERSION = 2
-"""Version 1 had no ``format_version`` key; version 2 added it and nothing else, so both read the same way."""
+"""Version 1 had no ``format_version`` key; version 2 added it and ``weights_id``. Both read the same way."""
+DIGITS = [str(digit) for digit in range(10)]
+CURVES = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # what a training history plots
 
 
 class RecordError(DigitLabError, ValueError):
@@ -94,6 +96,7 @@ class CheckpointMeta:
     """How a checkpoint was made: what was trained, how, on what data, with which libraries."""
 
     model: str  # the registry name of the architecture
+    weights_id: str | None = None  # new for every save; the evaluation of these weights carries the same id
     title: str | None = None
     architecture: dict[str, Any] = field(default_factory=dict)  # the hyperparameters the weights were built with
     training: dict[str, Any] = field(default_factory=dict)  # the TrainConfig that produced them
@@ -108,11 +111,18 @@ class CheckpointMeta:
     created: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     run: RunInfo | None = None
-    format_version: int = RECORD_VERSION
+    format_version: int = field(default=RECORD_VERSION, compare=False)  # as read; always written as the current
     path: Path | None = field(default=None, compare=False)  # where it was read from; never stored
 
+    @property
+    def has_curves(self) -> bool:
+        """Whether the history holds every curve of CURVES, one value per epoch (old or partial files may not)."""
+        lengths = {len(self.history.get(curve, ())) for curve in CURVES}
+        return len(lengths) == 1 and lengths != {0}
+
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """The record in the current format, whatever version it was read from."""
+        data = {**dataclasses.asdict(self), "format_version": RECORD_VERSION}
         data.pop("path")
         if self.run is None:
             data.pop("run")
@@ -121,6 +131,7 @@ class CheckpointMeta:
     @classmethod
     def from_dict(cls, data: Any) -> CheckpointMeta:
         data = _mapping(data, "checkpoint metadata")
+        version = _format_version(data)
         run = _get(data, "run", dict)
         if run is not None:
             run = RunInfo(_get(run, "id", str, required=True), _get(run, "title", str, required=True))
@@ -128,14 +139,15 @@ class CheckpointMeta:
         if not all(isinstance(values, list) for values in history.values()):
             raise RecordError("the field 'history' should map each curve to a list of numbers")
         return cls(
-            model=_get(data, "model", str, required=True), title=_get(data, "title", str),
+            model=_get(data, "model", str, required=True), weights_id=_get(data, "weights_id", str),
+            title=_get(data, "title", str),
             architecture=_get(data, "architecture", dict) or {}, training=_get(data, "training", dict) or {},
             epochs_completed=_get(data, "epochs_completed", int), cancelled=_get(data, "cancelled", bool),
             history=history, initialisation=_get(data, "initialisation", str),
             parameters=_get(data, "parameters", int), dataset=_get(data, "dataset", dict) or {},
             device=_get(data, "device", str), train_time_s=_get(data, "train_time_s", float),
             created=_get(data, "created", str), versions=_get(data, "versions", dict) or {}, run=run,
-            format_version=_format_version(data),
+            format_version=version,
         )
 
 
@@ -194,12 +206,26 @@ class ClassificationMetrics:
         matrix = _get(data, "confusion_matrix", list, required=True)
         if len(matrix) != 10 or not all(isinstance(row, list) and len(row) == 10 for row in matrix):
             raise RecordError("the field 'confusion_matrix' should be 10 rows of 10 counts")
+        per_class = _get(data, "per_class", dict, required=True)
+        for digit in DIGITS:
+            scores = _mapping(per_class.get(digit), f"the per-class scores of digit {digit}")
+            for score in ("precision", "recall", "f1"):
+                _get(scores, score, float, required=True)
+        roc = _get(data, "roc", dict, required=True)
+        class_auc = _get(auc, "per_class", dict, required=True)
+        for curve in roc:
+            points = _mapping(roc[curve], f"the ROC curve {curve!r}")
+            if len(_get(points, "fpr", list, required=True)) != len(_get(points, "tpr", list, required=True)):
+                raise RecordError(f"the ROC curve {curve!r} has fpr and tpr of different lengths")
+            if curve != "micro" and not isinstance(class_auc.get(curve), (int, float)):
+                raise RecordError(f"the ROC curve of digit {curve} has no AUC in 'auc.per_class'")
+        if "micro" not in roc:
+            raise RecordError("the field 'roc' has no micro-average curve")
         return cls(
             accuracy=_get(data, "accuracy", float, required=True), errors=_get(data, "errors", int, required=True),
-            count=_get(data, "count", int, required=True), per_class=_get(data, "per_class", dict, required=True),
-            macro_f1=_get(data, "macro_f1", float, required=True), confusion_matrix=matrix,
-            roc=_get(data, "roc", dict, required=True),
-            auc=AreaUnderCurve(_get(auc, "per_class", dict, required=True), _get(auc, "macro", float, required=True),
+            count=_get(data, "count", int, required=True), per_class=per_class,
+            macro_f1=_get(data, "macro_f1", float, required=True), confusion_matrix=matrix, roc=roc,
+            auc=AreaUnderCurve(class_auc, _get(auc, "macro", float, required=True),
                                _get(auc, "micro", float, required=True)),
             log_loss=_get(data, "log_loss", float, required=True), ece=_get(data, "ece", float, required=True),
         )
@@ -235,6 +261,7 @@ class Evaluation:
 
     model: str  # the registry name of the architecture
     metrics: ClassificationMetrics
+    weights_id: str | None = None  # the CheckpointMeta.weights_id of the weights evaluated
     checkpoint: str | None = None  # the checkpoint file's name
     trained: TrainingSummary = field(default_factory=TrainingSummary)
     evaluated: str | None = None
@@ -245,12 +272,14 @@ class Evaluation:
     versions: dict[str, str] = field(default_factory=dict)
     size_bytes: int | None = None  # of the checkpoint file
     latency: Latency | None = None
-    format_version: int = RECORD_VERSION
+    format_version: int = field(default=RECORD_VERSION, compare=False)  # as read; always written as the current
 
     def to_dict(self) -> dict[str, Any]:
+        """The record in the current format, whatever version it was read from."""
         data = {name: getattr(self, name) for name in _field_names(type(self))}
         data.update(metrics=self.metrics.to_dict(), trained=dataclasses.asdict(self.trained),
-                    latency=self.latency.to_dict() if self.latency is not None else None)
+                    latency=self.latency.to_dict() if self.latency is not None else None,
+                    format_version=RECORD_VERSION)
         return data
 
     def summary(self) -> dict[str, Any]:
@@ -260,19 +289,24 @@ class Evaluation:
     @classmethod
     def from_dict(cls, data: Any) -> Evaluation:
         data = _mapping(data, "an evaluation")
+        version = _format_version(data)
         trained = _get(data, "trained", dict)
         latency = _get(data, "latency", dict)
+        metrics = ClassificationMetrics.from_dict(_get(data, "metrics", dict, required=True))
+        for per_image in ("predictions", "confidence"):
+            values = _get(data, per_image, list)
+            if values is not None and len(values) != metrics.count:
+                raise RecordError(f"the field {per_image!r} has {len(values)} entries for {metrics.count} images")
         return cls(
-            model=_get(data, "model", str, required=True),
-            metrics=ClassificationMetrics.from_dict(_get(data, "metrics", dict, required=True)),
-            checkpoint=_get(data, "checkpoint", str),
+            model=_get(data, "model", str, required=True), metrics=metrics,
+            weights_id=_get(data, "weights_id", str), checkpoint=_get(data, "checkpoint", str),
             trained=TrainingSummary.from_dict(trained) if trained is not None else TrainingSummary(),
             evaluated=_get(data, "evaluated", str), test_sha256=_get(data, "test_sha256", str),
             parameters=_get(data, "parameters", int), predictions=_get(data, "predictions", list),
             confidence=_get(data, "confidence", list), versions=_get(data, "versions", dict) or {},
             size_bytes=_get(data, "size_bytes", int),
             latency=Latency.from_dict(latency) if latency is not None else None,
-            format_version=_format_version(data),
+            format_version=version,
         )
 
 

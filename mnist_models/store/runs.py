@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..models.registry import MODEL_NAMES, get_spec
 from ..paths import resolve_runs_dir
-from .checkpoints import CHECKPOINT_SUFFIX, evaluation_path, finish_pending_in
+from .checkpoints import CHECKPOINT_SUFFIX, evaluation_path
 from .files import atomic_write
 
 RUN_ID = re.compile(r"^run(?P<number>\d{3,})-(?P<model>[a-z0-9_]+)$")
@@ -57,9 +57,7 @@ def _all_checkpoints(directory: Path) -> list[SavedRun]:
 
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[SavedRun]:
     """Complete runs (checkpoint and evaluation both written), oldest first."""
-    directory = resolve_runs_dir(runs_dir)
-    finish_pending_in(directory)
-    return [run for run in _all_checkpoints(directory) if run.evaluation.is_file()]
+    return [run for run in _all_checkpoints(resolve_runs_dir(runs_dir)) if run.evaluation.is_file()]
 
 
 def find_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:

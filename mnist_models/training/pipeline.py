@@ -8,6 +8,7 @@ interruption at any step (Ctrl-C, a failed evaluation, a full disk) leaves the p
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ import torch
 
 from ..evaluation import evaluate
 from ..models.registry import get_spec
-from ..store.checkpoints import write_pair
+from ..paths import resolve_runs_dir
+from ..store.checkpoints import finish_pending_in, write_pair
 from ..store.records import CheckpointMeta, Evaluation, RunInfo, library_versions, utc_now
 from ..store.runs import SavedRun, next_run
 from .config import TrainConfig
@@ -40,7 +42,8 @@ def training_metadata(result: TrainResult, run: RunInfo | None = None) -> Checkp
     spec = get_spec(result.config.model)
     config = result.config.to_dict()
     return CheckpointMeta(
-        model=spec.name, title=spec.title, architecture={**spec.architecture_defaults, **config.pop("architecture")},
+        model=spec.name, weights_id=uuid.uuid4().hex, title=spec.title,
+        architecture={**spec.architecture_defaults, **config.pop("architecture")},
         training=config, epochs_completed=result.epochs_completed, cancelled=result.cancelled,
         history=result.history, initialisation=result.initialisation,
         parameters=sum(parameter.numel() for parameter in result.network.parameters()),
@@ -53,6 +56,8 @@ def save_trained(result: TrainResult, test_data: Split, checkpoint: str | os.Pat
                  runs_dir: str | os.PathLike | None = None) -> SavedModel:
     """Save ``result`` at ``checkpoint`` (replacing the pair there), or as a new run in ``runs_dir`` when no
     checkpoint is named, and evaluate it on ``test_data``."""
+    if checkpoint is None:
+        finish_pending_in(resolve_runs_dir(runs_dir))  # a run whose save crashed between its renames
     run = next_run(result.config.model, runs_dir) if checkpoint is None else None
     path = run.checkpoint if run is not None else Path(checkpoint)
     meta = training_metadata(result, RunInfo(run.run_id, run.title) if run is not None else None)

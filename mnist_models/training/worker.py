@@ -30,7 +30,7 @@ from ..paths import resolve_data_root, resolve_runs_dir
 from ..store.records import ClassificationMetrics
 from .config import TrainConfig
 from .locking import TrainingBusy, acquire_training_lock
-from .loop import Progress
+from .loop import Progress, TrainResult
 from .pipeline import train_and_save
 
 LOGGER = logging.getLogger(__name__)
@@ -101,8 +101,6 @@ def describe_failure(error: BaseException) -> str:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in detail:
         return f"out of memory ({detail}); try a smaller batch size or training subset"
-    if isinstance(error, ValueError):
-        return f"bad hyperparameters: {detail}"
     return detail
 
 
@@ -240,7 +238,7 @@ class TrainingWorker:
                      run_id=saved.run.run_id, run_title=saved.run.title, metrics=saved.evaluation.metrics,
                      ended=time.time())
 
-    def _evaluating(self, job: Job, result) -> None:
+    def _evaluating(self, job: Job, result: TrainResult) -> None:
         self._update(job, state=JobState.EVALUATING)
         self._note(job, f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} "
                         f"epoch(s) in {result.train_time_s:.1f} s; evaluating on the test set")
