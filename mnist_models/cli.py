@@ -22,6 +22,7 @@ from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
     DATA_DIR_ENV,
+    IN_CHECKOUT,
     REPO_ROOT,
     resolve_checkpoint_dir,
     resolve_data_root,
@@ -182,7 +183,7 @@ def command_report(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     """Start the dashboard (``streamlit run app.py``) with this command's folders; Streamlit's own options follow."""
     app = REPO_ROOT / "app.py"
-    if not app.is_file():
+    if not IN_CHECKOUT:
         print(f"error: the dashboard needs a checkout of digit-lab (no app.py at {app}); the installed package "
               f"holds only the library and the command line", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""Where the project keeps things, resolved from the package location so any working directory works."""
+"""Where the project keeps things: resolved from the package location in a checkout, so any working directory works."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
-RUNS_DIR = REPO_ROOT / "runs"
+IN_CHECKOUT = (REPO_ROOT / "app.py").is_file()
+# The folders below default to the checkout's; an installed package (no checkout around it) uses the working directory.
+PROJECT_ROOT = REPO_ROOT if IN_CHECKOUT else Path.cwd()
+CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
+RUNS_DIR = PROJECT_ROOT / "runs"
 CHECKPOINT_DIR_ENV = "DIGIT_LAB_CHECKPOINT_DIR"
 RUNS_DIR_ENV = "DIGIT_LAB_RUNS_DIR"
 TRAINING_LOCK_ENV = "DIGIT_LAB_TRAINING_LOCK"
 DATA_DIR_ENV = "MNIST_DATA_DIR"
-DEFAULT_DATA_DIR = REPO_ROOT / "data"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
 def _resolve(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:

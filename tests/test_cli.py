@@ -166,6 +166,9 @@ def test_the_wheel_installs_both_packages_and_a_console_script_that_runs_outside
     assert [row["name"] for row in rows] == list(MODEL_NAMES)
     assert all(row["status"].startswith("trained ") for row in rows)
     assert all(row["checkpoint"].startswith(str(CHECKPOINT_DIR)) for row in rows)
+    plain = subprocess.run([sys.executable, str(target / "bin" / "digit-lab"), "info"], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(target), "PATH": ""})
+    assert f"Saved runs (the Train page's) in {elsewhere / 'runs'}: none" in plain.stdout, "folders follow the cwd"
     served = subprocess.run([sys.executable, str(target / "bin" / "digit-lab"), "serve"], cwd=elsewhere,
                             capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(target), "PATH": ""})
     assert served.returncode == 2 and "needs a checkout of digit-lab" in served.stderr
