@@ -44,33 +44,21 @@ def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
-def test_interrupted_while_writing_the_checkpoint(previous_pair, tiny_data, monkeypatch):
+def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize(("step", "target", "failure", "raised"), [
+    ("writing the checkpoint", (torch, "save"), interrupt, KeyboardInterrupt),
+    ("evaluating", (pipeline, "evaluate"), interrupt, KeyboardInterrupt),
+    ("writing the evaluation", (checkpoint_store, "write_json"), disk_full, OSError),
+])
+def test_a_save_that_fails_at_any_step_leaves_the_previous_pair(step, target, failure, raised, previous_pair,
+                                                                  tiny_data, monkeypatch):
     path, previous = previous_pair
     result = new_result(tiny_data[0])
-    monkeypatch.setattr(torch, "save", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        save_trained(result, tiny_data[1], checkpoint=path)
-    assert_untouched(path, previous)
-
-
-def test_interrupted_while_evaluating(previous_pair, tiny_data, monkeypatch):
-    path, previous = previous_pair
-    result = new_result(tiny_data[0])
-    monkeypatch.setattr(pipeline, "evaluate", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        save_trained(result, tiny_data[1], checkpoint=path)
-    assert_untouched(path, previous)
-
-
-def test_disk_full_while_writing_the_evaluation(previous_pair, tiny_data, monkeypatch):
-    path, previous = previous_pair
-    result = new_result(tiny_data[0])
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(checkpoint_store, "write_json", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(*target, failure)
+    with pytest.raises(raised):
         save_trained(result, tiny_data[1], checkpoint=path)
     assert_untouched(path, previous)
 
