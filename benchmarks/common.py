@@ -10,6 +10,7 @@ import base64
 import io
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def environment() -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15": [round(value, 2) for value in os.getloadavg()],
+        "argv": sys.argv[1:],  # the options this run was given, shown beside its figures
     }
 
 

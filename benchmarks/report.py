@@ -111,6 +111,8 @@ def render(name: str, results_dir: Path = RESULTS) -> str:
         return f"Not measured yet: `{command}`."
     results = json.loads(path.read_text())
     environment = results.get("environment", {})
+    if "argv" in environment:
+        command = " ".join([f"python -m benchmarks.bench_{name}", *environment["argv"]])
     where = (f"torch {environment['torch']} · {environment['cpu']} · {environment['torch_threads']} torch threads · "
              f"load average {environment['load_average_1_5_15'][0]:.2f} at the start" if environment else "")
     return f"{RENDERERS[name](results)}\n\n<sub>`{command}`{' · ' + where if where else ''}</sub>"

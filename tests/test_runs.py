@@ -75,6 +75,7 @@ def test_a_half_written_run_is_never_listed(tiny_data, runs_dir):
     (runs_dir / "run004-unknown.pt").write_bytes(b"not a registered model")
     assert [run.run_id for run in list_runs()] == ["run001-mlp"]
     assert save_run(quick_result("mlp", train_data), test_data)[0].number == 3, "run002 is taken though incomplete"
+    assert not (runs_dir / ".staged-run005-mlp.pt").exists(), "the next save clears what a dead save staged"
 
 
 def test_a_failed_evaluation_leaves_no_orphan_checkpoint(tiny_data, runs_dir, monkeypatch):

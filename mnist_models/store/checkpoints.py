@@ -80,6 +80,7 @@ def _staged(path: Path) -> Path:
 def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: CheckpointMeta,
                evaluate: Callable[[Path], Evaluation]) -> Evaluation:
     """Save ``network`` at ``checkpoint`` with its evaluation, replacing any previous pair only when both are done.
+    Callers hold the training lock, as the pipeline's do.
 
     ``evaluate`` receives the staged checkpoint file (its size is part of the record) and returns the Evaluation.
     """
@@ -114,13 +115,17 @@ def finish_pending(checkpoint: str | os.PathLike) -> None:
 
 
 def finish_pending_in(directory: str | os.PathLike) -> None:
-    """``finish_pending`` for every complete staged pair in ``directory`` (before a new run is saved there)."""
+    """Before a new run is saved in ``directory``: finish every complete staged pair, and remove staged checkpoints
+    whose save died before its evaluation was staged (run names are never reused, so nothing would overwrite them).
+    For writers only, under the training lock."""
     directory = Path(directory)
     if not directory.is_dir():
         return
     for staged in directory.glob(f"{STAGED_PREFIX}*{EVALUATION_SUFFIX}"):
         stem = staged.name.removeprefix(STAGED_PREFIX).removesuffix(EVALUATION_SUFFIX)
         finish_pending(directory / f"{stem}{CHECKPOINT_SUFFIX}")
+    for orphan in directory.glob(f"{STAGED_PREFIX}*{CHECKPOINT_SUFFIX}"):
+        orphan.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:

@@ -56,9 +56,10 @@ def save_trained(result: TrainResult, test_data: Split, checkpoint: str | os.Pat
                  runs_dir: str | os.PathLike | None = None) -> SavedModel:
     """Save ``result`` at ``checkpoint`` (replacing the pair there), or as a new run in ``runs_dir`` when no
     checkpoint is named, and evaluate it on ``test_data``."""
+    run = None
     if checkpoint is None:
-        finish_pending_in(resolve_runs_dir(runs_dir))  # a run whose save crashed between its renames
-    run = next_run(result.config.model, runs_dir) if checkpoint is None else None
+        finish_pending_in(resolve_runs_dir(runs_dir))  # what a crashed save of an earlier run left behind
+        run = next_run(result.config.model, runs_dir)
     path = run.checkpoint if run is not None else Path(checkpoint)
     meta = training_metadata(result, RunInfo(run.run_id, run.title) if run is not None else None)
     evaluation = write_pair(path, result.network, meta,
