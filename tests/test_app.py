@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -148,3 +149,10 @@ def test_picking_points_on_the_pca_map_shows_those_images(mnist_root, monkeypatc
     assert any(markdown.value == "**2 images picked on the map**" for markdown in app.markdown)
     labels = load_mnist("train", mnist_root)[1]
     assert app.get("image")[-1].captions == [f"#7 · {int(labels[7])}", f"#3 · {int(labels[3])}"]
+
+
+def test_streamlit_settings_keep_visitors_private_and_uploads_small():
+    settings = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["browser"]["gatherUsageStats"] is False
+    assert 1 <= settings["server"]["maxUploadSize"] <= 10, "megabytes: a phone photo of a digit, not a dataset"
+    assert settings["theme"]["base"] in ("light", "dark") and settings["theme"]["primaryColor"].startswith("#")
