@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import DatasetMissingError, load_mnist
+from .data import DatasetMissingError, load_mnist, require_dataset
 from .errors import DigitLabError
 from .evaluation import reevaluate
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
@@ -25,7 +25,6 @@ from .paths import (
     IN_CHECKOUT,
     REPO_ROOT,
     resolve_checkpoint_dir,
-    resolve_data_root,
     resolve_runs_dir,
 )
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
@@ -145,10 +144,8 @@ def command_info(args: argparse.Namespace) -> int:
             status = f"unavailable: {error}"
         rows.append({"name": name, "title": spec.title, "input": spec.input_format, "checkpoint": str(path),
                      "status": status, "description": spec.description})
-    root = resolve_data_root(args.data_dir)
     try:
-        load_mnist("test", args.data_dir, download=False)
-        data_status = f"found in {root.resolve()}"
+        data_status = f"found in {require_dataset(args.data_dir)}"
     except DatasetMissingError as error:
         data_status = str(error)
     runs = []

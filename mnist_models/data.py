@@ -67,11 +67,19 @@ def _load_cached(split: str, root: Path, download: bool) -> tuple[torch.Tensor, 
     return dataset.data.contiguous(), dataset.targets.to(torch.int64).contiguous()
 
 
+def require_dataset(root: str | os.PathLike | None = None) -> Path:
+    """The dataset folder, once both splits have been read there without downloading (and cached), else a
+    DatasetMissingError. Makes no copies: it only checks."""
+    resolved = resolve_data_root(root).resolve()
+    for split in SPLITS:
+        _load_cached(split, resolved, False)
+    return resolved
+
+
 def dataset_available(root: str | os.PathLike | None = None) -> bool:
     """True when both splits can be read without downloading."""
     try:
-        for split in SPLITS:
-            load_mnist(split, root, download=False)
+        require_dataset(root)
     except DatasetMissingError:
         return False
     return True
