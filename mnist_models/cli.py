@@ -1,8 +1,16 @@
-"""Command line: inspect, train, evaluate, report, serve. ``digit-lab --help`` (or ``python -m mnist_models``).
+"""Command line: inspect, train, evaluate, recover, report, serve. ``digit-lab --help`` (or ``python -m mnist_models``).
+
+Stopping a training: SIGTERM or Ctrl-C drops the epoch in progress and saves the finished ones as a cancelled run in
+the runs folder (the model's checkpoint is left as it was); a second Ctrl-C aborts at once. After every epoch the
+training's progress is on disk (``<checkpoint>.partial``), so even a training killed outright loses only its current
+epoch: ``digit-lab info`` lists what interrupted trainings left, and ``digit-lab recover`` completes (evaluates and
+saves as a cancelled run), resumes (trains the remaining epochs) or deletes it.
 
 Exit codes: 0 success; 1 a model failed (its reason is printed, the others still ran); 2 bad usage or missing
-data; 75 another training job is running on this machine (the dashboard's or another command's); 130 interrupted
-(finished checkpoints are kept, the interrupted model's previous checkpoint and evaluation are untouched).
+data; 73 the output folder cannot take the files (read-only, or not enough free space: checked before training);
+75 another training job is running on this machine (the dashboard's or another command's); 130 stopped by SIGTERM
+or Ctrl-C (finished checkpoints are kept, the stopped model's finished epochs are saved as a cancelled run, its
+previous checkpoint and evaluation are untouched).
 """
 
 from __future__ import annotations
@@ -28,14 +36,18 @@ from .paths import (
     resolve_runs_dir,
 )
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
-from .store.checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation
+from .store.checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation, partial_path
+from .store.files import StorageError, check_room
 from .store.runs import list_runs
+from .training import recovery
 from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
-from .training.locking import TrainingBusy, acquire_training_lock
+from .training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
 from .training.loop import Progress
-from .training.pipeline import train_and_save
+from .training.pipeline import SavedModel, TrainResult, resume_training, storage_needed, train_and_save
+from .training.stopping import StopRequest, stop_on_signals
 
-EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 75, 130
+RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "augment_strength",
                  "train_subset", "seed", "device", "weights")
 
@@ -68,21 +80,35 @@ def _parse_assignment(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _train_one(name: str, args: argparse.Namespace, train_data, test_data, output_dir: Path) -> None:
-    """Train ``name`` with its recipe (and ``--recipe``, and the options given), then save and evaluate it as a pair.
-    KeyboardInterrupt when interrupted: nothing of this model is written then."""
+def _config(name: str, args: argparse.Namespace) -> TrainConfig:
+    """``name``'s recipe (and ``--recipe``, and the options given); a ValueError for settings it refuses."""
     options = {option: getattr(args, option) for option in TRAIN_OPTIONS}
     if not get_spec(name).pretrained_variants:
         options.pop("weights")
-    config = TrainConfig.for_model(name, recipe=args.recipe, architecture=dict(args.arch or []), **options)
-    print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr} "
-          f"({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
-    result, saved = train_and_save(config, train_data, test_data, checkpoint=output_dir / f"{name}.pt",
-                                   progress=ProgressBar(name))
+    return TrainConfig.for_model(name, recipe=args.recipe, architecture=dict(args.arch or []), **options)
+
+
+def _recover_hint(partial: Path) -> str:
+    """What to do with a partial file a stopped command left, or nothing when there is none."""
+    if not partial.is_file():
+        return ""
+    name = partial.name.removesuffix(".pt.partial")
+    return (f" Its finished epochs are kept in {partial}: `digit-lab recover complete {name}` saves them, `resume` "
+            f"trains on, `delete` drops them.")
+
+
+def _report_saved(name: str, result: TrainResult, saved: SavedModel | None, destination: Path,
+                  stop: StopRequest) -> None:
     if saved is None:
-        raise KeyboardInterrupt
-    print(f"{name}: test accuracy {saved.evaluation.metrics.accuracy:.2%} after {result.train_time_s:.1f} s of "
-          f"training → {saved.checkpoint}", file=sys.stderr)
+        print(f"\n{name}: {stop.reason or 'cancelled'} before its first epoch finished: nothing to save; "
+              f"{destination} is unchanged.", file=sys.stderr)
+    elif result.cancelled:
+        print(f"\n{name}: {stop.reason or 'cancelled'} after {result.epochs_completed} epoch(s), saved as "
+              f"{saved.run.run_id} (cancelled, test accuracy {saved.evaluation.metrics.accuracy:.2%}) in "
+              f"{saved.checkpoint.parent}; {destination} is unchanged.", file=sys.stderr)
+    else:
+        print(f"{name}: test accuracy {saved.evaluation.metrics.accuracy:.2%} after {result.train_time_s:.1f} s of "
+              f"training → {saved.checkpoint}", file=sys.stderr)
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -93,18 +119,39 @@ def command_train(args: argparse.Namespace) -> int:
     train_data = load_mnist("train", args.data_dir)
     test_data = load_mnist("test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
-    failures = 0
-    with acquire_training_lock("digit-lab train"):
-        for name in names:
+    configs, failures = {}, 0
+    for name in names:
+        try:
+            configs[name] = _config(name, args)
+        except ValueError as error:
+            failures += 1
+            print(f"{name}: failed: {error}", file=sys.stderr)
+    stop = StopRequest()
+    with acquire_training_lock("digit-lab train"), stop_on_signals(stop, second_interrupt_aborts=True):
+        try:
+            check_room(output_dir, sum(storage_needed(config) for config in configs.values()),
+                       f"training {', '.join(configs)}")
+        except StorageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_NO_ROOM
+        for name, config in configs.items():
+            destination = output_dir / f"{name}.pt"
+            print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr "
+                  f"{config.lr} ({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
             try:
-                _train_one(name, args, train_data, test_data, output_dir)
+                result, saved = train_and_save(config, train_data, test_data, checkpoint=destination,
+                                               progress=ProgressBar(name), cancel=stop)
             except KeyboardInterrupt:
-                print(f"\n{name}: interrupted; its previous checkpoint and evaluation (if any) are unchanged.",
-                      file=sys.stderr)
+                print(f"\n{name}: interrupted; {destination} and its evaluation (if any) are unchanged."
+                      f"{_recover_hint(partial_path(destination))}", file=sys.stderr)
                 return EXIT_INTERRUPTED
             except (DigitLabError, ValueError, RuntimeError, OSError) as error:  # e.g. a full disk: nothing replaced
                 failures += 1
-                print(f"{name}: failed: {error}", file=sys.stderr)
+                print(f"{name}: failed: {error}{_recover_hint(partial_path(destination))}", file=sys.stderr)
+                continue
+            _report_saved(name, result, saved, destination, stop)
+            if stop.is_set():
+                return EXIT_INTERRUPTED
     return EXIT_FAILED if failures else 0
 
 
@@ -155,16 +202,83 @@ def command_info(args: argparse.Namespace) -> int:
         except CheckpointError as error:
             accuracy = str(error)
         runs.append({"id": run.run_id, "title": run.title, "checkpoint": str(run.checkpoint), "status": accuracy})
+    incomplete, training_now = _incomplete_rows(args.checkpoint_dir), training_lock_holder()
     if args.json:
-        print(json.dumps({"models": rows, "runs": runs, "dataset": data_status}, indent=1))
+        print(json.dumps({"models": rows, "runs": runs, "incomplete": incomplete, "training_now": training_now,
+                          "dataset": data_status}, indent=1))
         return 0
     for row in rows:
         print(f"{row['name']:<12} {row['title']:<14} {row['input']:<44} {row['status']}")
     print(f"\nSaved runs (the Train page's) in {resolve_runs_dir()}: {len(runs) or 'none'}")
     for run in runs:
         print(f"{run['id']:<20} {run['title']:<24} {run['status']}")
+    _print_incomplete(incomplete, training_now)
     print(f"\nMNIST: {data_status}")
     return 0
+
+
+def _incomplete_rows(checkpoint_dir: str | None) -> list[dict[str, Any]]:
+    return [{"name": item.name, "kind": item.kind.value, "title": item.title, "path": str(item.path),
+             "epochs_completed": item.epochs_completed, "epochs": item.epochs, "error": item.error,
+             "actions": list(item.actions), "description": item.describe()}
+            for item in recovery.find_incomplete(checkpoint_dir=checkpoint_dir)]
+
+
+def _print_incomplete(rows: list[dict[str, Any]], training_now: str | None) -> None:
+    print(f"\nInterrupted trainings: {len(rows) or 'none'}")
+    for row in rows:
+        print(f"{row['name']:<20} {row['description']} [{', '.join(row['actions'])}]")
+    if rows:
+        print("Act on them with `digit-lab recover complete|resume|delete NAME` (or --all).")
+    if training_now:
+        print(f"A training is running now ({training_now}): its own progress file is listed until it ends.")
+
+
+def command_recover(args: argparse.Namespace) -> int:
+    """List, complete, resume or delete what interrupted trainings left (see ``training.recovery``)."""
+    if args.action == "list":
+        _print_incomplete(_incomplete_rows(args.checkpoint_dir), training_lock_holder())
+        return 0
+    if bool(args.names) == args.all or (args.action == "resume" and args.all):
+        print("error: name what to act on (the names `digit-lab recover` lists), or give --all (not with resume)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    failures = 0
+    stop = StopRequest()
+    with acquire_training_lock("digit-lab recover"), stop_on_signals(stop, second_interrupt_aborts=True):
+        try:
+            items = (recovery.find_incomplete(checkpoint_dir=args.checkpoint_dir) if args.all else
+                     [recovery.find_by_name(name, checkpoint_dir=args.checkpoint_dir) for name in args.names])
+        except KeyError as error:
+            print(f"error: {error.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        test_data = load_mnist("test", args.data_dir) if args.action != "delete" else None
+        for item in items:
+            if args.action not in item.actions:
+                failures += 1
+                print(f"{item.name}: cannot {args.action} it: {item.describe()}", file=sys.stderr)
+                continue
+            try:
+                if args.action == "delete":
+                    recovery.delete(item)
+                    print(f"{item.name}: deleted {item.path}", file=sys.stderr)
+                elif args.action == "complete":
+                    saved = recovery.complete(item, test_data)
+                    print(f"{item.name}: saved as {saved.checkpoint} (test accuracy "
+                          f"{saved.evaluation.metrics.accuracy:.2%})", file=sys.stderr)
+                else:
+                    result, saved = resume_training(item.path, load_mnist("train", args.data_dir), test_data,
+                                                    progress=ProgressBar(item.name), cancel=stop)
+                    _report_saved(item.name, result, saved, item.checkpoint, stop)
+            except KeyboardInterrupt:
+                print(f"\n{item.name}: interrupted.{_recover_hint(item.path)}", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            except (DigitLabError, ValueError, RuntimeError, OSError) as error:
+                failures += 1
+                print(f"{item.name}: failed: {error}", file=sys.stderr)
+            if stop.is_set():
+                return EXIT_INTERRUPTED
+    return EXIT_FAILED if failures else 0
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -178,7 +292,8 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    """Start the dashboard (``streamlit run app.py``) with this command's folders; Streamlit's own options follow."""
+    """Start the dashboard (``streamlit run app.py`` through dashboard/serve.py) with this command's folders;
+    Streamlit's own options follow."""
     app = REPO_ROOT / "app.py"
     if not IN_CHECKOUT:
         print(f"error: the dashboard needs a checkout of digit-lab (no app.py at {app}); the installed package "
@@ -187,7 +302,7 @@ def command_serve(args: argparse.Namespace) -> int:
     for value, variable in ((args.checkpoint_dir, CHECKPOINT_DIR_ENV), (args.data_dir, DATA_DIR_ENV)):
         if value:
             os.environ[variable] = str(Path(value).resolve())
-    command = [sys.executable, "-m", "streamlit", "run", str(app), *args.streamlit_options]
+    command = [sys.executable, "-m", "dashboard.serve", *args.streamlit_options]  # see dashboard/serve.py
     os.execv(sys.executable, command)
 
 
@@ -230,9 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     evaluate_parser.set_defaults(handler=command_evaluate)
 
-    info_parser = sub.add_parser("info", parents=[common], help="models, checkpoints and dataset status")
+    info_parser = sub.add_parser("info", parents=[common],
+                                 help="models, checkpoints, saved runs, interrupted trainings and dataset status")
     info_parser.add_argument("--json", action="store_true")
     info_parser.set_defaults(handler=command_info)
+
+    recover_parser = sub.add_parser(
+        "recover", parents=[common], help="complete, resume or delete what interrupted trainings left",
+        description="What a training killed outright leaves (its progress file, a run saved without its evaluation, "
+                    "a save not renamed into place), in the runs folder and the checkpoint folder. 'list' (the "
+                    "default) shows it; 'complete' evaluates the saved weights and saves them as a cancelled run "
+                    "(or as the training's own result when every epoch had finished); 'resume' trains the remaining "
+                    "epochs; 'delete' removes the files. Needs the training lock: not while something trains.")
+    recover_parser.add_argument("action", nargs="?", choices=RECOVER_ACTIONS, default="list")
+    recover_parser.add_argument("names", nargs="*", metavar="NAME", help="as listed, e.g. run007-cnn")
+    recover_parser.add_argument("--all", action="store_true", help="every listed item (complete or delete)")
+    recover_parser.set_defaults(handler=command_recover)
 
     report_parser = sub.add_parser("report", parents=[common], help="the results table from the saved JSON")
     report_parser.add_argument("--update-readme", metavar="README", help="rewrite the table inside this file")

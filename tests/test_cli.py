@@ -62,7 +62,8 @@ def test_a_named_recipe_sets_what_is_not_given_and_an_option_overrides_it(tiny_d
     assert meta.training["epochs"] == 1 and meta.training["lr"] == 3e-3
 
 
-def test_ctrl_c_during_evaluation_keeps_the_previous_pair(capsys, tiny_dataset, tmp_path, monkeypatch):
+def test_ctrl_c_during_evaluation_keeps_the_previous_pair_and_the_finished_epochs(capsys, tiny_dataset, tmp_path,
+                                                                                  monkeypatch):
     out_dir = tmp_path / "ckpt"
     args = ["train", "--model", "mlp", "--epochs", "1", "--data-dir", str(tiny_dataset), "--output-dir", str(out_dir)]
     assert main(args) == 0
@@ -74,8 +75,12 @@ def test_ctrl_c_during_evaluation_keeps_the_previous_pair(capsys, tiny_dataset, 
     monkeypatch.setattr(pipeline, "evaluate", interrupted)
     assert main([*args, "--seed", "5"]) == 130
     assert ((out_dir / "mlp.pt").read_bytes(), evaluation_path(out_dir / "mlp.pt").read_bytes()) == previous
+    assert sorted(path.name for path in out_dir.iterdir()) == ["mlp.metrics.json", "mlp.pt", "mlp.pt.partial"]
+    err = capsys.readouterr().err
+    assert "mlp.pt and its evaluation (if any) are unchanged" in err
+    assert "`digit-lab recover complete mlp` saves them" in err
+    assert main(["recover", "delete", "mlp", "--checkpoint-dir", str(out_dir)]) == 0
     assert sorted(path.name for path in out_dir.iterdir()) == ["mlp.metrics.json", "mlp.pt"]
-    assert "previous checkpoint and evaluation (if any) are unchanged" in capsys.readouterr().err
 
 
 def test_a_full_disk_fails_that_model_with_exit_code_1_and_keeps_the_previous_pair(capsys, tiny_dataset, tmp_path,

@@ -1,9 +1,11 @@
-"""The background worker on its own, with the tiny IDX dataset: start, progress, cancel, failure, queueing, refusal."""
+"""The background worker on its own, with the tiny IDX dataset: start, progress, cancel, failure, queueing, refusal.
+Its requests run in a training process: data loaders handed to it must be picklable (module-level)."""
 
 from __future__ import annotations
 
-import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,24 +24,48 @@ def config(model: str = "mlp", **overrides) -> TrainConfig:
     return TrainConfig.for_model(model, **{"epochs": 2, "batch_size": 16, "device": "cpu", **overrides})
 
 
+@dataclass(frozen=True)
+class TinyLoader:
+    """Loads the tiny IDX dataset whatever folder the worker names."""
+
+    root: Path
+
+    def __call__(self, split, root):
+        return load_mnist(split, self.root, download=False)
+
+
 @pytest.fixture
 def worker(tiny_dataset):
-    worker = TrainingWorker(load_data=lambda split, root: load_mnist(split, tiny_dataset, download=False))
+    worker = TrainingWorker(load_data=TinyLoader(tiny_dataset))
     yield worker
     worker.cancel()
     assert worker.wait(TIMEOUT), "the worker did not stop"
 
 
+@dataclass(frozen=True)
 class GatedLoader:
-    """A data loader that holds the first job at 'loading' until the test opens the gate: a deterministic busy
-    worker."""
+    """A data loader that holds the training process at 'loading' until the test opens the gate (creates a file):
+    a deterministic busy worker."""
 
-    def __init__(self, root) -> None:
-        self.root, self.gate = root, threading.Event()
+    root: Path
+    gate: Path
 
     def __call__(self, split, root):
-        assert self.gate.wait(TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while not self.gate.exists():
+            assert time.monotonic() < deadline, "the gate was never opened"
+            time.sleep(0.01)
         return load_mnist(split, self.root, download=False)
+
+    def open(self) -> None:
+        self.gate.touch()
+
+    def close(self) -> None:
+        self.gate.unlink(missing_ok=True)
+
+
+def gated(root: Path) -> GatedLoader:
+    return GatedLoader(root, root / "gate")
 
 
 def wait_for(predicate, timeout: float = TIMEOUT) -> None:
@@ -75,21 +101,21 @@ def test_the_models_of_a_request_run_one_after_another(worker):
 
 
 def test_a_second_request_is_refused_while_one_is_active(tiny_dataset):
-    loader = GatedLoader(tiny_dataset)
+    loader = gated(tiny_dataset)
     worker = TrainingWorker(load_data=loader)
     worker.submit([config()])
     wait_for(lambda: worker.snapshot()[0].state is JobState.RUNNING)
     with pytest.raises(WorkerBusy, match=r"already running \(MLP\)"):
         worker.submit([config("cnn")])
     assert len(worker.snapshot()) == 1, "the refused request left the running one alone"
-    loader.gate.set()
+    loader.open()
     assert worker.wait(TIMEOUT) and worker.snapshot()[0].state is JobState.FINISHED
     worker.submit([config()])  # accepted once the first has finished
     assert worker.wait(TIMEOUT)
 
 
 def test_another_worker_or_the_command_line_is_refused_while_one_trains(tiny_dataset, runs_dir, capsys):
-    loader = GatedLoader(tiny_dataset)
+    loader = gated(tiny_dataset)
     first, second = TrainingWorker(load_data=loader), TrainingWorker(load_data=loader)
     first.submit([config()])
     with pytest.raises(TrainingBusy, match=r"Another digit-lab training job \(the dashboard's training worker, "
@@ -98,7 +124,7 @@ def test_another_worker_or_the_command_line_is_refused_while_one_trains(tiny_dat
     assert main(["train", "--model", "mlp", "--epochs", "1", "--data-dir", str(tiny_dataset),
                  "--output-dir", str(runs_dir / "cli")]) == EXIT_BUSY
     assert "one runs at a time" in capsys.readouterr().err and not (runs_dir / "cli").exists()
-    loader.gate.set()
+    loader.open()
     assert first.wait(TIMEOUT)
     second.submit([config()])  # the lock was released with the request
     assert second.wait(TIMEOUT) and len(list_runs(runs_dir)) == 2
@@ -118,12 +144,12 @@ def test_cancelling_keeps_the_finished_epochs_as_a_cancelled_run(worker):
 
 
 def test_a_job_cancelled_before_its_first_epoch_saves_nothing(tiny_dataset, runs_dir):
-    loader = GatedLoader(tiny_dataset)
+    loader = gated(tiny_dataset)
     worker = TrainingWorker(load_data=loader)
     worker.submit([config()])
     wait_for(lambda: worker.snapshot()[0].state is JobState.RUNNING)
     worker.cancel()
-    loader.gate.set()
+    loader.open()
     assert worker.wait(TIMEOUT)
     (job,) = worker.snapshot()
     assert job.state is JobState.CANCELLED and job.run_id is None and list_runs(runs_dir) == []
@@ -138,7 +164,7 @@ def test_a_failure_ends_only_its_job_with_the_reason(tiny_dataset, runs_dir):
     assert job.state is JobState.FAILED and "MNIST" in job.error and list_runs(runs_dir) == []
     assert job.log[-1].startswith("failed: ")
 
-    good = TrainingWorker(load_data=lambda split, root: load_mnist(split, tiny_dataset, download=False))
+    good = TrainingWorker(load_data=TinyLoader(tiny_dataset))
     good.submit([config(device="meta"), config()])
     assert good.wait(TIMEOUT)
     failed, finished = good.snapshot()
@@ -147,15 +173,15 @@ def test_a_failure_ends_only_its_job_with_the_reason(tiny_dataset, runs_dir):
 
 
 def test_a_cancel_meant_for_an_earlier_request_does_not_stop_the_next(tiny_dataset):
-    loader = GatedLoader(tiny_dataset)
-    loader.gate.set()
+    loader = gated(tiny_dataset)
+    loader.open()
     worker = TrainingWorker(load_data=loader)
     first = worker.submit([config()])[0].request
     assert worker.wait(TIMEOUT)
-    loader.gate.clear()
+    loader.close()
     second = worker.submit([config()])[0].request
     assert second != first and not worker.cancel(request=first), "a stale Cancel button must do nothing"
-    loader.gate.set()
+    loader.open()
     assert worker.wait(TIMEOUT) and worker.snapshot()[0].state is JobState.FINISHED
 
 

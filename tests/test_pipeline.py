@@ -4,6 +4,7 @@ both are complete, so an interruption at any step leaves the previous pair exact
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
@@ -119,13 +120,78 @@ def test_a_completed_save_replaces_both_and_describes_the_new_weights(previous_p
     assert saved.meta.training["seed"] == 2 and load_evaluation(path) == saved.evaluation
 
 
-def test_a_cancelled_run_is_kept_only_when_asked_and_only_with_a_finished_epoch(tiny_data, tmp_path):
+def test_a_training_cancelled_before_its_first_epoch_writes_nothing(tiny_data, tmp_path, runs_dir):
     class Cancelled:
         def is_set(self) -> bool:
             return True
 
     config = TrainConfig.for_model("mlp", epochs=2, batch_size=16)
-    result, saved = train_and_save(config, *tiny_data, checkpoint=tmp_path / "mlp.pt", keep_cancelled=True,
-                                   cancel=Cancelled())
+    result, saved = train_and_save(config, *tiny_data, checkpoint=tmp_path / "mlp.pt", cancel=Cancelled())
     assert result.cancelled and result.epochs_completed == 0 and saved is None
-    assert not any(tmp_path.glob("*mlp*"))
+    assert not any(tmp_path.glob("*mlp*")) and not runs_dir.exists(), "not even a run number was taken"
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing may clean up after it (train only catches KeyboardInterrupt)."""
+
+
+def killed_after(epochs: int):
+    """A progress callback that 'kills' the training at the first batch report after ``epochs`` finished epochs."""
+    def progress(event):
+        if event.kind == "batch" and event.epoch == epochs + 1:
+            raise Killed
+    return progress
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn_dropout"])  # cnn_dropout: dropout and augmentation draw random numbers
+def test_a_killed_training_resumes_from_its_last_epoch_to_the_same_weights(model, tiny_data, tmp_path):
+    config = TrainConfig.for_model(model, epochs=3, batch_size=8, device="cpu", schedule="onecycle")
+    _, uninterrupted = train_and_save(config, *tiny_data, checkpoint=tmp_path / "whole" / f"{model}.pt")
+
+    path = tmp_path / "killed" / f"{model}.pt"
+    with pytest.raises(Killed):
+        train_and_save(config, *tiny_data, checkpoint=path, progress=killed_after(2))
+    partial = checkpoint_store.partial_path(path)
+    assert sorted(item.name for item in path.parent.iterdir()) == [partial.name], "only the progress file is left"
+    saved_progress = checkpoint_store.read_partial(partial)
+    assert saved_progress.meta.epochs_completed == 2 and saved_progress.meta.training["epochs"] == 3
+
+    events = []
+    result, resumed = pipeline.resume_training(partial, *tiny_data, progress=events.append)
+    assert not result.cancelled and [event.epoch for event in events if event.kind == "epoch"] == [3]
+    assert resumed.checkpoint == path and not partial.exists() and resumed.meta.epochs_completed == 3
+    assert resumed.meta.history["val_loss"] == uninterrupted.meta.history["val_loss"]
+    resumed_weights, whole_weights = load_checkpoint(path)[0].state_dict(), uninterrupted_weights(uninterrupted)
+    assert all(torch.equal(resumed_weights[key], whole_weights[key]) for key in whole_weights)
+
+
+def uninterrupted_weights(saved):
+    return load_checkpoint(saved.checkpoint)[0].state_dict()
+
+
+def test_completing_a_killed_training_saves_its_finished_epochs_as_a_cancelled_run(tiny_data, tmp_path, runs_dir):
+    config = TrainConfig.for_model("mlp", epochs=3, batch_size=8, device="cpu")
+    path = tmp_path / "checkpoints" / "mlp.pt"
+    with pytest.raises(Killed):
+        train_and_save(config, *tiny_data, checkpoint=path, progress=killed_after(1))
+    saved = pipeline.complete_training(checkpoint_store.partial_path(path), tiny_data[1])
+    assert saved.run.run_id == "run001-mlp" and saved.checkpoint.parent == runs_dir
+    assert saved.meta.cancelled is True and saved.meta.epochs_completed == 1
+    assert load_evaluation(saved.checkpoint, meta=load_checkpoint(saved.checkpoint)[1]).trained.epochs_completed == 1
+    assert not path.parent.exists() or not any(path.parent.iterdir()), "the named checkpoint was never written"
+
+
+def test_a_cancelled_training_of_a_named_checkpoint_becomes_a_run_and_leaves_the_checkpoint(previous_pair, tiny_data,
+                                                                                          runs_dir):
+    path, previous = previous_pair
+    cancel = threading.Event()
+
+    def cancel_in_epoch_two(event):  # seen at epoch 2's first batch
+        if event.kind == "epoch" and event.epoch == 1:
+            cancel.set()
+
+    config = TrainConfig.for_model("mlp", epochs=3, batch_size=8, device="cpu")
+    result, saved = train_and_save(config, *tiny_data, checkpoint=path, progress=cancel_in_epoch_two, cancel=cancel)
+    assert result.cancelled and result.epochs_completed == 1
+    assert saved.run.run_id == "run001-mlp" and saved.meta.cancelled and saved.checkpoint.parent == runs_dir
+    assert_untouched(path, previous)

@@ -11,8 +11,13 @@ previous pair exactly as it was. A crash between the two renames leaves new weig
 evaluation names the weights it describes (``weights_id``), so readers see it as stale rather than as the new
 weights' figures, and the next writer finishes the pair (``finish_pending``).
 
-Writers are serialised by the machine-wide training lock (the command line's train and evaluate, the Train page's
-worker); readers never move or delete files.
+While a training runs, its progress lives beside the checkpoint it will become, as ``<name>.partial`` (e.g.
+``run007-cnn.pt.partial``): the weights after the last finished epoch plus what resuming needs (optimizer, scheduler
+and random-generator states), replaced atomically after every epoch. ``write_pair`` removes it (``supersedes``) once
+the new pair is staged in full, so after a crash either the partial file or a complete staged pair remains.
+
+Writers are serialised by the machine-wide training lock (the command line's train, evaluate and recover, the Train
+page's worker); readers never move or delete files.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +42,13 @@ from .files import atomic_write, write_json
 from .records import CheckpointMeta, Evaluation, RecordError
 
 CHECKPOINT_FORMAT = "digit-lab/checkpoint"
+PARTIAL_FORMAT = "digit-lab/partial-training"
 CONTAINER_VERSION = 1  # the .pt file's layout; the metadata record inside carries its own format_version
 CHECKPOINT_SUFFIX = ".pt"
 EVALUATION_SUFFIX = ".metrics.json"
+PARTIAL_SUFFIX = ".partial"  # appended to the checkpoint's name; not *.pt, so the catalog does not reload per epoch
 STAGED_PREFIX = ".staged-"
+RESUME_TENSORS = ("generator", "rng")  # random-generator states, as uint8 tensors
 
 
 class CheckpointError(DigitLabError, RuntimeError):
@@ -73,19 +82,33 @@ def evaluation_path(checkpoint: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(CHECKPOINT_SUFFIX) + EVALUATION_SUFFIX)
 
 
-def _staged(path: Path) -> Path:
+def partial_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the training that will produce ``checkpoint`` keeps its progress: ``<checkpoint name>.partial``."""
+    path = Path(checkpoint)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def checkpoint_of_partial(partial: str | os.PathLike) -> Path:
+    path = Path(partial)
+    return path.with_name(path.name.removesuffix(PARTIAL_SUFFIX))
+
+
+def staged_path(path: str | os.PathLike) -> Path:
+    """The hidden name under which ``write_pair`` writes ``path`` before renaming it into place."""
+    path = Path(path)
     return path.with_name(STAGED_PREFIX + path.name)
 
 
 def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: CheckpointMeta,
-               evaluate: Callable[[Path], Evaluation]) -> Evaluation:
+               evaluate: Callable[[Path], Evaluation], supersedes: str | os.PathLike | None = None) -> Evaluation:
     """Save ``network`` at ``checkpoint`` with its evaluation, replacing any previous pair only when both are done.
-    Callers hold the training lock, as the pipeline's do.
+    ``supersedes`` (the training's partial file) is removed once the staged pair is complete. Callers hold the training
+    lock, as the pipeline's do.
 
     ``evaluate`` receives the staged checkpoint file (its size is part of the record) and returns the Evaluation.
     """
     checkpoint = Path(checkpoint)
-    staged_checkpoint, staged_evaluation = _staged(checkpoint), _staged(evaluation_path(checkpoint))
+    staged_checkpoint, staged_evaluation = staged_path(checkpoint), staged_path(evaluation_path(checkpoint))
     finish_pending(checkpoint)  # an earlier save cut short between its renames goes first
     try:
         save_checkpoint(staged_checkpoint, network, meta)
@@ -96,6 +119,8 @@ def write_pair(checkpoint: str | os.PathLike, network: nn.Module, meta: Checkpoi
         staged_evaluation.unlink(missing_ok=True)  # first: a staged evaluation alone would mark a complete pair
         staged_checkpoint.unlink(missing_ok=True)
         raise
+    if supersedes is not None:
+        Path(supersedes).unlink(missing_ok=True)
     finish_pending(checkpoint)
     return evaluation
 
@@ -104,12 +129,12 @@ def finish_pending(checkpoint: str | os.PathLike) -> None:
     """Complete a pair that ``write_pair`` staged in full but had not finished renaming (a crash between the two
     renames). For writers only, under the training lock."""
     checkpoint = Path(checkpoint)
-    staged_evaluation = _staged(evaluation_path(checkpoint))
+    staged_evaluation = staged_path(evaluation_path(checkpoint))
     if not staged_evaluation.is_file():
         return
     try:
         with contextlib.suppress(FileNotFoundError):  # already renamed before the crash
-            os.replace(_staged(checkpoint), checkpoint)
+            os.replace(staged_path(checkpoint), checkpoint)
     finally:  # even when interrupted here: never leave the new weights beside the old evaluation on purpose
         os.replace(staged_evaluation, evaluation_path(checkpoint))
 
@@ -128,35 +153,87 @@ def finish_pending_in(directory: str | os.PathLike) -> None:
         orphan.unlink(missing_ok=True)
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
-    """(state_dict, meta) from a checkpoint file, or a CheckpointError that says what is wrong with it."""
-    path = Path(path)
+def clear_staged(checkpoint: str | os.PathLike) -> None:
+    """Finish a complete staged pair of ``checkpoint``, and remove a staged checkpoint whose save died before its
+    evaluation (its training's partial file still holds those weights). For writers only, under the training lock."""
+    finish_pending(checkpoint)
+    staged_path(checkpoint).unlink(missing_ok=True)
+
+
+def _read_container(path: Path, container_format: str, what: str, mmap: bool = False
+                    ) -> tuple[dict[str, Any], CheckpointMeta]:
+    """(payload, meta) of a digit-lab file of ``container_format``, or a CheckpointError that says what is wrong.
+    With ``mmap`` the tensors are mapped, not read: cheap when only the metadata is wanted."""
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train one with `digit-lab train`")
+        raise CheckpointError(f"no {what} at {path}; train one with `digit-lab train`")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or not ours
         raise CheckpointError(f"{path.name} is corrupt or truncated, or not a PyTorch checkpoint at all")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"{path.name} was refused: it holds Python objects other than weights and plain data, "
                               f"which are never unpickled ({str(error).splitlines()[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(f"{path.name} is corrupt or truncated and cannot be read ({type(error).__name__})"
                               ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path.name} is not a digit-lab checkpoint (a foreign file)")
+    if not isinstance(payload, dict) or payload.get("format") != container_format:
+        raise CheckpointError(f"{path.name} is not a digit-lab {what} (a foreign file)")
     if payload.get("format_version") != CONTAINER_VERSION:
         raise CheckpointError(f"{path.name} has format version {payload.get('format_version')}; "
                               f"this version reads {CONTAINER_VERSION}")
     try:
         meta = CheckpointMeta.from_dict(json.loads(payload["meta_json"]))
-        state = payload["state_dict"]
+        if not isinstance(payload["state_dict"], dict):
+            raise TypeError
     except (KeyError, TypeError, json.JSONDecodeError):
         raise CheckpointError(f"{path.name} has damaged metadata") from None
     except RecordError as error:
         raise CheckpointError(f"{path.name} has unusable metadata: {error}") from None
     meta.path = path
-    return state, meta
+    return payload, meta
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """(state_dict, meta) from a checkpoint file, or a CheckpointError that says what is wrong with it."""
+    payload, meta = _read_container(Path(path), CHECKPOINT_FORMAT, "checkpoint")
+    return payload["state_dict"], meta
+
+
+@dataclass
+class PartialTraining:
+    """A partial file's content: the weights after ``meta.epochs_completed`` epochs, how they were made, and
+    ``resume``: the optimizer's and scheduler's state dicts and the random generators' states."""
+
+    weights: dict[str, torch.Tensor]
+    meta: CheckpointMeta
+    resume: dict[str, Any]
+
+
+def save_partial(path: str | os.PathLike, weights: Mapping[str, torch.Tensor], meta: CheckpointMeta,
+                 resume: Mapping[str, Any]) -> Path:
+    """Write a training's progress after a finished epoch, atomically (see the module's docstring)."""
+    payload = {
+        "format": PARTIAL_FORMAT,
+        "format_version": CONTAINER_VERSION,
+        "meta_json": json.dumps(meta.to_dict()),
+        "state_dict": {key: value.detach().cpu().contiguous() for key, value in weights.items()},
+        "resume": dict(resume),
+    }
+    return atomic_write(path, lambda file: torch.save(payload, file))
+
+
+def read_partial(path: str | os.PathLike, mmap: bool = False) -> PartialTraining:
+    """A partial file's content, or a CheckpointError that says what is wrong with it (``mmap``: see
+    ``_read_container``)."""
+    path = Path(path)
+    payload, meta = _read_container(path, PARTIAL_FORMAT, "partial training file", mmap)
+    resume = payload.get("resume")
+    usable = (isinstance(resume, dict) and isinstance(resume.get("optimizer"), dict)
+              and isinstance(resume.get("scheduler"), dict | None)
+              and all(isinstance(resume.get(name), torch.Tensor) for name in RESUME_TENSORS))
+    if not usable or not meta.has_curves or meta.epochs_completed is None:
+        raise CheckpointError(f"{path.name} has damaged training state")
+    return PartialTraining(payload["state_dict"], meta, resume)
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None

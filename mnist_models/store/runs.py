@@ -1,7 +1,9 @@
 """Saved training runs: the Train page's results, kept under ``runs/`` (git-ignored) in ``checkpoints/``' format.
 
 A run is ``run<NNN>-<model>.pt`` plus ``run<NNN>-<model>.metrics.json``, written as a pair by the training pipeline
-(``write_pair``): a run is listed only once both exist, so a crash mid-save leaves nothing half-listed. Anything that
+(``write_pair``): a run is listed only once both exist, so a crash mid-save leaves nothing half-listed. While it
+trains, a run is ``run<NNN>-<model>.pt.partial`` (see ``checkpoints``); what a crash leaves is found by
+``training.recovery``. Anything that
 reads checkpoints (``load_checkpoint``, ``load_evaluation``, the catalog) reads a run by its path. Numbers only go up
 (``.last-run`` remembers the highest), so a name never means two different runs.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from ..models.registry import MODEL_NAMES, get_spec
 from ..paths import resolve_runs_dir
-from .checkpoints import CHECKPOINT_SUFFIX, evaluation_path
+from .checkpoints import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX, evaluation_path
 from .files import atomic_write
 
 RUN_ID = re.compile(r"^run(?P<number>\d{3,})-(?P<model>[a-z0-9_]+)$")
@@ -43,21 +45,29 @@ def run_title(model: str, number: int) -> str:
     return f"{get_spec(model).title} · run {number}"
 
 
-def _parse(checkpoint: Path) -> SavedRun | None:
+def parse_run(checkpoint: Path) -> SavedRun | None:
+    """The run whose checkpoint is (or will be) ``checkpoint``; None for a file that is not a run's."""
     match = RUN_ID.match(checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
     if match is None or match["model"] not in MODEL_NAMES:
         return None
     return SavedRun(match.string, int(match["number"]), match["model"], checkpoint)
 
 
-def _all_checkpoints(directory: Path) -> list[SavedRun]:
-    runs = (_parse(path) for path in directory.glob(f"run*{CHECKPOINT_SUFFIX}")) if directory.is_dir() else ()
+def _all_checkpoints(directory: Path, suffix: str = CHECKPOINT_SUFFIX) -> list[SavedRun]:
+    """Runs with a file ``run*<suffix>`` in ``directory``, by number."""
+    paths = directory.glob(f"run*{suffix}") if directory.is_dir() else ()
+    runs = (parse_run(path.with_name(path.name.removesuffix(suffix) + CHECKPOINT_SUFFIX)) for path in paths)
     return sorted((run for run in runs if run is not None), key=lambda run: run.number)
 
 
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[SavedRun]:
     """Complete runs (checkpoint and evaluation both written), oldest first."""
     return [run for run in _all_checkpoints(resolve_runs_dir(runs_dir)) if run.evaluation.is_file()]
+
+
+def list_unevaluated_runs(runs_dir: str | os.PathLike | None = None) -> list[SavedRun]:
+    """Runs whose checkpoint has no evaluation beside it (a save from an older version cut short, or a copied file)."""
+    return [run for run in _all_checkpoints(resolve_runs_dir(runs_dir)) if not run.evaluation.is_file()]
 
 
 def find_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:
@@ -77,7 +87,8 @@ def next_run(model: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:
         last = int(counter.read_text())
     except (FileNotFoundError, ValueError):
         last = 0
-    number = max([last, *(run.number for run in _all_checkpoints(directory))]) + 1
+    taken = [*_all_checkpoints(directory), *_all_checkpoints(directory, CHECKPOINT_SUFFIX + PARTIAL_SUFFIX)]
+    number = max([last, *(run.number for run in taken)]) + 1
     atomic_write(counter, lambda file: file.write(str(number).encode()))
     run_id = f"run{number:03d}-{model}"
     return SavedRun(run_id, number, model, directory / f"{run_id}{CHECKPOINT_SUFFIX}")

@@ -1,6 +1,8 @@
 """One training job at a time on this machine, whoever starts it (the dashboard's worker or the command line).
 
 An exclusive ``flock`` on a lock file: the kernel drops it when its holder exits, so a crash never leaves it stuck.
+The lock belongs to the open file, not to a process: the dashboard's training process inherits the server's
+descriptor, and the lock holds until both have closed it.
 """
 
 from __future__ import annotations
@@ -35,3 +37,18 @@ def acquire_training_lock(holder: str) -> TextIO:
     lock.write(f"{holder}, pid {os.getpid()}")
     lock.flush()
     return lock
+
+
+def training_lock_holder() -> str | None:
+    """Who holds the training lock now, as it named itself; None when nobody does."""
+    try:
+        lock = open(resolve_training_lock())
+    except FileNotFoundError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().strip() or "another process"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return None

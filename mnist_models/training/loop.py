@@ -4,15 +4,19 @@ The training images live on the device as one uint8 tensor; each step indexes a 
 augments and normalises it in one go. A callback sees per-batch and per-epoch progress; a cancel flag (anything with
 ``is_set()``, e.g. ``threading.Event``) or Ctrl-C stops the run and keeps the finished epochs: their history, and
 the weights as they were at the end of the last one, so a cancelled model matches its history.
+
+After every epoch ``on_epoch`` receives a ``TrainingState``: everything needed to continue from there (``resume``),
+with the same batches, learning rates and random draws as if the run had never stopped.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +61,29 @@ ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
+class TrainingState:
+    """A run after its last finished epoch: what resuming it needs (saved by the pipeline as the partial file)."""
+
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    generator: torch.Tensor  # the batch-order and augmentation generator's state
+    rng: torch.Tensor  # torch's global CPU generator's state (dropout)
+    history: dict[str, list[float]]
+    train_time_s: float
+    initialisation: str
+    train_checksum: str  # of the training images it was trained on: a resume must use the same ones
+    device: str
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.history["epoch"])
+
+
+EpochCallback = Callable[[TrainingState], None]
+
+
+@dataclass
 class TrainResult:
     """A trained network and how it got there; ``history`` holds one entry per finished epoch."""
 
@@ -74,11 +101,15 @@ class TrainResult:
         return len(self.history["epoch"])
 
 
-def build_network(config: TrainConfig) -> tuple[nn.Module, str]:
-    """Build the configured architecture, seeded, and initialise it from pretrained weights where asked."""
+def build_network(config: TrainConfig, resume: TrainingState | None = None) -> tuple[nn.Module, str]:
+    """Build the configured architecture, seeded, and initialise it from pretrained weights where asked, or from the
+    state of an earlier run to ``resume`` (which needs no pretrained weights)."""
     spec = get_spec(config.model)
     torch.manual_seed(config.seed)
     network = spec.build(**config.architecture)
+    if resume is not None:
+        network.load_state_dict(resume.weights)
+        return network, resume.initialisation
     if not spec.pretrained_variants or config.weights == FROM_SCRATCH:
         return network, "random (from scratch)"
     state, provenance = load_pretrained_state(network.variant, config.weights)
@@ -134,18 +165,24 @@ def train(
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
     data_dir: str | None = None,
     report_every: int = 20,
+    on_epoch: EpochCallback | None = None,
+    resume: TrainingState | None = None,
 ) -> TrainResult:
-    """Train ``config.model`` on MNIST's training images (or ``data``: uint8 images, int64 labels).
+    """Train ``config.model`` on MNIST's training images (or ``data``: uint8 images, int64 labels), from scratch or
+    from where ``resume`` left off.
 
     A fixed validation split is held out for the per-epoch curves; the test set is never seen here.
     """
     images, labels = data if data is not None else load_mnist("train", data_dir)
+    checksum = tensor_checksum(images, labels)
+    if resume is not None and resume.train_checksum != checksum:
+        raise ValueError("these are not the training images the run started with, so it cannot be resumed")
     (train_images, train_labels), (val_images, val_labels) = split_train_validation(
         images, labels, min(config.validation_size, len(images) // 5 or 1))
     if config.train_subset is not None:
         train_images, train_labels = train_images[:config.train_subset], train_labels[:config.train_subset]
     device = resolve_device(config.device)
-    network, initialisation = build_network(config)
+    network, initialisation = build_network(config, resume)
     network = network.to(device)
     if device.type == "cpu":
         network = network.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
@@ -161,7 +198,17 @@ def train(
     cancelled = False
     finished_epoch_state: dict[str, torch.Tensor] | None = None
     trained_s = 0.0
-    images_done = 0
+    if resume is not None:
+        optimizer.load_state_dict(resume.optimizer)
+        if scheduler is not None and resume.scheduler is not None:
+            scheduler.load_state_dict(resume.scheduler)
+        generator.set_state(resume.generator)
+        torch.set_rng_state(resume.rng)
+        history = copy.deepcopy(resume.history)
+        trained_s = resume.train_time_s
+        finished_epoch_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
+    first_epoch = len(history["epoch"]) + 1
+    images_done = (first_epoch - 1) * len(train_images)
     total_images = config.epochs * len(train_images)
 
     def report(kind, epoch, batch, loss, accuracy, val=(None, None)) -> None:
@@ -173,7 +220,7 @@ def train(
                           (total_images - images_done) / max(rate, 1e-9), *val))
 
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             network.train()
             epoch_start = time.perf_counter()
             order = torch.randperm(len(train_images), generator=generator).to(device)
@@ -225,6 +272,11 @@ def train(
                    (val_loss, val_accuracy))
             trained_s += epoch_time
             finished_epoch_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
+            if on_epoch is not None:
+                on_epoch(TrainingState(
+                    finished_epoch_state, copy.deepcopy(optimizer.state_dict()),
+                    scheduler.state_dict() if scheduler is not None else None, generator.get_state(),
+                    torch.get_rng_state(), copy.deepcopy(history), trained_s, initialisation, checksum, str(device)))
     except KeyboardInterrupt:
         cancelled = True
         trained_s += time.perf_counter() - epoch_start
@@ -232,5 +284,4 @@ def train(
             network.load_state_dict(finished_epoch_state)
 
     network = network.to(memory_format=torch.contiguous_format).eval()
-    return TrainResult(network, config, history, cancelled, trained_s, str(device), initialisation,
-                       tensor_checksum(images, labels))
+    return TrainResult(network, config, history, cancelled, trained_s, str(device), initialisation, checksum)

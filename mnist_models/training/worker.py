@@ -1,10 +1,15 @@
 """The background trainer behind the Train page: one per server process, one training job at a time on a machine.
 
 Streamlit reruns a page's script on every click and drops it when the tab closes, so training cannot live in the
-script thread. A request (one or more models) runs in a worker thread owned by this module; pages only submit,
-cancel and read snapshots. The models of one request run one after another; a second request while one is active is
-refused with a message saying what is running. The machine-wide training lock extends the rule to other processes
-(a second server, the command line), so nothing can train in parallel by accident.
+script thread. A request (one or more models, or the recovery of an interrupted training) runs in a training process
+of its own (``child``), at a lower CPU priority than the server, so drawing and watching stay responsive; a thread
+owned by this module reads its reports, and pages only submit, cancel and read snapshots. The models of one request
+run one after another; a second request while one is active is refused with a message saying what is running. The
+machine-wide training lock extends the rule to other processes (a second server, the command line), so nothing can
+train in parallel by accident.
+
+As with any use of multiprocessing, a program that starts the worker from a script must guard its entry point with
+``if __name__ == "__main__":``: the training process imports the main module (Streamlit's and pytest's are guarded).
 """
 
 from __future__ import annotations
@@ -13,49 +18,47 @@ import dataclasses
 import itertools
 import logging
 import math
+import multiprocessing
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-import torch
-
-from ..data import load_mnist
 from ..models.registry import get_spec
 from ..paths import resolve_data_root, resolve_runs_dir
+from ..store.checkpoints import read_partial
+from ..store.files import check_room
 from ..store.records import ClassificationMetrics
+from .child import DataLoader, InheritedLock, load_split, run_request
 from .config import TrainConfig
+from .jobs import JobAction, JobState, JobUpdate, Order, describe_failure
 from .locking import TrainingBusy, acquire_training_lock
-from .loop import Progress, TrainResult
-from .pipeline import train_and_save
+from .loop import Progress
+from .pipeline import config_of, storage_needed
+from .recovery import IncompleteKind, IncompleteTraining
 
+__all__ = ["Job", "JobAction", "JobState", "TrainingWorker", "WorkerBusy", "describe_failure", "shared_worker"]
 LOGGER = logging.getLogger(__name__)
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    EVALUATING = "evaluating"  # trained; measuring on the test set and saving
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-    @property
-    def active(self) -> bool:
-        return self in (JobState.QUEUED, JobState.RUNNING, JobState.EVALUATING)
+# Training processes fork from one server process that has torch and the library imported: a request starts in a
+# fraction of a second rather than the seconds a fresh interpreter takes, and no thread of the dashboard is forked.
+PROCESSES = multiprocessing.get_context("forkserver")
+PROCESSES.set_forkserver_preload(["mnist_models.training.child"])
 
 
 @dataclass
 class Job:
-    """One model's training within a request, as the worker sees it; pages get copies from ``snapshot``."""
+    """One model's training (or recovery) within a request, as the worker sees it; pages get copies from
+    ``snapshot``."""
 
     number: int
     request: int  # the number of the request it belongs to, for cancel(request=...)
-    config: TrainConfig
+    model: str  # the registry name
+    config: TrainConfig | None  # None when completing an interrupted training (nothing is trained)
+    action: JobAction = JobAction.TRAIN
+    incomplete: IncompleteTraining | None = None  # what a RESUME or COMPLETE job works on
     state: JobState = JobState.QUEUED
     events: list[Progress] = field(default_factory=list)  # every progress report, batch and epoch
     log: list[str] = field(default_factory=list)
@@ -68,7 +71,7 @@ class Job:
 
     @property
     def title(self) -> str:
-        return get_spec(self.config.model).title
+        return get_spec(self.model).title
 
     @property
     def latest(self) -> Progress | None:
@@ -77,6 +80,9 @@ class Job:
     @property
     def epoch_events(self) -> list[Progress]:
         return [event for event in self.events if event.kind == "epoch"]
+
+    def order(self) -> Order:
+        return Order(self.action, self.config, self.incomplete)
 
 
 class WorkerBusy(TrainingBusy):
@@ -89,26 +95,20 @@ class Request:
     jobs: list[Job]
     runs_dir: Path
     data_dir: Path
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: Any = field(default_factory=PROCESSES.Event)  # shared with the training process
+    process: Any = None  # the training process, once started
 
     @property
     def active(self) -> bool:
         return any(job.state.active for job in self.jobs)
 
 
-def describe_failure(error: BaseException) -> str:
-    """A sentence a person can act on, for an exception that ended a job."""
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in detail:
-        return f"out of memory ({detail}); try a smaller batch size or training subset"
-    return detail
-
-
 class TrainingWorker:
-    """Accepts one request at a time and trains its models in a background thread."""
+    """Accepts one request at a time and runs it in a training process, watched from a background thread."""
 
-    def __init__(self, load_data: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
-        self._load_data = load_data or (lambda split, root: load_mnist(split, root, download=False))
+    def __init__(self, load_data: DataLoader | None = None) -> None:
+        """``load_data(split, root)`` loads a split in the training process: a picklable function (module level)."""
+        self._load_data = load_data or load_split
         self._guard = threading.Lock()
         self._request: Request | None = None
         self._thread: threading.Thread | None = None
@@ -117,17 +117,37 @@ class TrainingWorker:
 
     def submit(self, configs: list[TrainConfig], runs_dir: str | os.PathLike | None = None,
                data_dir: str | os.PathLike | None = None) -> list[Job]:
-        """Queue ``configs`` as one request and start training; WorkerBusy if anything is training already."""
+        """Queue ``configs`` as one request and start training; WorkerBusy if anything is training already, a
+        StorageError if the runs folder cannot take the files."""
         if not configs:
             raise ValueError("choose at least one model to train")
+        folder = resolve_runs_dir(runs_dir)
+        check_room(folder, sum(storage_needed(config) for config in configs),
+                   "training " + ", ".join(get_spec(config.model).title for config in configs))
+        return self._start([(config.model, config, JobAction.TRAIN, None) for config in configs], folder, data_dir)
+
+    def recover(self, incomplete: IncompleteTraining, action: JobAction, runs_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None) -> list[Job]:
+        """Resume or complete an interrupted training (see ``recovery``) as a request of its own."""
+        if action.value not in incomplete.actions or action is JobAction.TRAIN:
+            raise ValueError(f"{incomplete.name} cannot be {action.value}d; it can be: {', '.join(incomplete.actions)}")
+        folder = resolve_runs_dir(runs_dir)
+        config = None
+        if incomplete.kind is IncompleteKind.PARTIAL:
+            config = config_of(read_partial(incomplete.path, mmap=True).meta)
+            if action is JobAction.RESUME:
+                check_room(incomplete.checkpoint.parent, storage_needed(config), f"resuming {incomplete.title}")
+        return self._start([(incomplete.model, config, action, incomplete)], folder, data_dir)
+
+    def _start(self, jobs: list[tuple], runs_dir: Path, data_dir: str | os.PathLike | None) -> list[Job]:
         with self._guard:
             if self._busy():
                 raise WorkerBusy(f"A training request is already running ({self._describe(self._request)}). "
                                  f"Wait for it to finish or cancel it, then start yours.")
             lock = acquire_training_lock("the dashboard's training worker")
             number = next(self._request_numbers)
-            request = Request(number, [Job(next(self._job_numbers), number, config) for config in configs],
-                              resolve_runs_dir(runs_dir), resolve_data_root(data_dir))
+            request = Request(number, [Job(next(self._job_numbers), number, *job) for job in jobs], runs_dir,
+                              resolve_data_root(data_dir))
             thread = threading.Thread(target=self._work, args=(request, lock), daemon=True, name="digit-lab-training")
             try:
                 thread.start()
@@ -164,6 +184,13 @@ class TrainingWorker:
         with self._guard:
             return self._busy()
 
+    @property
+    def training_process(self) -> int | None:
+        """The process id of the running request's training process (for signals and measurements)."""
+        with self._guard:
+            process = self._request.process if self._request is not None else None
+            return process.pid if process is not None and process.is_alive() else None
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current request is done (tests and scripts); False on timeout."""
         thread = self._thread
@@ -181,67 +208,66 @@ class TrainingWorker:
                  if latest else "")
         return f"{running.title}{where}"
 
-    def _update(self, job: Job, **changes: Any) -> None:
+    def _apply(self, job: Job, update: JobUpdate) -> None:
         with self._guard:
-            for name, value in changes.items():
-                setattr(job, name, value)
-
-    def _record(self, job: Job, event: Progress) -> None:
-        with self._guard:
-            job.events.append(event)
-            if event.kind == "epoch":
-                job.log.append(f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.4f}, accuracy "
-                               f"{event.accuracy:.2%}, validation loss {event.val_loss:.4f}, validation accuracy "
-                               f"{event.val_accuracy:.2%} ({event.images_per_s:,.0f} images/s)")
-
-    def _note(self, job: Job, line: str) -> None:
-        with self._guard:
-            job.log.append(line)
+            if update.event is not None:
+                job.events.append(update.event)
+                event = update.event
+                if event.kind == "epoch":
+                    job.log.append(f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.4f}, accuracy "
+                                   f"{event.accuracy:.2%}, validation loss {event.val_loss:.4f}, validation accuracy "
+                                   f"{event.val_accuracy:.2%} ({event.images_per_s:,.0f} images/s)")
+            if update.note is not None:
+                job.log.append(update.note)
+            for name in ("error", "run_id", "run_title", "metrics"):
+                if getattr(update, name) is not None:
+                    setattr(job, name, getattr(update, name))
+            if update.state is not None:
+                if job.started is None and update.state in (JobState.RUNNING, JobState.EVALUATING):
+                    job.started = time.time()
+                job.state = update.state
+                if not job.state.active:
+                    job.ended = time.time()
 
     def _work(self, request: Request, lock: TextIO) -> None:
         try:
-            for job in request.jobs:
-                if request.cancel.is_set():
-                    self._update(job, state=JobState.CANCELLED, ended=time.time())
-                    self._note(job, "cancelled before it started")
-                    continue
-                self._run_job(job, request)
+            receiver, sender = PROCESSES.Pipe(duplex=False)
+            process = PROCESSES.Process(
+                target=run_request, name="digit-lab-training", daemon=True,
+                args=([job.order() for job in request.jobs], request.runs_dir, request.data_dir, self._load_data,
+                      request.cancel, InheritedLock(lock), sender))
+            process.start()
+            sender.close()  # the process holds the other end: reading ends when it does
+            with self._guard:
+                request.process = process
+            with receiver:
+                while True:
+                    try:
+                        update = receiver.recv()
+                    except EOFError:
+                        break
+                    self._apply(request.jobs[update.index], update)
+            process.join()
+            if process.exitcode:
+                self._fail_active(request, _describe_exit(process.exitcode))
+        except Exception as error:  # could not start or follow the process: say why on the page
+            LOGGER.exception("the training process of request %s failed", request.number)
+            self._fail_active(request, describe_failure(error))
         finally:
-            for job in request.jobs:  # only reached by a bug: never leave the worker looking busy forever
-                if job.state.active:
-                    self._update(job, state=JobState.FAILED, error="the training worker stopped unexpectedly",
-                                 ended=time.time())
-            lock.close()  # closing the file releases the machine-wide lock
+            self._fail_active(request, "the training worker stopped unexpectedly")  # only by a bug: never stay busy
+            lock.close()  # releases the machine-wide lock once the training process has closed its copy too
 
-    def _run_job(self, job: Job, request: Request) -> None:
-        self._update(job, state=JobState.RUNNING, started=time.time())
-        config = job.config
-        self._note(job, f"training {job.title}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
-                        f"lr {config.lr:g}, {config.train_subset or 'all'} training images, seed {config.seed}")
-        try:
-            result, saved = train_and_save(
-                config, self._load_data("train", request.data_dir), self._load_data("test", request.data_dir),
-                runs_dir=request.runs_dir, keep_cancelled=True, progress=lambda event: self._record(job, event),
-                cancel=request.cancel, on_trained=lambda result: self._evaluating(job, result))
-        except Exception as error:  # the worker's boundary: any failure ends this job only, with its reason
-            LOGGER.exception("training job %s (%s) failed", job.number, config.model)
-            reason = describe_failure(error)
-            self._note(job, f"failed: {reason}")
-            self._update(job, state=JobState.FAILED, error=reason, ended=time.time())
-            return
-        if saved is None:
-            self._note(job, "cancelled before the first epoch finished: nothing to save")
-            self._update(job, state=JobState.CANCELLED, ended=time.time())
-            return
-        self._note(job, f"saved as {saved.run.run_id}: test accuracy {saved.evaluation.metrics.accuracy:.2%}")
-        self._update(job, state=JobState.CANCELLED if result.cancelled else JobState.FINISHED,
-                     run_id=saved.run.run_id, run_title=saved.run.title, metrics=saved.evaluation.metrics,
-                     ended=time.time())
+    def _fail_active(self, request: Request, reason: str) -> None:
+        for index, job in enumerate(request.jobs):
+            if job.state.active:
+                self._apply(job, JobUpdate(index, state=JobState.FAILED, error=reason, note=f"failed: {reason}"))
 
-    def _evaluating(self, job: Job, result: TrainResult) -> None:
-        self._update(job, state=JobState.EVALUATING)
-        self._note(job, f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} "
-                        f"epoch(s) in {result.train_time_s:.1f} s; evaluating on the test set")
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return (f"the training process was killed ({signal.Signals(-code).name}); its finished epochs, if any, are "
+                f"listed under interrupted trainings")
+    return f"the training process ended with exit code {code}"
 
 
 _SHARED: TrainingWorker | None = None

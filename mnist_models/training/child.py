@@ -1,0 +1,148 @@
+"""The training process behind the dashboard's worker: one per request, forked from multiprocessing's fork server
+(which has torch and this library imported already), at a lower CPU priority than the server, so that pages stay
+responsive while a model trains.
+
+It runs the request's jobs one after another through the same pipeline as the command line and reports each step
+to the worker's thread in the server through a pipe. It holds the machine-wide training lock as well (the server's
+descriptor, inherited), so if the server dies first, nothing else starts training until this process has saved
+what it has. It stops cleanly (the epoch in progress dropped, the finished ones saved as a cancelled run) when the
+worker cancels, on SIGTERM or SIGINT (the server being stopped), or when the server is gone (the pipe breaks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from multiprocessing import reduction
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from ..data import load_mnist
+from ..models.registry import get_spec
+from .jobs import JobAction, JobState, JobUpdate, Order, describe_failure
+from .loop import CancelFlag
+from .pipeline import resume_training, train_and_save
+from .recovery import complete
+from .stopping import StopRequest, stop_on_signals
+
+LOGGER = logging.getLogger(__name__)
+NICENESS = 10  # below the server: its pages (drawing, polling) get the CPU first
+THREADS_ENV = "DIGIT_LAB_TRAINING_THREADS"
+
+DataLoader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
+
+
+def training_threads() -> int:
+    """torch's thread count in the training process: $DIGIT_LAB_TRAINING_THREADS, else one per core."""
+    return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
+
+
+def load_split(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default data loader: the dataset must be there already (the server never downloads)."""
+    return load_mnist(split, root, download=False)
+
+
+class InheritedLock:
+    """The server's training-lock file, handed to the training process as a duplicated descriptor when it starts."""
+
+    def __init__(self, lock: TextIO) -> None:
+        self._descriptor = lock.fileno()
+
+    def __reduce__(self):
+        return _reopen_lock, (reduction.DupFd(self._descriptor),)
+
+
+def _reopen_lock(duplicate: Any) -> TextIO:
+    return os.fdopen(duplicate.detach(), "a+")
+
+
+class Reporter:
+    """Sends JobUpdates to the server; when the server is gone (the pipe breaks), asks the training to stop."""
+
+    def __init__(self, messages: Connection, stop: StopRequest) -> None:
+        self._messages, self._stop, self._broken = messages, stop, False
+
+    def __call__(self, index: int, **changes: Any) -> None:
+        if self._broken:
+            return
+        try:
+            self._messages.send(JobUpdate(index, **changes))
+        except OSError:  # BrokenPipeError, ConnectionResetError: nobody is listening any more
+            self._broken = True
+            self._stop.set("the server stopped")
+
+
+def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: DataLoader, cancel: CancelFlag,
+                lock: TextIO, messages: Connection) -> None:
+    """The training process's main function. ``lock`` arrives as the reopened InheritedLock and stays open (the
+    lock held) until this process exits."""
+    os.nice(NICENESS)
+    torch.set_num_threads(training_threads())
+    stop = StopRequest(cancel)
+    report = Reporter(messages, stop)
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def data(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if split not in splits:
+            splits[split] = load_data(split, data_dir)
+        return splits[split]
+
+    with stop_on_signals(stop, second_interrupt_aborts=False), lock:
+        for index, order in enumerate(orders):
+            if stop.is_set():
+                report(index, state=JobState.CANCELLED, note="cancelled before it started")
+                continue
+            try:
+                _run(order, index, data, runs_dir, stop, report)
+            except Exception as error:  # the job's boundary: a failure ends this job only, with its reason
+                LOGGER.exception("training job %s (%s) failed", index, order.action)
+                reason = describe_failure(error)
+                report(index, state=JobState.FAILED, error=reason, note=f"failed: {reason}")
+    messages.close()
+
+
+def _starting_note(order: Order) -> str:
+    if order.action is JobAction.COMPLETE:
+        return f"evaluating what the interrupted {order.incomplete.title} had saved"
+    config = order.config
+    what = (f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
+            if order.action is JobAction.RESUME else f"training {get_spec(config.model).title}")
+    return (f"{what}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
+            f"{config.train_subset or 'all'} training images, seed {config.seed}")
+
+
+def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]], runs_dir: Path,
+         stop: StopRequest, report: Reporter) -> None:
+    report(index, state=JobState.EVALUATING if order.action is JobAction.COMPLETE else JobState.RUNNING,
+           note=_starting_note(order))
+
+    def evaluating(result) -> None:
+        report(index, state=JobState.EVALUATING,
+               note=f"{'cancelled after' if result.cancelled else 'trained'} {result.epochs_completed} epoch(s) in "
+                    f"{result.train_time_s:.1f} s; evaluating on the test set")
+
+    def progress(event) -> None:
+        report(index, event=event)
+
+    if order.action is JobAction.COMPLETE:
+        saved = complete(order.incomplete, data("test"), runs_dir)
+        cancelled = bool(saved.meta.cancelled)
+    else:
+        common = {"runs_dir": runs_dir, "progress": progress, "cancel": stop, "on_trained": evaluating}
+        if order.action is JobAction.RESUME:
+            result, saved = resume_training(order.incomplete.path, data("train"), data("test"), **common)
+        else:
+            result, saved = train_and_save(order.config, data("train"), data("test"), **common)
+        if saved is None:
+            report(index, state=JobState.CANCELLED, note="cancelled before the first epoch finished: nothing to save")
+            return
+        cancelled = result.cancelled
+    name = saved.run.run_id if saved.run is not None else str(saved.checkpoint)
+    report(index, state=JobState.CANCELLED if cancelled else JobState.FINISHED,
+           run_id=saved.run.run_id if saved.run is not None else None,
+           run_title=saved.run.title if saved.run is not None else None, metrics=saved.evaluation.metrics,
+           note=f"saved as {name}: test accuracy {saved.evaluation.metrics.accuracy:.2%}")

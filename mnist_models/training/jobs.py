@@ -1,0 +1,65 @@
+"""What the dashboard's worker (in the server) and its training process say to each other: the job states, the work
+sent to the process (``Order``) and the reports it sends back (``JobUpdate``), all plain picklable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+
+from ..store.records import ClassificationMetrics
+from .config import TrainConfig
+from .loop import Progress
+from .recovery import IncompleteTraining
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    EVALUATING = "evaluating"  # trained; measuring on the test set and saving
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING, JobState.EVALUATING)
+
+
+class JobAction(StrEnum):
+    TRAIN = "train"
+    RESUME = "resume"  # train the remaining epochs of an interrupted training
+    COMPLETE = "complete"  # evaluate and save what an interrupted training left, without training
+
+
+@dataclass(frozen=True)
+class Order:
+    """One job of a request, as the training process receives it: a config to train, or an interrupted training to
+    resume or complete."""
+
+    action: JobAction
+    config: TrainConfig | None = None  # TRAIN and RESUME (read from the partial file)
+    incomplete: IncompleteTraining | None = None  # RESUME and COMPLETE
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """A report about job ``index`` of the request; fields left None did not change."""
+
+    index: int
+    state: JobState | None = None
+    event: Progress | None = None
+    note: str | None = None  # a line for the job's log
+    error: str | None = None
+    run_id: str | None = None
+    run_title: str | None = None
+    metrics: ClassificationMetrics | None = None
+
+
+def describe_failure(error: BaseException) -> str:
+    """A sentence a person can act on, for an exception that ended a job."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in detail:
+        return f"out of memory ({detail}); try a smaller batch size or training subset"
+    return detail
