@@ -21,7 +21,7 @@ def selected_entries() -> list[CatalogEntry]:
     return entries if chosen is None else [entry for entry in entries if entry.name in chosen]
 
 
-def _sync_selection(available: list[str]) -> None:
+def _sync_selection(available: list[str]) -> list[str]:
     """Before the sidebar's multiselect is drawn: select models and runs that appeared since the last run (a run
     just trained shows up everywhere), and drop ones that are gone (a deleted run)."""
     selected = st.session_state.get(SELECTED_MODELS_KEY)
@@ -34,6 +34,7 @@ def _sync_selection(available: list[str]) -> None:
     if st.session_state.get(SELECTED_MODELS_KEY) != selected:  # writing a widget's key resends it to the browser
         st.session_state[SELECTED_MODELS_KEY] = selected
     st.session_state[KNOWN_MODELS_KEY] = available
+    return selected
 
 
 def render_sidebar() -> None:
@@ -41,9 +42,12 @@ def render_sidebar() -> None:
     entries = catalog()
     available = [entry.name for entry in entries if entry.available]
     titles = {entry.name: entry.title for entry in entries}
-    _sync_selection(available)
+    selected = _sync_selection(available)
     with st.sidebar:
-        st.multiselect("Models shown", available, key=SELECTED_MODELS_KEY, format_func=titles.get,
+        # The default repeats the selection on purpose: a browser that rebuilds the widget from its description (a
+        # page switched while the first run was still drawing) would otherwise start from an empty default and send
+        # that back, wiping the visitor's selection on the next click.
+        st.multiselect("Models shown", available, default=selected, key=SELECTED_MODELS_KEY, format_func=titles.get,
                        help="Every page shows only these models. Runs trained on the Train page join the list.")
         with st.expander("Checkpoints", icon=":material/inventory_2:"):
             for entry in entries:

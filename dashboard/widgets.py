@@ -8,6 +8,8 @@ import streamlit as st
 from mnist_models.reporting import LeaderboardRow, leaderboard_row
 from mnist_models.store.catalog import CatalogEntry
 
+from .cache import catalog
+
 
 def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
     """The rows of the entries that have an evaluation."""
@@ -66,3 +68,14 @@ def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
     array = np.pad(array, padding)
     factor = max(1, size // max(array.shape[:2]))
     return array.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def model_problems(needs_evaluation: bool = False) -> None:
+    """Say which models a page leaves out and why, so none vanishes without a word: the ones that cannot be loaded
+    and, where the page shows evaluations (``needs_evaluation``), the ones whose evaluation cannot be read."""
+    for entry in catalog():
+        if not entry.available:
+            st.warning(f"**{entry.title}** is not shown: {entry.error}", icon=":material/error:")
+        elif needs_evaluation and entry.evaluation_error:
+            st.warning(f"**{entry.title}** can be used, but its evaluation cannot be shown: {entry.evaluation_error}",
+                       icon=":material/error:")

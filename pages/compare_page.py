@@ -12,12 +12,17 @@ from dashboard.figures import (
     training_curves_figure,
 )
 from dashboard.sidebar import selected_entries
-from dashboard.widgets import enlarge
+from dashboard.widgets import enlarge, model_problems
 from mnist_models.data import VALIDATION_SIZE
 from mnist_models.exploration import confusion_cell, most_confident_mistakes
 
 st.title("Compare the models")
+model_problems(needs_evaluation=True)
 entries = [entry for entry in selected_entries() if entry.evaluation is not None]
+unevaluated = [entry.title for entry in selected_entries() if entry.evaluation is None and not entry.evaluation_error]
+if unevaluated:
+    st.info(f"Not evaluated yet, so not shown here: {', '.join(unevaluated)} (`digit-lab evaluate`).",
+            icon=":material/info:")
 if not entries:
     st.info("No evaluated model is selected; choose models in the sidebar.")
     st.stop()

@@ -6,25 +6,25 @@ from streamlit_drawable_canvas import st_canvas
 from dashboard.figures import probability_figure
 from dashboard.sidebar import selected_entries
 from dashboard.text import agreement
-from dashboard.widgets import enlarge
+from dashboard.widgets import enlarge, model_problems
 from mnist_models.preprocess import EmptyDrawingError, InvalidImageError, load_uploaded_image, preprocess_stages
 from mnist_models.store.catalog import predict_with_each
 
 st.title("Draw a digit")
+model_problems()
 source = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, label_visibility="collapsed")
 image = None
 if source == "Draw":
-    st.session_state.setdefault("canvas_generation", 0)
     left, right = st.columns([2, 1])
     with right:
         stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
-        if st.button("Clear", icon=":material/ink_eraser:"):
-            st.session_state.canvas_generation += 1
-        st.caption("White ink on black, like MNIST. The predictions update when you lift the pen.")
+        st.caption("White ink on black, like MNIST. The predictions update when you lift the pen. To start again, "
+                   "click the bin (**Reset canvas**) above the canvas.")
     with left:
+        # One key for the page's life: the canvas clears itself in the browser (its bin button), so strokes made
+        # right after clearing are never lost to a server round trip or a remounted canvas.
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=280,
-                           width=280, drawing_mode="freedraw", return_image_data=True,
-                           key=f"canvas_{st.session_state.canvas_generation}")
+                           width=280, drawing_mode="freedraw", return_image_data=True, key="canvas")
     image = canvas.image_data
 else:
     upload = st.file_uploader("A picture of one digit (dark on light or light on dark)",

@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from dashboard.cache import catalog
 from dashboard.figures import leaderboard_figure
 from dashboard.sidebar import selected_entries
-from dashboard.widgets import leaderboard, leaderboard_table
+from dashboard.widgets import leaderboard, leaderboard_table, model_problems
 from mnist_models.reporting import recommend
 
 st.title("digit-lab")
@@ -16,13 +15,7 @@ st.markdown(
     f"CNN + dropout, MobileNet), trained on MNIST and measured on {tested}. "
     "Draw a digit and watch every model answer, explore the dataset, or compare the models in depth.")
 
-unavailable = [entry for entry in catalog() if not entry.available]
-for entry in unavailable:
-    st.warning(f"**{entry.title}** is unavailable: {entry.error}", icon=":material/error:")
-for entry in catalog():
-    if entry.available and entry.evaluation_error:
-        st.warning(f"**{entry.title}** can be used, but its evaluation cannot be shown: {entry.evaluation_error}",
-                   icon=":material/error:")
+model_problems(needs_evaluation=True)
 
 if not rows:
     st.info("No evaluated model is selected. Pick models in the sidebar, or train and evaluate them with "

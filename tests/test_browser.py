@@ -1,12 +1,15 @@
-"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run`.
+"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against the server ./run.sh starts.
 
 Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
-then trains a small CNN run from the Train page, watches its live progress and expects it on Compare.
+draws right after clearing, switches page during the first run and keeps the selection, opens every page's link as
+the first visit of a fresh server, then trains a small CNN run from the Train page, watches its live progress and
+expects it on Compare.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -25,6 +28,8 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare", "train": "train"}
+HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "dataset": "The MNIST dataset",
+            "compare": "Compare the models", "train": "Train a model"}
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -35,14 +40,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(mnist_root, tmp_path_factory):
+@contextlib.contextmanager
+def _dashboard(data_root: Path, runs: Path):
+    """A dashboard server started the way ./run.sh starts it (dashboard.serve), stopped on exit; yields its URL."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "MNIST_DATA_DIR": str(mnist_root), RUNS_DIR_ENV: str(tmp_path_factory.mktemp("runs"))},
+        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -54,25 +59,36 @@ def server(mnist_root, tmp_path_factory):
             time.sleep(0.3)
     else:
         process.kill()
-        pytest.fail(f"streamlit did not start: {process.stdout.read()}")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+        pytest.fail(f"the dashboard did not start: {process.stdout.read()}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def server(mnist_root, tmp_path_factory):
+    with _dashboard(mnist_root, tmp_path_factory.mktemp("runs")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 2200})
-        page = context.new_page()
-        # The server's first session starts in Streamlit's legacy pages/ mode until app.py's st.navigation runs; a
-        # deep link as the very first visit gets a spurious "Page not found" notice. Open the root first, as
-        # ./run.sh's browser does.
-        page.goto(server)
-        page.wait_for_selector("h1", timeout=60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2200})
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("h1", timeout=60_000)
+    yield page
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,24 +115,88 @@ def test_every_page_renders_without_an_exception(page, server, screenshot_dir, n
     page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
 
 
-def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
-    page.goto(f"{server}/draw")
+def _draw(page, points: list[tuple[float, float]]) -> None:
+    """One pen stroke through ``points`` given as fractions of the canvas."""
     surface = page.locator("canvas.upper-canvas").first
     surface.wait_for(timeout=60_000)
-    _settle(page)
     box = surface.bounding_box()
-    x = box["x"] + box["width"] / 2
-    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    page.mouse.move(*at[0])
     page.mouse.down()
-    page.mouse.move(x, box["y"] + box["height"] * 0.8, steps=20)
+    for point in at[1:]:
+        page.mouse.move(*point, steps=10)
     page.mouse.up()
-    cnn = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(r"^\s*CNN\s*$")))
-    playwright_api.expect(cnn.locator('[data-testid="stMetricValue"]')).to_have_text("1", timeout=60_000)
+
+
+ONE = [(0.5, 0.2), (0.5, 0.8)]
+SEVEN = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
+
+
+def _metric_of(page, title: str):
+    return page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(title)}\s*$"))
+    ).locator('[data-testid="stMetricValue"]')
+
+
+def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
+    page.goto(f"{server}/draw")
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
+    _settle(page)
+    _draw(page, ONE)
+    playwright_api.expect(_metric_of(page, "CNN")).to_have_text("1", timeout=60_000)
     _settle(page)
     assert page.locator('[data-testid="stMetric"]').count() >= 6
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshot_dir / "draw-prediction.png"), full_page=True)
+
+
+def test_a_stroke_made_right_after_clearing_is_read(page, server):
+    """Issue 9: strokes made within 150 ms of the old Clear button were lost (it remounted the canvas)."""
+    page.goto(f"{server}/draw")
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
+    _settle(page)
+    for _ in range(3):
+        _draw(page, SEVEN)
+        playwright_api.expect(_metric_of(page, "CNN")).to_have_text("7", timeout=60_000)
+        _settle(page)
+        page.get_by_role("button", name="Reset canvas & history").click()
+        _draw(page, ONE)  # at once, without waiting for the server
+        playwright_api.expect(_metric_of(page, "CNN")).to_have_text("1", timeout=60_000)
+        _settle(page)
+        page.get_by_role("button", name="Reset canvas & history").click()
+        playwright_api.expect(page.locator('[data-testid="stMetric"]')).to_have_count(0, timeout=60_000)
+
+
+def test_the_selection_survives_a_page_switch_during_the_first_run(server, browser):
+    """Issue 9: clicking Draw while the Overview's first run was still going wiped "Models shown" for the session."""
+    for _ in range(3):
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        page = context.new_page()
+        page.goto(server)
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Draw").click(timeout=60_000)
+        page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
+        _settle(page)
+        _draw(page, ONE)
+        playwright_api.expect(_metric_of(page, "CNN")).to_have_text("1", timeout=60_000)
+        _settle(page)
+        chips = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag]')
+        assert chips.count() == 6
+        assert page.locator('[data-testid="stMetric"]').count() == 6
+        context.close()
+
+
+def test_every_page_link_works_as_the_first_visit_of_a_fresh_server(mnist_root, tmp_path, browser):
+    """Issue 9: a fresh server's first visit to /draw showed a false "Page not found", and /overview always did."""
+    with _dashboard(mnist_root, tmp_path / "runs") as url:
+        for path, name in [("draw", "draw"), ("overview", "overview"), *((PAGES[name], name) for name in PAGES)]:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{url}/{path}")
+            playwright_api.expect(page.locator("h1").first).to_have_text(HEADINGS[name], timeout=60_000)
+            _settle(page)
+            assert page.get_by_text("Page not found").count() == 0, path
+            assert page.locator('[data-testid="stException"]').count() == 0, path
+            context.close()
 
 
 def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):

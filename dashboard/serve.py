@@ -1,0 +1,30 @@
+"""Start the dashboard: ``python -m dashboard.serve [streamlit run options]`` (what ``./run.sh`` and ``digit-lab
+serve`` call).
+
+Why not plain ``streamlit run app.py``: a folder called ``pages/`` beside the entry script makes Streamlit start in
+its legacy multipage mode, and it leaves that mode only once some session has run ``st.navigation``. Sessions that
+start before then (the first visitors of a fresh server, all at once in a demo room) run the page files directly,
+get their own page names ("/draw_page"), a false "Page not found" for every deep link, and import the library from
+several threads in different orders (a Python import deadlock). Streamlit has no option for this, so the launcher
+sets the class attribute that ``st.navigation`` itself sets, before the server accepts anyone.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.web import cli
+
+from mnist_models.paths import REPO_ROOT
+
+APP = REPO_ROOT / "app.py"
+
+
+def main(arguments: list[str] | None = None) -> None:
+    PagesManager.uses_pages_directory = False
+    cli.main(["run", str(APP), *(sys.argv[1:] if arguments is None else arguments)], prog_name="streamlit")
+
+
+if __name__ == "__main__":
+    main()
