@@ -13,7 +13,7 @@ OVERVIEW_ALIAS = "overview"
 # url_path differs from each file name on purpose: a folder called pages/ would otherwise switch Streamlit to its
 # legacy multipage mode, which runs a page without this entrypoint (and without the shared sidebar).
 PAGES = [
-    st.Page(OVERVIEW_SCRIPT, title="Overview", icon=":material/leaderboard:", default=True),
+    st.Page(OVERVIEW_SCRIPT, title="Overview", icon=":material/leaderboard:", url_path="front", default=True),
     st.Page("pages/draw_page.py", title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page("pages/dataset_page.py", title="Dataset", icon=":material/dataset:", url_path="dataset"),
     st.Page("pages/compare_page.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
@@ -26,8 +26,9 @@ def _requested_page() -> str:
     return urlparse(st.context.url or "").path.rstrip("/").rpartition("/")[2]
 
 
-# The Overview is the front page ("/"), where Streamlit ignores a default page's url_path; "/overview" links shared
-# before (or typed by hand) reach it through an alias that is only added for them and sends them on to "/".
+# The Overview is the front page ("/"): Streamlit serves a default page only there, its url_path ("front") only names
+# it inside. "/overview" links shared before (or typed by hand) reach it through an alias that is only added for
+# them and sends them on to "/".
 alias = st.Page(OVERVIEW_SCRIPT, title="Overview", url_path=OVERVIEW_ALIAS)
 navigation = st.navigation(PAGES + [alias] if _requested_page() == OVERVIEW_ALIAS else PAGES)
 if navigation is alias:

@@ -64,10 +64,14 @@ def test_a_missing_and_a_corrupt_checkpoint_only_disable_those_models(tmp_path, 
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
     app = open_page(PAGES[0])
     warnings = "\n".join(warning.value for warning in app.warning)
-    assert "RNN** is unavailable: no checkpoint" in warnings and "MLP** is unavailable" in warnings
+    assert "RNN** is not shown: no checkpoint" in warnings and "MLP** is not shown" in warnings
     assert len(app.dataframe[0].value) == len(MODEL_NAMES) - 2
+    for page in (PAGES[1], PAGES[3]):  # Draw and Compare, which show models, say which they leave out (issue 9)
+        other = open_page(page)
+        warnings = "\n".join(warning.value for warning in other.warning)
+        assert "RNN** is not shown: no checkpoint" in warnings and "MLP** is not shown" in warnings, page
     draw = open_page(PAGES[1])
-    draw.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+    draw.session_state["canvas"] = canvas_stroke(140, 50, 140, 230)
     draw.run()
     assert len(draw.metric) == len(MODEL_NAMES) - 2
 
@@ -89,7 +93,7 @@ def test_a_checkpoint_with_minimal_metadata_and_a_partial_evaluation_never_break
     provenance = [markdown.value for markdown in app.sidebar.markdown if markdown.value.startswith("**CNN**")]
     assert provenance and "unknown epochs in an unknown time" in provenance[0]
     if page == PAGES[1]:
-        app.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+        app.session_state["canvas"] = canvas_stroke(140, 50, 140, 230)
         app.run()
         assert not app.exception and len(app.metric) == len(MODEL_NAMES)
     if page == PAGES[3]:
@@ -103,7 +107,7 @@ def test_the_empty_canvas_shows_a_hint_not_a_prediction():
 
 def test_a_drawn_one_is_predicted_by_every_model(mnist_root):
     app = open_page(PAGES[1])
-    app.session_state["canvas_0"] = canvas_stroke(140, 50, 140, 230)
+    app.session_state["canvas"] = canvas_stroke(140, 50, 140, 230)
     app.run()
     assert not app.exception
     predictions = {metric.label: metric.value for metric in app.metric}
