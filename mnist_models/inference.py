@@ -22,6 +22,35 @@ def as_image_batch(images) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def _forward(network: nn.Module, images, batch_size: int) -> torch.Tensor:
+    """The network's raw outputs (N, 10) on the CPU, in batches, in eval mode (see predict_proba)."""
+    batch = as_image_batch(images)
+    device = next(network.parameters()).device
+    modes = [(module, module.training) for module in network.modules()]
+    network.eval()
+    try:
+        chunks = [network(normalize(to_unit_float(batch[start:start + batch_size].to(device)))).float().cpu()
+                  for start in range(0, len(batch), batch_size)]
+    finally:
+        for module, training in modes:
+            module.training = training
+    return torch.cat(chunks)
+
+
+def predict_logits(network: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
+    """Logits (N, 10), float32, for images in MNIST's convention (white digit on black); see predict_proba.
+
+    What an out-of-distribution score (``mnist_models.novelty``) is computed from; ``probabilities_from_logits``
+    turns them into exactly what predict_proba returns, so one forward pass serves both.
+    """
+    return _forward(network, images, batch_size).numpy()
+
+
+def probabilities_from_logits(logits) -> np.ndarray:
+    """Softmax over the last axis of (N, 10) or (10,) logits: the class probabilities predict_proba returns."""
+    return torch.softmax(torch.as_tensor(logits), dim=-1).numpy()
+
+
 def predict_proba(network: nn.Module, images, batch_size: int = 2000) -> np.ndarray:
     """Class probabilities (N, 10) for images in MNIST's convention (white digit on black).
 
@@ -29,16 +58,4 @@ def predict_proba(network: nn.Module, images, batch_size: int = 2000) -> np.ndar
     the mode the caller had it in, so predicting in the middle of training (or of a fine-tuning with some layers
     frozen in eval mode) changes nothing.
     """
-    batch = as_image_batch(images)
-    device = next(network.parameters()).device
-    modes = [(module, module.training) for module in network.modules()]
-    network.eval()
-    try:
-        chunks = [
-            torch.softmax(network(normalize(to_unit_float(batch[start:start + batch_size].to(device)))), dim=1).cpu()
-            for start in range(0, len(batch), batch_size)
-        ]
-    finally:
-        for module, training in modes:
-            module.training = training
-    return torch.cat(chunks).numpy()
+    return probabilities_from_logits(_forward(network, images, batch_size))
