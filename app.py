@@ -5,6 +5,9 @@ from urllib.parse import urlparse
 import streamlit as st
 
 from dashboard.sidebar import render_sidebar
+from dashboard.timing import mark_run_start
+
+mark_run_start()
 
 st.set_page_config(page_icon=":material/draw:", layout="wide")
 

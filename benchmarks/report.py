@@ -98,9 +98,20 @@ def render_train_page(results: dict[str, Any]) -> str:
             f"{_ms(poll, 0)} (p50 / p95) over {results['polls']} polls.")
 
 
+def render_load(results: dict[str, Any]) -> str:
+    return format_markdown_table(
+        ["visitors drawing", "while training", "drawings answered", "browser: mouse-up → answers (p50 / p95)",
+         "server: Draw run (p50 / p95)", "lost drawings", "wiped selections", "exceptions", "server peak RSS"],
+        [[phase["visitors"], "yes" if phase["training"] else "no", phase["drawings_answered"],
+          f"{phase['browser_p50_ms']:,.0f} / {phase['browser_p95_ms']:,.0f} ms",
+          f"{phase['server_p50_ms']:,.0f} / {phase['server_p95_ms']:,.0f} ms", phase["lost_drawings"],
+          phase["wiped_selections"], phase["exceptions"], f"{phase['peak_rss_mb']:,} MB"]
+         for phase in results["phases"]])
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
-    "dashboard": render_dashboard, "train_page": render_train_page,
+    "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load,
 }
 
 

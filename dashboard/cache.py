@@ -11,9 +11,16 @@ from mnist_models.exploration import class_counts, mean_images, pca_map, pixel_h
 from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
 from mnist_models.store.catalog import CatalogEntry, catalog_signature, load_catalog
 
+INFERENCE_THREADS = 1
+"""torch threads in the server process. One image gains nothing from splitting a layer across cores, while several
+threads per call, with visitors' sessions and a training child competing for the same 2 cores, spin-wait on each
+other: measured here under load, the six models' answer to one drawing took 2,800 ms with 2 threads and 18 ms with
+1. Training runs in its own process with its own setting."""
+
 
 @st.cache_resource(show_spinner="Loading the models…", max_entries=2)
 def _catalog(signature: tuple) -> list[CatalogEntry]:
+    torch.set_num_threads(INFERENCE_THREADS)
     return load_catalog()
 
 

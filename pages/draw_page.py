@@ -6,6 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 from dashboard.figures import probability_figure
 from dashboard.sidebar import selected_entries
 from dashboard.text import agreement
+from dashboard.timing import record, run_elapsed_ms
 from dashboard.widgets import enlarge, model_problems
 from mnist_models.preprocess import EmptyDrawingError, InvalidImageError, load_uploaded_image, preprocess_stages
 from mnist_models.store.catalog import predict_with_each
@@ -65,3 +66,6 @@ for column, prediction in zip(st.columns(len(predictions)), predictions, strict=
         st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",
                         config={"displayModeBar": False})
         st.caption(f"{prediction.latency_ms:.1f} ms")
+server_ms = run_elapsed_ms()
+record("draw", server_ms)
+st.caption(f"The server answered in {server_ms:.0f} ms (this page's whole run, every model included).")
