@@ -55,15 +55,15 @@ def _storage_problem(error: BaseException, folder: Path, name: str | None = None
     errors."""
     if isinstance(error, StorageError):
         return error
-    what = f"{name} could not be saved there (nothing half-written was left)" if name else "nothing can be saved there"
     short_write = isinstance(error, RuntimeError) and any(text in str(error) for text in TORCH_SHORT_WRITE)
     if short_write or isinstance(error, OSError) and error.errno in NO_ROOM_ERRNOS:
         free = free_bytes(folder)
         room = f"{format_bytes(free)} free" if free is not None else "free space unknown"
-        return StorageError(f"The disk holding {folder} is full ({room}): {what}. Free some space or choose another "
-                            f"folder.")
+        what = f"{name} did not fit ({room} without it; nothing half-written was left)" if name else room
+        return StorageError(f"{folder} ran out of space: {what}. Free some space or choose another folder.")
     if isinstance(error, OSError) and error.errno in READ_ONLY_ERRNOS:
         reason = (error.strerror or "not writable").lower()
+        what = f"{name} could not be saved there" if name else "nothing can be saved there"
         return StorageError(f"Cannot write in {folder} ({reason}): {what}. Make it writable or choose another "
                             f"folder.")
     return None
