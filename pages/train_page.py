@@ -1,4 +1,5 @@
-"""Train: choose models and hyperparameters, train in the background while watching live, cancel, compare, delete."""
+"""Train: choose models and hyperparameters, train in the background while watching live, cancel, compare, delete;
+complete, resume or delete what an interrupted training left."""
 
 import streamlit as st
 
@@ -16,11 +17,13 @@ from dashboard.train_options import (
 from dashboard.widgets import leaderboard, leaderboard_table
 from mnist_models.data import VALIDATION_SIZE
 from mnist_models.devices import available_devices
+from mnist_models.errors import DigitLabError
 from mnist_models.models.registry import MODEL_NAMES, get_spec
 from mnist_models.store.runs import delete_run
+from mnist_models.training import recovery
 from mnist_models.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from mnist_models.training.locking import TrainingBusy
-from mnist_models.training.worker import JobState, shared_worker
+from mnist_models.training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
+from mnist_models.training.worker import JobAction, JobState, shared_worker
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -28,9 +31,11 @@ worker = shared_worker()
 title_of = {name: get_spec(name).title for name in MODEL_NAMES}
 
 st.title("Train a model")
-st.caption("Training runs in a background worker on the server: rerun, switch pages or close the tab and it goes on; "
-           "come back here to watch it. One request trains at a time on this machine, its models one after another. "
-           "Finished runs are saved under `runs/` and join the other pages beside the shipped models.")
+st.caption("Training runs in a background process on the server, at a lower priority than the pages: rerun, switch "
+           "pages or close the tab and it goes on; come back here to watch it. One request trains at a time on this "
+           "machine, its models one after another. Finished runs are saved under `runs/` and join the other pages "
+           "beside the shipped models; each finished epoch is saved as it ends, so stopping the server loses at most "
+           "the epoch in progress.")
 live_area = st.container()
 
 
@@ -109,6 +114,8 @@ if start:
             worker.submit(configs)
         except TrainingBusy as error:
             st.error(str(error), icon=":material/hourglass_top:")
+        except DigitLabError as error:  # the runs folder is read-only or too full: refused before training
+            st.error(f"Not started: {error}", icon=":material/hard_drive:")
 
 
 def show_job(job) -> None:
@@ -116,13 +123,16 @@ def show_job(job) -> None:
     st.progress(fraction, text=text)
     if job.state is JobState.FAILED:
         st.error(f"**{job.title} failed:** {job.error}. Nothing else was changed.", icon=":material/error:")
+    elif job.action is JobAction.COMPLETE and job.run_id and not job.state.active:
+        st.success(f"The interrupted **{job.run_title}** was evaluated and saved with its finished epochs.",
+                   icon=":material/check_circle:")
     elif job.state is JobState.CANCELLED:
         saved = f" It was saved as **{job.run_title}** with its finished epochs." if job.run_id else ""
         st.warning(f"**{job.title}** was cancelled.{saved}", icon=":material/cancel:")
     if job.events:
         st.plotly_chart(live_training_figure(job.events, job.title), key=f"live_{job.number}")
     if job.run_id and not job.state.active:
-        pair = [entry for entry in catalog() if entry.name in (job.config.model, job.run_id)]
+        pair = [entry for entry in catalog() if entry.name in (job.model, job.run_id)]
         st.markdown(f"**{job.run_title}** on the {job.metrics.count:,} test images, next to the shipped "
                     f"{job.title}:")
         leaderboard_table(leaderboard(pair))
@@ -156,6 +166,51 @@ def live_panel() -> None:
 
 with live_area:
     live_panel()
+
+
+def recover(item: recovery.IncompleteTraining, action: JobAction) -> None:
+    try:
+        worker.recover(item, action)
+    except (DigitLabError, ValueError) as error:  # busy, unreadable, or no room for resuming
+        st.session_state["recovery_problem"] = f"{item.title}: {error}"
+
+
+def delete_incomplete(item: recovery.IncompleteTraining) -> None:
+    try:
+        with acquire_training_lock("the Train page, deleting an interrupted training"):
+            recovery.delete(item)
+    except TrainingBusy as error:
+        st.session_state["recovery_problem"] = str(error)
+
+
+def interrupted_trainings() -> None:
+    """What trainings killed outright left (the server stopped mid-save, a crash), each with what can be done."""
+    incomplete = recovery.find_incomplete()
+    if not incomplete:
+        return
+    st.subheader("Interrupted trainings")
+    holder = training_lock_holder()
+    if worker.busy or holder is not None:
+        st.caption(f"{len(incomplete)} file(s) left by interrupted trainings; they can be completed, resumed or "
+                   f"deleted here once the training now running ({holder or 'this server'}) has finished.")
+        return
+    st.caption("Each finished epoch of a training is saved as it ends. **Complete** evaluates the saved weights and "
+               "adds them as a cancelled run; **Resume** trains the remaining epochs; **Delete** removes the file.")
+    if problem := st.session_state.pop("recovery_problem", None):
+        st.error(problem, icon=":material/error:")
+    for item in incomplete:
+        text, *buttons = st.columns([6, 1, 1, 1], vertical_alignment="center")
+        text.markdown(item.describe())
+        for column, action in zip(buttons, item.actions, strict=False):
+            key = f"{action}_incomplete_{item.name}"
+            if action == "delete":
+                column.button("Delete", key=key, icon=":material/delete:", on_click=delete_incomplete, args=(item,))
+            else:
+                column.button(action.capitalize(), key=key, on_click=recover, args=(item, JobAction(action)),
+                              icon=":material/task_alt:" if action == "complete" else ":material/play_arrow:")
+
+
+interrupted_trainings()
 
 st.subheader("Saved runs")
 runs = [entry for entry in catalog() if entry.is_run]

@@ -14,11 +14,12 @@ import pytest
 
 from mnist_models import TrainConfig, load_mnist
 from mnist_models.cli import EXIT_NO_ROOM, main
+from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT, RUNS_DIR_ENV
 from mnist_models.store.files import StorageError, check_room, write_json
 from mnist_models.training import pipeline
 from mnist_models.training.locking import training_lock_holder
 from mnist_models.training.pipeline import storage_needed, train_and_save
-from mnist_models.training.worker import TrainingWorker
+from mnist_models.training.worker import TrainingWorker, shared_worker
 
 MOUNTS = itertools.count()
 
@@ -105,3 +106,19 @@ def test_a_full_disk_under_a_small_file_is_a_sentence_too(tmpfs):
     check_room(folder, 1000, "a small file")  # what fits is not refused
     with pytest.raises(StorageError, match=r"a big file needs about 1\.0 MB there and [\d.]+ KB is free"):
         check_room(folder, 1_000_000, "a big file")
+
+
+def test_the_train_page_says_why_it_cannot_start_in_a_read_only_runs_folder(tmpfs, mnist_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    folder = tmpfs("1M", read_only=True)
+    monkeypatch.setenv(RUNS_DIR_ENV, str(folder))
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    app.switch_page("pages/train_page.py").run()
+    app.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert [error.value for error in app.error] == [f"Not started: Cannot write in {folder} (read-only file system): "
+                                                    f"nothing can be saved there. Make it writable or choose another "
+                                                    f"folder."]
+    assert not shared_worker().busy and shared_worker().snapshot() == []

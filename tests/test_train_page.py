@@ -1,5 +1,6 @@
 """The Train page under AppTest, with the real MNIST: a tiny run from start to finish and onto Compare, a refused second
-request, cancelling, a failed run's reason, deleting a run, and widgets that follow the registry."""
+request, cancelling, a failed run's reason, deleting a run, widgets that follow the registry, and what an interrupted
+training left, completed or deleted from the page."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.sidebar import SELECTED_MODELS_KEY
-from mnist_models import TrainConfig
+from mnist_models import TrainConfig, load_mnist
 from mnist_models.models.pretrained import imagenet_weights_cached
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
+from mnist_models.training.pipeline import train_and_save
 from mnist_models.training.worker import shared_worker
 
 TRAIN_PAGE = "pages/train_page.py"
@@ -123,3 +125,37 @@ def test_without_the_dataset_training_cannot_start(tmp_path, monkeypatch):
     app = open_train_page()
     assert any("MNIST dataset is not available" in warning.value for warning in app.warning)
     assert app.button(key=START).disabled
+
+
+class Killed(BaseException):
+    """Stands for kill -9 in the middle of epoch 2: the training's partial file is left behind."""
+
+
+def leave_interrupted_run(tiny_dataset) -> None:
+    def kill_in_epoch_two(event):
+        if event.epoch == 2:
+            raise Killed
+
+    data = load_mnist("train", tiny_dataset), load_mnist("test", tiny_dataset)
+    with pytest.raises(Killed):
+        train_and_save(TrainConfig.for_model("mlp", epochs=3, batch_size=16, device="cpu"), *data,
+                       progress=kill_in_epoch_two)
+
+
+def test_interrupted_trainings_are_offered_for_completion_and_deletion(train_page, tiny_dataset, runs_dir):
+    leave_interrupted_run(tiny_dataset)
+    leave_interrupted_run(tiny_dataset)
+    app = train_page.run()
+    assert "Interrupted trainings" in [header.value for header in app.subheader]
+    assert "MLP · run 1: interrupted after 1 of 3 epoch(s)" in markdown(app)
+    assert [button.key for button in app.button if "_incomplete_" in (button.key or "")] == [
+        f"{action}_incomplete_run00{number}-mlp" for number in (1, 2) for action in ("complete", "resume", "delete")]
+
+    app.button(key="complete_incomplete_run001-mlp").click().run()
+    app = finish(app)
+    assert any("The interrupted **MLP · run 1** was evaluated and saved" in item.value for item in app.success)
+    assert list(app.dataframe[-1].value["model"]) == ["MLP · run 1 (cancelled)"]
+    app.button(key="delete_incomplete_run002-mlp").click().run()
+    assert not app.exception and "Interrupted trainings" not in [header.value for header in app.subheader]
+    assert sorted(path.name for path in runs_dir.iterdir()) == [".last-run", "run001-mlp.metrics.json",
+                                                                 "run001-mlp.pt"]
