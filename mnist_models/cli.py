@@ -25,7 +25,7 @@ from typing import Any
 
 from .data import DatasetMissingError, load_mnist, require_dataset
 from .errors import DigitLabError
-from .evaluation import reevaluate
+from .evaluation import recalibrate, reevaluate, validation_images
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
@@ -167,7 +167,19 @@ def command_evaluate(args: argparse.Namespace) -> int:
                 failures += 1
                 print(f"{name}: {error}", file=sys.stderr)
                 continue
-            evaluations[name] = reevaluate(network, meta, test_data, latency=not args.no_latency)
+            validation = validation_images(meta, args.data_dir)
+            if validation is None:
+                print(f"{name}: no validation digits to calibrate the novelty threshold on (MNIST's training images "
+                      f"are not in the data folder, or these weights were trained on other images)", file=sys.stderr)
+                if args.novelty_only:
+                    failures += 1
+                    continue
+            try:
+                evaluations[name] = (recalibrate(network, meta, validation) if args.novelty_only else reevaluate(
+                    network, meta, test_data, not args.no_latency, validation if validation is not None else ()))
+            except CheckpointError as error:  # --novelty-only on a checkpoint without a readable evaluation
+                failures += 1
+                print(f"{name}: {error}", file=sys.stderr)
     if args.json:
         print(json.dumps({name: evaluation.summary() for name, evaluation in evaluations.items()}, indent=1))
     else:
@@ -343,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--model", action="append", choices=MODEL_NAMES)
     evaluate_parser.add_argument("--json", action="store_true", help="print results as JSON")
     evaluate_parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    evaluate_parser.add_argument("--novelty-only", action="store_true",
+                                 help="only calibrate the novelty threshold on the validation digits, keeping the "
+                                      "saved test figures and latency")
     evaluate_parser.set_defaults(handler=command_evaluate)
 
     info_parser = sub.add_parser("info", parents=[common],

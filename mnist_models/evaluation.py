@@ -1,4 +1,5 @@
-"""Test-set evaluation with scikit-learn's metrics, plus calibration, size and latency, as an Evaluation record."""
+"""Test-set evaluation with scikit-learn's metrics, plus calibration, size and latency, as an Evaluation record;
+with the novelty threshold (``mnist_models.novelty``) calibrated on the validation digits the weights never saw."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 from torch import nn
 
-from .data import tensor_checksum
+from .data import VALIDATION_SIZE, DatasetMissingError, load_mnist, split_train_validation, tensor_checksum
 from .inference import predict_proba
-from .store.checkpoints import evaluation_path
+from .novelty import calibrate
+from .store.checkpoints import evaluation_path, load_evaluation
 from .store.files import write_json
 from .store.records import (
     AreaUnderCurve,
@@ -29,6 +31,7 @@ from .store.records import (
     ClassificationMetrics,
     Evaluation,
     Latency,
+    NoveltyThreshold,
     TrainingSummary,
     library_versions,
     utc_now,
@@ -119,9 +122,38 @@ def measure_latency(network: nn.Module, images: torch.Tensor, single_runs: int =
                    str(next(network.parameters()).device))
 
 
+def validation_images(meta: CheckpointMeta, data_dir: str | os.PathLike | None = None) -> torch.Tensor | None:
+    """The validation digits ``meta``'s weights never trained on: MNIST's training images held out as training held
+    them out (the fixed split seed, the run's ``validation_size``). None when the dataset is not on disk (nothing is
+    downloaded) or the weights were trained on other images (their ``train_sha256`` is not MNIST's)."""
+    try:
+        images, labels = load_mnist("train", data_dir, download=False)
+    except DatasetMissingError:
+        return None
+    trained_on = (meta.dataset or {}).get("train_sha256")
+    if trained_on is not None and trained_on != tensor_checksum(images, labels):
+        return None
+    size = meta.training.get("validation_size") or VALIDATION_SIZE
+    if not isinstance(size, int):
+        return None
+    _, (held_out, _) = split_train_validation(images, labels, min(size, len(images) // 5 or 1))
+    return held_out
+
+
+def novelty_threshold(network: nn.Module, meta: CheckpointMeta, validation_data=None) -> NoveltyThreshold | None:
+    """``calibrate`` on ``validation_data`` (images, or an (images, labels) pair; ``()`` for none), or when it is
+    None on ``validation_images(meta)``; None when there are no images to calibrate on."""
+    if validation_data is None:
+        validation_data = validation_images(meta)
+    elif isinstance(validation_data, (tuple, list)):
+        validation_data = validation_data[0] if validation_data else None
+    return calibrate(network, validation_data) if validation_data is not None and len(validation_data) else None
+
+
 def evaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
-             checkpoint: str | os.PathLike | None = None, latency: bool = True) -> Evaluation:
-    """Everything the dashboard shows about one model on the test set, with a summary of how it was trained.
+             checkpoint: str | os.PathLike | None = None, latency: bool = True, validation_data=None) -> Evaluation:
+    """Everything the dashboard shows about one model on the test set, with a summary of how it was trained and
+    the novelty threshold calibrated on ``validation_data`` (see ``novelty_threshold``).
 
     ``checkpoint`` is the file the weights were saved in, for its size.
     """
@@ -141,13 +173,30 @@ def evaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Te
         versions=library_versions(),
         size_bytes=Path(checkpoint).stat().st_size if checkpoint is not None else None,
         latency=measure_latency(network, images) if latency else None,
+        novelty=novelty_threshold(network, meta, validation_data),
     )
 
 
 def reevaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
-               latency: bool = True) -> Evaluation:
+               latency: bool = True, validation_data=None) -> Evaluation:
     """Evaluate a checkpoint that is already saved (``meta.path``) and replace the evaluation beside it; the
     weights do not change, so only that one file is rewritten, atomically."""
-    evaluation = evaluate(network, meta, test_data, meta.path, latency)
+    evaluation = evaluate(network, meta, test_data, meta.path, latency, validation_data)
+    write_json(evaluation_path(meta.path), evaluation.to_dict())
+    return evaluation
+
+
+def recalibrate(network: nn.Module, meta: CheckpointMeta, validation_data=None) -> Evaluation:
+    """Calibrate the novelty threshold of a checkpoint that is already saved and evaluated, and rewrite only that
+    part of its evaluation (atomically): the test figures and the latency measured before stay as they were.
+
+    Raises CheckpointError when the checkpoint has no readable evaluation, ValueError when there are no
+    validation digits to calibrate on."""
+    evaluation = load_evaluation(meta.path, None, meta)
+    novelty = novelty_threshold(network, meta, validation_data)
+    if novelty is None:
+        raise ValueError("no validation digits to calibrate on: MNIST's training images are not on disk, or these "
+                         "weights were trained on other images")
+    evaluation.novelty = novelty
     write_json(evaluation_path(meta.path), evaluation.to_dict())
     return evaluation

@@ -1,9 +1,25 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from mnist_models.evaluation import classification_metrics, expected_calibration_error, measure_latency
+from mnist_models.data import load_mnist, split_train_validation, tensor_checksum
+from mnist_models.evaluation import (
+    classification_metrics,
+    evaluate,
+    expected_calibration_error,
+    measure_latency,
+    recalibrate,
+    validation_images,
+)
+from mnist_models.inference import predict_logits
 from mnist_models.models.registry import get_spec
+from mnist_models.novelty import is_novel
+from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.store.checkpoints import CheckpointError, load_checkpoint
+from mnist_models.store.records import CheckpointMeta
 from mnist_models.timing import Percentiles, percentiles
 
 
@@ -65,3 +81,54 @@ def test_percentiles_interpolate_between_samples():
     assert percentiles([5.0]) == Percentiles(5.0, 5.0)
     with pytest.raises(ValueError):
         percentiles([])
+
+
+def _random_digits(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (count, 28, 28), dtype=torch.uint8, generator=generator),
+            torch.arange(count) % 10)
+
+
+def test_evaluate_calibrates_the_novelty_threshold_on_the_validation_digits_given():
+    model = get_spec("mlp").build().eval()
+    meta = CheckpointMeta(model="mlp", dataset={"train_sha256": "not MNIST"})
+    validation = _random_digits(400, seed=1)
+    evaluation = evaluate(model, meta, _random_digits(50), latency=False, validation_data=validation)
+    assert evaluation.novelty.count == 400 and evaluation.novelty.score == "energy"
+    assert is_novel(predict_logits(model, validation[0]), evaluation.novelty).mean() <= 0.01
+    images_only = evaluate(model, meta, _random_digits(50), latency=False, validation_data=validation[0]).novelty
+    assert images_only.threshold == evaluation.novelty.threshold
+    assert images_only.quantiles == evaluation.novelty.quantiles
+    # () means none; and weights trained on other images than MNIST's get no threshold from MNIST's validation split
+    assert evaluate(model, meta, _random_digits(50), latency=False, validation_data=()).novelty is None
+    assert evaluate(model, meta, _random_digits(50), latency=False).novelty is None
+
+
+def test_the_validation_digits_are_the_split_the_weights_were_trained_without(mnist_root):
+    images, labels = load_mnist("train", mnist_root)
+    (_, _), (held_out, _) = split_train_validation(images, labels, 5000)
+    assert torch.equal(validation_images(CheckpointMeta(model="cnn"), mnist_root), held_out)
+    trained_on_mnist = CheckpointMeta(model="cnn", training={"validation_size": 100},
+                                      dataset={"train_sha256": tensor_checksum(images, labels)})
+    assert torch.equal(validation_images(trained_on_mnist, mnist_root),
+                       split_train_validation(images, labels, 100)[1][0])
+    assert validation_images(CheckpointMeta(model="cnn", dataset={"train_sha256": "other"}), mnist_root) is None
+
+
+def test_validation_digits_are_none_without_the_dataset(tmp_path):
+    assert validation_images(CheckpointMeta(model="cnn"), tmp_path / "nothing here") is None
+
+
+def test_recalibrate_rewrites_only_the_novelty_threshold(tmp_path):
+    for suffix in (".pt", ".metrics.json"):
+        shutil.copy(CHECKPOINT_DIR / f"mlp{suffix}", tmp_path / f"mlp{suffix}")
+    before = json.loads((tmp_path / "mlp.metrics.json").read_text())
+    network, meta = load_checkpoint(tmp_path / "mlp.pt")
+    evaluation = recalibrate(network, meta, _random_digits(300))
+    after = json.loads((tmp_path / "mlp.metrics.json").read_text())
+    assert after["novelty"]["count"] == 300 and evaluation.novelty.count == 300
+    assert {key: value for key, value in after.items() if key != "novelty"} == {
+        key: value for key, value in before.items() if key != "novelty"}  # test figures and latency as they were
+    (tmp_path / "mlp.metrics.json").unlink()
+    with pytest.raises(CheckpointError, match="no evaluation"):
+        recalibrate(network, meta, _random_digits(300))

@@ -9,8 +9,16 @@ from mnist_models.store.records import RECORD_VERSION, CheckpointMeta, Evaluatio
 
 
 def shipped_evaluation_dict() -> dict:
-    """A real evaluation file as the first version of the project wrote it (no format_version)."""
-    return json.loads((CHECKPOINT_DIR / "cnn.metrics.json").read_text())
+    """A real evaluation file as the first version of the project wrote it: the shipped one without what later
+    versions added (format_version and weights_id in version 2, then the optional novelty threshold)."""
+    data = json.loads((CHECKPOINT_DIR / "cnn.metrics.json").read_text())
+    for added in ("format_version", "weights_id", "novelty"):
+        data.pop(added, None)
+    return data
+
+
+NOVELTY = {"score": "energy", "threshold": -6.5, "false_rejection_rate": 0.01, "count": 5000,
+           "quantiles": {"0.5": -15.3, "0.99": -6.5}, "temperature": 1.0}
 
 
 def test_a_version_1_evaluation_reads_and_writes_back_the_same_fields():
@@ -21,9 +29,12 @@ def test_a_version_1_evaluation_reads_and_writes_back_the_same_fields():
     assert evaluation.latency.single.p50_ms == data["latency"]["single"]["p50_ms"]
     assert evaluation.latency.batch_size == data["latency"]["batch"]["size"]
     assert evaluation.trained.epochs_completed == data["trained"]["epochs_completed"]
+    assert evaluation.novelty is None  # not calibrated then: the page answers without that evidence
     written = evaluation.to_dict()
     assert written["format_version"] == RECORD_VERSION and written["weights_id"] is None
-    assert {key: value for key, value in written.items() if key not in ("format_version", "weights_id")} == data
+    assert written["novelty"] is None
+    assert {key: value for key, value in written.items()
+            if key not in ("format_version", "weights_id", "novelty")} == data
 
 
 def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
@@ -33,6 +44,13 @@ def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
     assert evaluation.latency is None and evaluation.predictions is None and evaluation.size_bytes is None
     assert evaluation.trained == TrainingSummary() and evaluation.format_version == 1
     assert Evaluation.from_dict(evaluation.to_dict()) == evaluation
+
+
+def test_an_evaluation_with_a_novelty_threshold_round_trips():
+    evaluation = Evaluation.from_dict({**shipped_evaluation_dict(), "novelty": NOVELTY})
+    assert evaluation.novelty.threshold == -6.5 and evaluation.novelty.quantiles["0.99"] == -6.5
+    assert evaluation.novelty.validation_sha256 is None and evaluation.novelty.calibrated is None  # partial: unknown
+    assert Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict()))) == evaluation
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -47,6 +65,11 @@ def test_an_evaluation_without_the_optional_parts_reads_them_as_unknown():
     (lambda data: data["metrics"]["auc"]["per_class"].pop("4"), "digit 4 has no AUC"),
     (lambda data: data["metrics"]["roc"]["2"]["tpr"].pop(), "fpr and tpr of different lengths"),
     (lambda data: data["confidence"].pop(), "'confidence' has 9999 entries for 10000 images"),
+    (lambda data: data.update(novelty=[1.0]), "'novelty' should be dict"),
+    (lambda data: data.update(novelty={"score": "energy", "false_rejection_rate": 0.01, "count": 5}),
+     "'threshold' is missing"),
+    (lambda data: data.update(novelty={**NOVELTY, "score": "mahalanobis"}), "novelty score 'mahalanobis' is not"),
+    (lambda data: data.update(novelty={**NOVELTY, "quantiles": {"0.99": "high"}}), "quantile '0.99' should be float"),
 ])
 def test_a_broken_evaluation_is_refused_naming_what_is_wrong(change, message):
     data = shipped_evaluation_dict()

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from ..inference import predict_proba
+from ..inference import predict_logits, probabilities_from_logits
 from ..models.registry import MODEL_NAMES, get_spec
+from ..novelty import scores_for
 from ..paths import resolve_checkpoint_dir, resolve_runs_dir
 from .checkpoints import CheckpointError, checkpoint_path, evaluation_path, load_checkpoint, load_evaluation
 from .records import CheckpointMeta, Evaluation
@@ -87,6 +88,8 @@ class Prediction:
     title: str
     probabilities: np.ndarray  # (10,)
     latency_ms: float
+    novelty_score: float | None = None  # the model's out-of-distribution score (mnist_models.novelty); None when
+    novel: bool | None = None  # its evaluation has no novelty threshold. novel: the score is above the threshold
 
     @property
     def digit(self) -> int:
@@ -98,12 +101,17 @@ class Prediction:
 
 
 def predict_with_each(entries: list[CatalogEntry], image: np.ndarray) -> list[Prediction]:
-    """Every available model's probabilities for one 28×28 image, each with its own inference time."""
+    """Every available model's probabilities for one 28×28 image, each with its own inference time, and its novelty
+    score and verdict against the threshold in its evaluation (both from the same forward pass)."""
     predictions = []
     for entry in entries:
         if not entry.available:
             continue
         start = time.perf_counter()
-        probabilities = predict_proba(entry.network, image)[0]
-        predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000))
+        logits = predict_logits(entry.network, image)[0]
+        probabilities = probabilities_from_logits(logits)
+        threshold = entry.evaluation.novelty if entry.evaluation is not None else None
+        score = float(scores_for(logits, threshold)[0]) if threshold is not None else None
+        predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000,
+                                      score, score > threshold.threshold if threshold is not None else None))
     return predictions

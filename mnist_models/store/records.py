@@ -1,7 +1,8 @@
 """The records digit-lab keeps on disk, as typed dataclasses with one name each.
 
 - ``CheckpointMeta``: how a checkpoint's weights were made (inside the ``.pt`` file, as JSON).
-- ``Evaluation``: what those weights scored on the test set (the ``.metrics.json`` file beside it).
+- ``Evaluation``: what those weights scored on the test set (the ``.metrics.json`` file beside it), with the
+  ``NoveltyThreshold`` calibrated on the validation digits (optional: older files have none).
 
 Both carry a ``format_version``. Reading is tolerant: a file from an older version of the project, or one written by
 hand with only some fields, loads with the missing fields as ``None`` (shown as "unknown"); a field of the wrong
@@ -254,6 +255,46 @@ class Latency:
                    _get(data, "threads", int), _get(data, "device", str))
 
 
+NOVELTY_SCORES = ("energy", "max_logit", "msp")
+"""The out-of-distribution scores ``mnist_models.novelty`` computes from logits; higher is less like a digit."""
+
+
+@dataclass(frozen=True)
+class NoveltyThreshold:
+    """Where a model's out-of-distribution score stops looking like a digit, calibrated on validation digits the
+    weights never trained on: at most ``false_rejection_rate`` of those score above ``threshold``."""
+
+    score: str  # one of NOVELTY_SCORES
+    threshold: float  # an input whose score is above it is "novel": unlike the digits the model was trained on
+    false_rejection_rate: float  # the share of validation digits the threshold was set to reject (e.g. 0.01)
+    count: int  # validation images scored
+    quantiles: dict[str, float] = field(default_factory=dict)  # level ("0.99") → that quantile of their scores
+    temperature: float | None = None  # the energy score's T
+    validation_sha256: str | None = None  # of the validation images scored (their bytes)
+    calibrated: str | None = None  # when
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NoveltyThreshold:
+        data = _mapping(data, "the field 'novelty'")
+        score = _get(data, "score", str, required=True)
+        if score not in NOVELTY_SCORES:
+            raise RecordError(f"the novelty score {score!r} is not one of {', '.join(NOVELTY_SCORES)}")
+        quantiles = _get(data, "quantiles", dict) or {}
+        for level, value in quantiles.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise RecordError(f"the novelty quantile {level!r} should be float, not {type(value).__name__}")
+        return cls(
+            score=score, threshold=_get(data, "threshold", float, required=True),
+            false_rejection_rate=_get(data, "false_rejection_rate", float, required=True),
+            count=_get(data, "count", int, required=True), quantiles=quantiles,
+            temperature=_get(data, "temperature", float), validation_sha256=_get(data, "validation_sha256", str),
+            calibrated=_get(data, "calibrated", str),
+        )
+
+
 @dataclass
 class Evaluation:
     """A checkpoint's test-set evaluation, saved beside it. Per-image predictions and confidences are kept so pages
@@ -272,6 +313,7 @@ class Evaluation:
     versions: dict[str, str] = field(default_factory=dict)
     size_bytes: int | None = None  # of the checkpoint file
     latency: Latency | None = None
+    novelty: NoveltyThreshold | None = None  # None: not calibrated (older files, or no validation data)
     format_version: int = field(default=RECORD_VERSION, compare=False)  # as read; always written as the current
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +321,7 @@ class Evaluation:
         data = {name: getattr(self, name) for name in _field_names(type(self))}
         data.update(metrics=self.metrics.to_dict(), trained=dataclasses.asdict(self.trained),
                     latency=self.latency.to_dict() if self.latency is not None else None,
+                    novelty=self.novelty.to_dict() if self.novelty is not None else None,
                     format_version=RECORD_VERSION)
         return data
 
@@ -292,6 +335,7 @@ class Evaluation:
         version = _format_version(data)
         trained = _get(data, "trained", dict)
         latency = _get(data, "latency", dict)
+        novelty = _get(data, "novelty", dict)
         metrics = ClassificationMetrics.from_dict(_get(data, "metrics", dict, required=True))
         for per_image in ("predictions", "confidence"):
             values = _get(data, per_image, list)
@@ -306,6 +350,7 @@ class Evaluation:
             confidence=_get(data, "confidence", list), versions=_get(data, "versions", dict) or {},
             size_bytes=_get(data, "size_bytes", int),
             latency=Latency.from_dict(latency) if latency is not None else None,
+            novelty=NoveltyThreshold.from_dict(novelty) if novelty is not None else None,
             format_version=version,
         )
 
