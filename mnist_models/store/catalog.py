@@ -88,8 +88,10 @@ class Prediction:
     title: str
     probabilities: np.ndarray  # (10,)
     latency_ms: float
-    novelty_score: float | None = None  # the model's out-of-distribution score (mnist_models.novelty); None when
-    novel: bool | None = None  # its evaluation has no novelty threshold. novel: the score is above the threshold
+    # The model's out-of-distribution score (mnist_models.novelty) and whether it is above the threshold calibrated
+    # in the model's evaluation: both None when the evaluation has no threshold (older files, or none at all).
+    novelty_score: float | None = None
+    novel: bool | None = None
 
     @property
     def digit(self) -> int:
@@ -112,6 +114,7 @@ def predict_with_each(entries: list[CatalogEntry], image: np.ndarray) -> list[Pr
         probabilities = probabilities_from_logits(logits)
         threshold = entry.evaluation.novelty if entry.evaluation is not None else None
         score = float(scores_for(logits, threshold)[0]) if threshold is not None else None
+        novel = score > threshold.threshold if threshold is not None else None
         predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000,
-                                      score, score > threshold.threshold if threshold is not None else None))
+                                      score, novel))
     return predictions
