@@ -30,7 +30,7 @@ from .recovery import complete
 from .stopping import StopRequest, stop_on_signals
 
 LOGGER = logging.getLogger(__name__)
-NICENESS = 10  # below the server: its pages (drawing, polling) get the CPU first
+NICENESS_ENV, NICENESS = "DIGIT_LAB_TRAINING_NICENESS", 10  # below the server: its pages get the CPU first
 THREADS_ENV = "DIGIT_LAB_TRAINING_THREADS"
 
 DataLoader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
@@ -77,10 +77,13 @@ class Reporter:
 
 
 def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: DataLoader, cancel: CancelFlag,
-                lock: TextIO, messages: Connection) -> None:
+                lock: TextIO, messages: Connection, environment: dict[str, str]) -> None:
     """The training process's main function. ``lock`` arrives as the reopened InheritedLock and stays open (the
-    lock held) until this process exits."""
-    os.nice(NICENESS)
+    lock held) until this process exits. ``environment`` is the server's at the request: the fork server's dates
+    from the first request."""
+    os.environ.clear()
+    os.environ.update(environment)
+    os.nice(int(os.environ.get(NICENESS_ENV) or NICENESS))
     torch.set_num_threads(training_threads())
     stop = StopRequest(cancel)
     report = Reporter(messages, stop)

@@ -235,7 +235,7 @@ class TrainingWorker:
             process = PROCESSES.Process(
                 target=run_request, name="digit-lab-training", daemon=True,
                 args=([job.order() for job in request.jobs], request.runs_dir, request.data_dir, self._load_data,
-                      request.cancel, InheritedLock(lock), sender))
+                      request.cancel, InheritedLock(lock), sender, dict(os.environ)))
             process.start()
             sender.close()  # the process holds the other end: reading ends when it does
             with self._guard:
