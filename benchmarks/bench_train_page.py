@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=4, help="visitors drawing at once")
     parser.add_argument("--think", type=float, default=0.25, help="seconds a visitor waits between drawings")
     parser.add_argument("--modes", nargs="+", choices=TRAINING_MODES, default=list(TRAINING_MODES))
+    parser.add_argument("--idle-drawing", type=float, default=15.0,
+                        help="seconds the visitors draw with no training, for the drawings' baseline")
     parser.add_argument("--server-threads", type=int,
                         help="torch threads of this process, the server: its inference, and in older versions its "
                              "training too (default: torch's, one per core; the dashboard now sets 1)")
@@ -146,7 +148,7 @@ def main() -> None:
     predict_with_each(entries, test_images[0])  # warm-up: first inference of each model
 
     with Visitors(args.visitors, args.think, entries, test_images) as idle_visitors:
-        time.sleep(5 if args.quick else 15)
+        time.sleep(min(args.idle_drawing, 5) if args.quick else args.idle_drawing)
     samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in args.modes}
     polls: list[float] = []
     busy_drawings: list[float] = []

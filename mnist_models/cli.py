@@ -36,7 +36,15 @@ from .paths import (
     resolve_runs_dir,
 )
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
-from .store.checkpoints import CheckpointError, checkpoint_path, load_checkpoint, load_evaluation, partial_path
+from .store.checkpoints import (
+    CHECKPOINT_SUFFIX,
+    CheckpointError,
+    checkpoint_of_partial,
+    checkpoint_path,
+    load_checkpoint,
+    load_evaluation,
+    partial_path,
+)
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
 from .training import recovery
@@ -92,7 +100,7 @@ def _recover_hint(partial: Path) -> str:
     """What to do with a partial file a stopped command left, or nothing when there is none."""
     if not partial.is_file():
         return ""
-    name = partial.name.removesuffix(".pt.partial")
+    name = checkpoint_of_partial(partial).name.removesuffix(CHECKPOINT_SUFFIX)
     return (f" Its finished epochs are kept in {partial}: `digit-lab recover complete {name}` saves them, `resume` "
             f"trains on, `delete` drops them.")
 
