@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mnist_models.novelty import DEFAULT_FALSE_REJECTION_RATE
 from mnist_models.store.catalog import CatalogEntry, Prediction
 from mnist_models.training.worker import Job, JobState
 
@@ -57,3 +58,13 @@ def provenance(entry: CatalogEntry) -> str:
     return (f"test accuracy {accuracy} · {epochs} epochs in {seconds} on {meta.device or 'an unknown device'}  \n"
             f"init: {meta.initialisation or UNKNOWN} · trained {meta.created[:10] if meta.created else UNKNOWN} · "
             f"torch {meta.versions.get('torch', UNKNOWN)}")
+
+
+def novelty_verdict(predictions: list[Prediction]) -> str:
+    """Why no answer is given when the models' own evidence says the input is unlike any digit they know."""
+    flagged = [prediction.title for prediction in predictions if prediction.novel]
+    calibrated = sum(prediction.novel is not None for prediction in predictions)
+    return (f"**This does not look like a digit to the models**, so they give no answer: {len(flagged)} of "
+            f"{calibrated} ({', '.join(flagged)}) find it unlike the digits they were trained on (their "
+            f"out-of-distribution score is above the level that {1 - DEFAULT_FALSE_REJECTION_RATE:.0%} of real digits "
+            f"they never trained on stay under).")

@@ -1,23 +1,35 @@
-"""Turn a drawn or uploaded picture of a digit into an MNIST-style 28x28 input.
+"""Turn a drawn or uploaded picture of a digit into an MNIST-style 28x28 input, or say why there is no digit.
 
 MNIST digits were size-normalised to fit a 20x20 box (keeping the aspect
 ratio, anti-aliased), then placed in a 28x28 field so that their centre of
 mass sits at the centre, as a light digit on a black background. A model
 trained on MNIST only sees inputs like that, so user drawings and photos go
 through the same steps here before they reach a model.
+
+Before those steps, the ink is measured against the paper it lies on (a photo's
+paper may be in shadow on one side), and the ink's shape is checked: a tap, a
+speck, a filled square or paper texture is refused with what was found, rather
+than scaled up to 20 pixels for a model to call it a "0".
 """
 
 from __future__ import annotations
 
-import io
-import warnings
+import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
 from scipy import ndimage
 
 from .errors import DigitLabError
+from .uploads import DecodedUpload, InvalidImageError, load_uploaded_image, reduce_to_gray
+
+__all__ = [
+    "DecodedUpload", "EmptyDrawingError", "InkAnalysis", "InkFinding", "InvalidImageError", "NotADigitError",
+    "PreprocessStages", "analyse_ink", "load_uploaded_image", "preprocess_drawing", "preprocess_stages",
+]
 
 OUTPUT_SIZE = 28
 """Side of the final image, as in MNIST."""
@@ -31,126 +43,240 @@ CENTRE = 14.0
 (14.0, 14.0)."""
 
 MIN_CONTRAST = 0.1
-"""Least ink-to-background contrast (on a 0..1 scale) that counts as a
-drawing; below it an image is only paper texture or compression noise."""
+"""Least ink-to-paper contrast (on a 0..1 scale, relative to the paper's own
+brightness on light paper) that counts as a drawing; below it an image is
+only paper texture or compression noise."""
 
 INK_THRESHOLD = 0.2
 """Fraction of the strongest ink below which a pixel is background, so faint
 paper noise neither widens the bounding box nor gets scaled into the digit."""
 
-MAX_UPLOAD_PIXELS = 25_000_000
-"""Largest upload accepted (width x height): far more than a digit needs and
-well below Pillow's own decompression-bomb limit, so memory stays bounded."""
+BACKGROUND_GRID = 64
+"""Cells on the longer side of the coarse grid on which light paper's brightness is estimated. Shadows and uneven
+light change slowly across a picture, so a coarse grid follows them, and it keeps the median filter fast."""
+
+BACKGROUND_WINDOW = 0.3
+"""Side of the median window that estimates light paper's brightness, as a fraction of the picture's longer side.
+Pen strokes cover less than half of a window this big, so the median sees the paper around them; a shadow or a
+dark corner covers more, so it is taken for paper in shade rather than for ink."""
+
+EDGE_PERCENTILE = 2.0
+"""Percentiles of the picture's edge taken as its darkest and lightest paper, so a stroke ending at the edge does
+not count as paper."""
+
+MAX_SHADE_SLOPE = 20.0
+"""Steepest change of the paper's estimated brightness taken for shade, relative to the paper's brightness, per
+length of the picture's longer side: light falling to half takes at least a fortieth of the picture. The edge of a
+filled shape changes as much within one cell of the grid (a 64th); the flank of a bold digit's dip, half as much."""
+
+MIN_PAPER_BRIGHTNESS = 0.05
+"""Paper darker than this (on 0..1) is treated as this bright when ink is measured relative to it, so sensor noise
+in a black corner is not divided into strong ink."""
+
+SPECK_SHARE = 0.02
+"""Marks holding less than this share of all the ink are specks (dust, JPEG noise): they are left out of the
+measurements and of the crop, so they neither decide the verdict nor shrink the digit."""
+
+RESIDUE_SHARE = 0.5
+"""Marks whose strongest pixel is under this share of the strongest ink are residue (shade the paper estimate did
+not quite follow, a stain, writing showing through the page), left out like specks: every stroke of a digit reaches
+close to the full strength of the pen."""
+
+MIN_MAIN_SHARE = 0.5
+"""Least share that the marks that count hold of them and the specks together; when most of the ink is specks,
+the picture shows texture or noise, with at most a few blotches in it."""
+
+MIN_INK_PIXELS = 6
+"""Least extent, in pixels, of the ink on its longer side: smaller marks are specks, not digits (MNIST's are 20)."""
+
+FAINT_CONTRAST = 0.25
+"""Least contrast of ink that is read: pen, pencil and marker darken paper by 40 to 90%; paper texture, stains and
+leftover shade by less than 25%. (Between MIN_CONTRAST and this, there are marks, but only faint ones.)"""
+
+MIN_SIGNAL_TO_NOISE = 10.0
+"""Least ratio of the strongest ink to the paper's own spread (pixel noise, texture, leftover shade): texture and
+noise peak at 3 to 7 times their spread, while pen strokes in the photo-like corpus stand 16 or more times above."""
+
+NOISE_MULTIPLE = 3.0
+"""Contrast under this many times the paper's spread at a pixel is not taken for ink: it is noise."""
+
+MAX_PARTS = 6
+"""Most separate marks (specks aside) a digit is made of: one stroke, or a few where the pen skipped."""
+
+MAX_PARTS_SPREAD = 2.0
+"""Most the ink may extend beyond its largest mark, as a multiple of that mark's extent: a digit's main stroke
+spans at least half of it (a 5's separate bar, a 4 drawn in two strokes); blotches strewn over a page do not."""
+
+THICK_STROKE = 0.45
+"""Stroke width over extent above which the ink is a blob, not a pen stroke: a disc or square measures about 0.67,
+one 1.5 times as long as wide 0.5; a digit's strokes measure 0.05 to 0.35, a stroke twice as long as wide (a short
+fat 1) 0.41."""
+
+MAX_STROKE_SHARE = 0.3
+"""Widest stroke, as a fraction of the picture's longer side, that a pen draws: the canvas's widest brush is 0.14 of
+it, and MNIST's boldest strokes a fifth of the 28 pixels. Wider ink is a filled shape, however long."""
+
+DOT_EXTENT = 0.25
+"""A blob spanning less than this fraction of the picture's longer side is a dot (one tap of a 20-pixel brush on
+the 280-pixel canvas spans 0.07); a larger one is a filled shape."""
+
+MAX_EDGE_SHARE = 0.35
+"""Largest share of the picture's edge pixels that ink may cover. A digit touches the edge where a stroke ends or
+runs along it (a quarter of the canvas's edge, for a large digit drawn with the widest brush); ink along more is
+the margin around something else (a sheet of paper on a dark desk, a
+coloured square filling most of the picture)."""
+
+LINE_STRAIGHTNESS = 0.7
+"""Share of its own oriented bounding box that one mark fills, above which it is a straight band (a ruled line
+fills 0.85 to 1, a digit's curves well under half)."""
+
+LINE_MAX_TILT_DEGREES = 30.0
+"""A straight band within this angle of the horizontal is not a digit; a steeper one can be a 1 and is read."""
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601 weights, the same that Pillow uses for RGB -> L."""
 
 
 class EmptyDrawingError(DigitLabError, ValueError):
-    """The image holds no ink, so there is no digit to classify."""
+    """The image holds no digit to classify."""
 
 
-_EMPTY_MESSAGE = "The image has no ink: draw a digit or upload a picture of one."
+class InkFinding(enum.StrEnum):
+    """What the ink in a picture looks like, as far as a digit goes."""
+
+    DIGIT_LIKE = "digit-like strokes"
+    NO_INK = "no ink"
+    SPECK = "a speck"
+    DOT = "a dot"
+    FILLED_SHAPE = "a filled shape"
+    LINE = "a horizontal line"
+    EDGES = "marks along the edges"
+    SCATTERED = "scattered specks"
+    FAINT = "faint marks"
 
 
-class InvalidImageError(DigitLabError, ValueError):
-    """Uploaded bytes are not a usable image."""
+@dataclass(frozen=True)
+class InkAnalysis:
+    """Measurements of the ink in a picture, and the finding drawn from them.
+
+    contrast: strongest ink against the paper, 0..1. noise: the paper's own spread, in the same units.
+    extent_px: the ink's longer side in pixels (specks aside); extent: that over the picture's longer side.
+    stroke_width: typical stroke width in pixels; thickness: stroke_width / extent_px.
+    parts: separate marks, specks aside. edge_share: share of the picture's edge pixels that are ink.
+    straightness: share of its oriented bounding box the ink fills. tilt_degrees: angle of its main axis from the
+    horizontal (0..90). Measurements after the one that decided the finding are left at 0.
+    """
+
+    finding: InkFinding
+    contrast: float
+    noise: float = 0.0
+    parts: int = 0
+    extent_px: int = 0
+    extent: float = 0.0
+    stroke_width: float = 0.0
+    thickness: float = 0.0
+    edge_share: float = 0.0
+    straightness: float = 0.0
+    tilt_degrees: float = 0.0
+
+    @property
+    def message(self) -> str:
+        """A sentence for the person who drew or uploaded the picture: what was found."""
+        return _FINDING_MESSAGES[self.finding].format(analysis=self)
+
+
+_FINDING_MESSAGES = {
+    InkFinding.DIGIT_LIKE: "Found pen strokes that can be read as a digit.",
+    InkFinding.NO_INK: "The image has no ink: draw a digit or upload a picture of one.",
+    InkFinding.SPECK: "Found only a speck of ink ({analysis.extent_px} px across), too small to be a digit.",
+    InkFinding.DOT: "Found a dot, not a digit: one blob about {analysis.extent_px} px across.",
+    InkFinding.FILLED_SHAPE: "Found a filled shape, not a pen stroke: the ink is about as thick as it is wide.",
+    InkFinding.LINE: "Found a horizontal line, not a digit.",
+    InkFinding.EDGES: "Found large marks along the picture's edges, not a digit: crop the picture to the digit and "
+                      "the paper around it.",
+    InkFinding.SCATTERED: "Found scattered specks, not a digit: no mark stands out from the rest.",
+    InkFinding.FAINT: "Found only faint marks (paper texture, stains or noise), not a digit: if you wrote one, use a "
+                      "darker pen or more light.",
+}
+
+
+class NotADigitError(EmptyDrawingError):
+    """The picture's ink is not a digit; ``finding`` says what it is, ``analysis`` holds the measurements."""
+
+    def __init__(self, analysis: InkAnalysis) -> None:
+        super().__init__(analysis.message)
+        self.analysis = analysis
+        self.finding = analysis.finding
 
 
 @dataclass(frozen=True)
 class PreprocessStages:
     """Every intermediate image, so a dashboard can show how the input was made.
 
-    gray: ink intensity of the whole input, float 0..1, light ink on dark.
-    cropped: ``gray`` cut to the ink's bounding box, background noise zeroed.
+    background: the paper's estimated brightness under the ink, float 0..1, the picture's size (constant for dark
+        paper such as the canvas; on light paper it follows shadows and uneven light).
+    gray: ink intensity of the whole input measured against ``background``, float 0..1, light ink on dark.
+    cropped: ``gray`` cut to the bounding box of the digit's ink (specks and residue outside it left out), all but
+        the ink zeroed.
     fitted: ``cropped`` scaled so its longer side is 20 (no padding).
     centred: the final uint8 28x28 image, centre of mass at (14, 14).
+    ink: the measurements that found the ink digit-like.
     """
 
+    background: np.ndarray
     gray: np.ndarray
     cropped: np.ndarray
     fitted: np.ndarray
     centred: np.ndarray
+    ink: InkAnalysis
 
 
-def preprocess_drawing(image: np.ndarray | Image.Image) -> np.ndarray:
+PictureInput = np.ndarray | Image.Image | DecodedUpload
+
+
+def preprocess_drawing(image: PictureInput) -> np.ndarray:
     """Return the MNIST-style uint8 28x28 version of ``image`` (see module doc).
 
-    Raises EmptyDrawingError when the image has no ink.
+    Raises EmptyDrawingError (NotADigitError, saying what was found) when the image holds no digit.
     """
     return preprocess_stages(image).centred
 
 
-def preprocess_stages(image: np.ndarray | Image.Image) -> PreprocessStages:
+def preprocess_stages(image: PictureInput) -> PreprocessStages:
     """Run the MNIST preprocessing and keep every stage.
 
-    ``image`` is a PIL image or a numpy array shaped (H, W), (H, W, 1),
-    (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA; integer arrays are
-    read on the 0..255 scale (uint16 on 0..65535), float arrays on 0..1.
-    Either polarity works: dark ink on light paper is inverted.
+    ``image`` is a decoded upload, a PIL image or a numpy array shaped (H, W), (H, W, 1), (H, W, 2) gray+alpha,
+    (H, W, 3) RGB or (H, W, 4) RGBA; integer arrays are read on the 0..255 scale (uint16 on 0..65535), float
+    arrays on 0..1. Either polarity works: dark ink on light paper is inverted.
+
+    Raises NotADigitError (an EmptyDrawingError) when the ink is not digit-like.
     """
-    gray = _ink_intensity(_to_array(image))
-    cropped = _crop_to_ink(gray)
+    background, gray, analysis, digit_ink = _read_ink(_luminance(_to_array(image)))
+    if analysis.finding is not InkFinding.DIGIT_LIKE:
+        raise NotADigitError(analysis)
+    cropped = _crop_to_ink(gray, digit_ink)
     fitted = _fit_to_box(cropped)
     centred = _centre_by_mass(fitted)
-    return PreprocessStages(gray=gray, cropped=cropped, fitted=fitted, centred=centred)
+    return PreprocessStages(background=background, gray=gray, cropped=cropped, fitted=fitted, centred=centred,
+                            ink=analysis)
 
 
-def load_uploaded_image(data: bytes) -> np.ndarray:
-    """Decode uploaded file bytes into a uint8 (or 16-bit gray) numpy array.
-
-    Returns (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, upright according
-    to the EXIF orientation that phone cameras write. Pillow's
-    decompression-bomb protection stays on, and its warning is treated as an
-    error too, because uploads come from anyone.
-
-    Raises InvalidImageError for empty, unreadable, truncated or oversized data.
-    """
-    if not data:
-        raise InvalidImageError("The uploaded file is empty.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError as exc:
-            raise InvalidImageError(
-                "The uploaded file is not an image that can be read (try PNG or JPEG)."
-            ) from exc
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise InvalidImageError(
-                "The uploaded image claims too many pixels to be decoded safely."
-            ) from exc
-        # Checked before decoding, so an oversized picture never fills memory.
-        if image.width * image.height > MAX_UPLOAD_PIXELS:
-            raise InvalidImageError(
-                f"The uploaded image is {image.width}x{image.height} pixels; "
-                f"images up to {MAX_UPLOAD_PIXELS // 1_000_000} megapixels are accepted."
-            )
-        try:
-            image.load()
-        except (OSError, SyntaxError, EOFError, ValueError) as exc:
-            raise InvalidImageError("The uploaded image is damaged or truncated.") from exc
-    return _pil_to_array(ImageOps.exif_transpose(image))
+def analyse_ink(image: PictureInput) -> InkAnalysis:
+    """Measure the ink of ``image`` (same inputs as preprocess_stages) and say what it looks like, raising nothing
+    for a picture without a digit: for reports and benchmarks that count findings."""
+    try:
+        luminance = _luminance(_to_array(image))
+    except NotADigitError as error:  # fully transparent: nothing drawn
+        return error.analysis
+    return _read_ink(luminance)[2]
 
 
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """Convert a PIL image to gray, RGB or RGBA numpy, keeping transparency."""
-    if image.mode.startswith("I;16"):
-        return np.array(image, dtype=np.uint16)
-    if image.mode in ("I", "F"):
-        raise InvalidImageError(
-            f"Pillow mode {image.mode!r} (32-bit) images are not supported; "
-            "save the picture as an 8- or 16-bit image."
-        )
-    if image.has_transparency_data:
-        return np.array(image.convert("RGBA"))
-    return np.array(image.convert("L" if image.mode in ("1", "L") else "RGB"))
-
-
-def _to_array(image: np.ndarray | Image.Image) -> np.ndarray:
-    """Accept a PIL image or a numpy array and return a numpy array."""
+def _to_array(image: PictureInput) -> np.ndarray:
+    """Accept a decoded upload, a PIL image or a numpy array and return a numpy array."""
+    if isinstance(image, DecodedUpload):
+        return image.image
     if isinstance(image, Image.Image):
-        return _pil_to_array(image)
+        return reduce_to_gray(image, 1)
     if isinstance(image, np.ndarray):
         return image
     raise TypeError(f"Expected a numpy array or PIL image, got {type(image).__name__}.")
@@ -173,14 +299,11 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"Unsupported pixel type {array.dtype}.")
 
 
-def _ink_intensity(array: np.ndarray) -> np.ndarray:
-    """Return ink as light-on-dark float 0..1 with the background at 0.
+def _luminance(array: np.ndarray) -> np.ndarray:
+    """Brightness of the picture as float32 0..1, transparent pixels showing a backdrop that contrasts with the ink.
 
-    Transparent pixels show the background, taken to contrast with the
-    opaque (drawn) pixels: the canvas draws white strokes on transparency,
-    while a transparent PNG usually holds dark ink. The background level is
-    the median of the border, and ink is how far a pixel differs from it on
-    the side away from the background, so paper tone and polarity drop out.
+    The canvas draws white strokes on transparency, while a transparent PNG usually holds dark ink: the backdrop is
+    black under light drawn pixels and white under dark ones.
     """
     if array.size == 0:
         raise ValueError("The image has no pixels.")
@@ -197,37 +320,249 @@ def _ink_intensity(array: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"Expected an image shaped (H, W) or (H, W, C) with C = 1..4; got {array.shape}."
         )
+    if alpha is None or alpha.min() >= 1.0:
+        return luminance
+    coverage = float(alpha.sum())
+    if coverage == 0.0:
+        raise NotADigitError(InkAnalysis(InkFinding.NO_INK, contrast=0.0))
+    drawn_brightness = float((luminance * alpha).sum()) / coverage
+    backdrop = 0.0 if drawn_brightness >= 0.5 else 1.0
+    return luminance * alpha + backdrop * (1.0 - alpha)
 
-    if alpha is not None and alpha.min() < 1.0:
-        coverage = float(alpha.sum())
-        if coverage == 0.0:
-            raise EmptyDrawingError(_EMPTY_MESSAGE)
-        drawn_brightness = float((luminance * alpha).sum()) / coverage
-        backdrop = 0.0 if drawn_brightness >= 0.5 else 1.0
-        luminance = luminance * alpha + backdrop * (1.0 - alpha)
 
-    border = np.concatenate(
-        [luminance[0], luminance[-1], luminance[1:-1, 0], luminance[1:-1, -1]]
-    )
-    background = float(np.median(border))
-    if background > (float(luminance.min()) + float(luminance.max())) / 2.0:
-        ink = background - luminance
+def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysis, np.ndarray]:
+    """Measure the ink against its paper and analyse it: (background, gray, analysis, the digit's ink), where gray
+    is the ink's contrast scaled so the strongest ink is 1.
+
+    Whether the ink is lighter or darker than the paper is read two ways (see _likely_polarities). When they
+    disagree, the ink is measured both ways and the reading kept is the one that leaves less contrast of the
+    wrong sign: read the wrong way round, the real ink shows up as marks darker than dark paper (or lighter than
+    light paper), at full strength.
+    """
+    paper = float(np.median(luminance))  # the level most of the picture shows
+    readings = [_measure_against_paper(luminance, paper, light_ink) for light_ink in _likely_polarities(luminance,
+                                                                                                        paper)]
+    background, signed_ink, noise = min(readings, key=lambda reading: _wrong_way_share(*reading[1:]))
+    analysis, digit_ink = _analyse(signed_ink, noise)
+    gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
+    return background, gray, analysis, digit_ink
+
+
+def _wrong_way_share(signed_ink: np.ndarray, noise: np.ndarray) -> float:
+    """Strongest contrast of the wrong sign (above the noise) over the strongest of the right sign."""
+    wrong_way = -signed_ink
+    clear = wrong_way >= NOISE_MULTIPLE * noise
+    return float(wrong_way[clear].max()) / max(float(signed_ink.max()), 1e-6) if clear.any() else 0.0
+
+
+def _likely_polarities(luminance: np.ndarray, paper: float) -> tuple[bool, ...]:
+    """Whether the ink is lighter than its paper, as one answer or, when the two clues disagree, both in order.
+
+    First clue: most of the picture shows paper (``paper`` is its median), so ink lies on the far side of the
+    picture's mid-level from it (this fails when shade covers most of a sheet). Second clue: the picture's edge
+    shows paper, not ink, so the ink reaches further beyond the edge's range than the paper does (this fails when
+    the ink runs along the edge, as a large drawing may).
+    """
+    lowest, highest = float(luminance.min()), float(luminance.max())
+    by_majority = paper <= (lowest + highest) / 2.0
+    edge = np.concatenate([luminance[0], luminance[-1], luminance[1:-1, 0], luminance[1:-1, -1]])
+    edge_low, edge_high = np.percentile(edge, [EDGE_PERCENTILE, 100 - EDGE_PERCENTILE])
+    by_edge = bool(highest - edge_high > edge_low - lowest)
+    return (by_majority,) if by_majority == by_edge else (by_majority, by_edge)
+
+
+def _measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the paper's brightness, the ink's signed contrast against it (both float32 of the picture's size) and
+    the spread of that contrast on bare paper (noise, texture), per pixel or as one value.
+
+    Light paper (under dark ink) may lie in shade or uneven light, which darkens it much as ink would, so its
+    brightness is estimated locally and ink is measured relative to it (a stroke in shade is as dark, relative to
+    the paper around it, as one in full light). Dark paper, like the canvas, is taken as one level, ``paper``:
+    shade only darkens it further, which can never pass for light ink.
+    Contrast is positive for ink, about zero for paper, negative for paper brighter than its estimate. Measured
+    relative to dim paper, noise grows as the light fades, so the spread is given per pixel there.
+    """
+    if light_ink:
+        signed_ink = luminance - np.float32(paper)
+        return np.full_like(luminance, paper), signed_ink, np.float32(_spread(signed_ink))
+    background = _light_paper_brightness(luminance, paper)
+    darkening = background - luminance
+    brightness = np.maximum(background, np.float32(MIN_PAPER_BRIGHTNESS))
+    return background, darkening / brightness, np.float32(_spread(darkening)) / brightness
+
+
+def _light_paper_brightness(luminance: np.ndarray, paper: float) -> np.ndarray:
+    """Estimate light paper's brightness under the ink: the median of a coarse grid over a large window, smoothed
+    back up to the picture's size (see BACKGROUND_GRID and BACKGROUND_WINDOW).
+
+    Shade comes from outside the picture, so dark areas that do not reach its edge (dense strokes of a bold digit,
+    a filled shape) are not shade: they are filled up to the paper around them. Shade is also soft-edged; a dark
+    area whose edge is sharper than MAX_SHADE_SLOPE allows (a filled square reaching the edge) is not shade but
+    something on the paper, so then the paper is taken as one level, ``paper``, throughout.
+    """
+    height, width = luminance.shape
+    factor = max(1, math.ceil(max(height, width) / BACKGROUND_GRID))
+    coarse = np.asarray(Image.fromarray(luminance).reduce(factor))
+    window = max(3, round(BACKGROUND_WINDOW * max(coarse.shape)) | 1)
+    median = _median_within_picture(coarse, window)
+    estimate = _fill_basins(median)
+    steepest_allowed = MAX_SHADE_SLOPE * paper * factor / max(height, width)
+    if _steepest_shade_step(estimate, unfilled=estimate == median) > steepest_allowed:
+        return np.full_like(luminance, paper)
+    return np.asarray(Image.fromarray(estimate).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _median_within_picture(values: np.ndarray, window: int) -> np.ndarray:
+    """Median over a window x window square around each cell, counting only cells inside the picture.
+
+    Mirroring the picture at its edges instead would invent paper that is not there: a shadow edge meeting the
+    picture's edge at a slant would be mirrored into a wedge of false ink in the corner.
+    """
+    padded = np.pad(values, window // 2, constant_values=np.nan)
+    windows = sliding_window_view(padded, (window, window))
+    return np.nanmedian(windows.reshape(*values.shape, -1), axis=-1).astype(np.float32)
+
+
+def _steepest_shade_step(estimate: np.ndarray, unfilled: np.ndarray) -> float:
+    """Largest brightness change between neighbouring cells that both kept their own estimate.
+
+    A filled basin's rim may be sharp, but it errs on the safe side (paper taken darker than it is only weakens
+    the ink), so those steps are not held against the estimate.
+    """
+    vertical = np.abs(estimate[1:] - estimate[:-1])[unfilled[1:] & unfilled[:-1]]
+    horizontal = np.abs(estimate[:, 1:] - estimate[:, :-1])[unfilled[:, 1:] & unfilled[:, :-1]]
+    return max((float(steps.max()) for steps in (vertical, horizontal) if steps.size), default=0.0)
+
+
+def _fill_basins(surface: np.ndarray) -> np.ndarray:
+    """Raise each dark basin of ``surface`` that does not reach its border to the level at which it would spill
+    over (grey-level hole filling: reconstruction by erosion from the border)."""
+    filled = np.full_like(surface, surface.max())
+    for edge in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        filled[edge] = surface[edge]
+    while True:
+        lowered = np.maximum(ndimage.grey_erosion(filled, size=(3, 3)), surface)
+        if np.array_equal(lowered, filled):
+            return filled
+        filled = lowered
+
+
+def _analyse(signed_ink: np.ndarray, noise: np.ndarray) -> tuple[InkAnalysis, np.ndarray]:
+    """Measure the ink and decide what it is; for a digit, also return the mask of its ink: the marks that count
+    (specks and residue left out) and whatever ink lies within their bounding box.
+
+    Only contrast that stands NOISE_MULTIPLE times above the paper's spread at its pixel counts as ink, so sensor
+    noise in dim shade does not add specks or set the scale. The checks run from the plainest finding to the
+    subtlest, and the first that applies is the finding.
+    """
+    nothing = np.zeros(signed_ink.shape, dtype=bool)
+    if float(signed_ink.max()) < MIN_CONTRAST:
+        return InkAnalysis(InkFinding.NO_INK, contrast=max(float(signed_ink.max()), 0.0)), nothing
+    significant = signed_ink >= NOISE_MULTIPLE * noise
+    contrast = float(signed_ink[significant].max()) if significant.any() else 0.0
+    noise_level = float(np.median(noise))
+    signal_to_noise = float(np.max(signed_ink / np.maximum(noise, 1e-6)))
+    is_ink = significant & (signed_ink >= INK_THRESHOLD * contrast)
+    labels, _ = ndimage.label(is_ink, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel())[1:]
+    strongest = np.zeros(areas.size + 1, dtype=np.float32)
+    np.maximum.at(strongest, labels[is_ink], signed_ink[is_ink])
+    strongest = strongest[1:]
+    specks = areas < SPECK_SHARE * areas.sum()
+    kept = np.flatnonzero(~specks & (strongest >= RESIDUE_SHARE * contrast)) + 1
+    main_ink = np.isin(labels, kept)
+    measured = {"contrast": contrast, "noise": noise_level, "parts": int(kept.size)}
+    if max(signed_ink.shape) < MIN_INK_PIXELS:  # a picture of a few pixels: whatever is in it is a speck
+        return InkAnalysis(InkFinding.SPECK, extent_px=_longer_side(is_ink), **measured), nothing
+    if contrast < FAINT_CONTRAST or signal_to_noise < MIN_SIGNAL_TO_NOISE:
+        return InkAnalysis(InkFinding.FAINT, **measured), nothing
+    if _longer_side(is_ink) < MIN_INK_PIXELS:
+        return InkAnalysis(InkFinding.SPECK, extent_px=_longer_side(is_ink), **measured), nothing
+    if not kept.size or kept.size > MAX_PARTS:
+        return InkAnalysis(InkFinding.SCATTERED, **measured), nothing
+    if np.count_nonzero(main_ink) < MIN_MAIN_SHARE * (np.count_nonzero(main_ink) + areas[specks].sum()):
+        return InkAnalysis(InkFinding.FAINT, **measured), nothing
+    analysis = _judge_shape(main_ink, labels, kept, measured)
+    if analysis.finding is not InkFinding.DIGIT_LIKE:
+        return analysis, nothing
+    # Specks and residue inside the digit's box stay, as MNIST kept every fragment of a stroke.
+    rows, cols = np.flatnonzero(main_ink.any(axis=1)), np.flatnonzero(main_ink.any(axis=0))
+    digit = np.zeros_like(is_ink)
+    digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = is_ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return analysis, digit
+
+
+def _judge_shape(main_ink: np.ndarray, labels: np.ndarray, kept: np.ndarray, measured: dict) -> InkAnalysis:
+    """Measure the shape of the ink that counts (the marks ``kept`` of ``labels``) and decide whether it is a
+    pen-drawn digit."""
+    picture_side = max(main_ink.shape)
+    extent_px = _longer_side(main_ink)
+    largest_part_px = max(_longer_side(labels == part) for part in kept)
+    rows, cols = np.flatnonzero(main_ink.any(axis=1)), np.flatnonzero(main_ink.any(axis=0))
+    box = np.pad(main_ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 1)  # the picture's edge is not ink's edge
+    distance = ndimage.distance_transform_edt(box)
+    # Across a stroke w pixels wide the distance to its edge averages (w + 2) / 4.
+    stroke_width = max(1.0, 4.0 * float(distance[box].mean()) - 2.0)
+    edge = np.concatenate([main_ink[0], main_ink[-1], main_ink[1:-1, 0], main_ink[1:-1, -1]])
+    straightness, tilt = _straightness_and_tilt(main_ink)
+    measured = measured | {
+        "extent_px": extent_px, "extent": extent_px / picture_side, "stroke_width": stroke_width,
+        "thickness": stroke_width / extent_px, "edge_share": float(edge.mean()), "straightness": straightness,
+        "tilt_degrees": tilt,
+    }
+    if extent_px < MIN_INK_PIXELS:
+        finding = InkFinding.SPECK
+    elif extent_px > MAX_PARTS_SPREAD * largest_part_px:
+        finding = InkFinding.SCATTERED
+    elif stroke_width / extent_px > THICK_STROKE or stroke_width > MAX_STROKE_SHARE * picture_side:
+        finding = InkFinding.DOT if measured["extent"] < DOT_EXTENT else InkFinding.FILLED_SHAPE
+    elif measured["edge_share"] > MAX_EDGE_SHARE:
+        finding = InkFinding.EDGES
+    elif measured["parts"] == 1 and straightness > LINE_STRAIGHTNESS and tilt < LINE_MAX_TILT_DEGREES:
+        finding = InkFinding.LINE
     else:
-        ink = luminance - background
-    ink = np.clip(ink, 0.0, None)
-    peak = float(ink.max())
-    if peak < MIN_CONTRAST:
-        raise EmptyDrawingError(_EMPTY_MESSAGE)
-    return (ink / peak).astype(np.float32)
+        finding = InkFinding.DIGIT_LIKE
+    return InkAnalysis(finding, **measured)
 
 
-def _crop_to_ink(gray: np.ndarray) -> np.ndarray:
-    """Cut to the bounding box of the ink and zero the faint noise inside it."""
-    is_ink = gray >= INK_THRESHOLD
-    rows = np.flatnonzero(is_ink.any(axis=1))
-    cols = np.flatnonzero(is_ink.any(axis=0))
+def _spread(values: np.ndarray) -> float:
+    """Spread of bare paper around its own level (noise, texture, leftover shade), robust to the ink, which covers
+    well under half of the picture: a scaled median absolute deviation."""
+    return float(np.median(np.abs(values - np.median(values)))) * 1.4826
+
+
+def _longer_side(mask: np.ndarray) -> int:
+    """Longer side, in pixels, of the bounding box of a mask's true pixels (0 if none)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0
+    return int(max(rows[-1] - rows[0], cols[-1] - cols[0])) + 1
+
+
+def _straightness_and_tilt(mask: np.ndarray) -> tuple[float, float]:
+    """(share of the mask's oriented bounding box that it fills, angle of its main axis from the horizontal).
+
+    The box is aligned with the mask's principal axes, so a straight band fills most of it at any angle.
+    """
+    rows, cols = np.nonzero(mask)
+    points = np.stack([cols, rows]).astype(np.float64)
+    if rows.size < 2:
+        return 1.0, 0.0
+    _, axes = np.linalg.eigh(np.cov(points))
+    along, across = axes[:, 1] @ points, axes[:, 0] @ points
+    box = (np.ptp(along) + 1.0) * (np.ptp(across) + 1.0)
+    tilt = math.degrees(math.atan2(abs(axes[1, 1]), abs(axes[0, 1])))
+    return min(1.0, rows.size / box), tilt
+
+
+def _crop_to_ink(gray: np.ndarray, digit_ink: np.ndarray) -> np.ndarray:
+    """Cut to the bounding box of the digit's ink and zero everything else inside it."""
+    rows = np.flatnonzero(digit_ink.any(axis=1))
+    cols = np.flatnonzero(digit_ink.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return np.where(is_ink[box], gray[box], np.float32(0.0))
+    return np.where(digit_ink[box], gray[box], np.float32(0.0))
 
 
 def _fit_to_box(cropped: np.ndarray) -> np.ndarray:

@@ -1,14 +1,22 @@
-"""Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer."""
+"""Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer, or why no
+answer is given (no digit in the picture, or one the models do not recognise as a digit)."""
 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard.figures import probability_figure
 from dashboard.sidebar import selected_entries
-from dashboard.text import agreement
+from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record, run_elapsed_ms
 from dashboard.widgets import enlarge, model_problems
-from mnist_models.preprocess import EmptyDrawingError, InvalidImageError, load_uploaded_image, preprocess_stages
+from mnist_models.novelty import refuse
+from mnist_models.preprocess import (
+    EmptyDrawingError,
+    InvalidImageError,
+    NotADigitError,
+    load_uploaded_image,
+    preprocess_stages,
+)
 from mnist_models.store.catalog import predict_with_each
 
 st.title("Draw a digit")
@@ -28,13 +36,21 @@ if source == "Draw":
                            width=280, drawing_mode="freedraw", return_image_data=True, key="canvas")
     image = canvas.image_data
 else:
-    upload = st.file_uploader("A picture of one digit (dark on light or light on dark)",
+    upload = st.file_uploader("A picture of one digit (dark on light or light on dark; a phone photo works)",
                               type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"])
     if upload is not None:
+        frame_key = f"frame_{upload.file_id}"  # a new file starts at its first frame
         try:
-            image = load_uploaded_image(upload.getvalue())
+            decoded = load_uploaded_image(upload.getvalue(), st.session_state.get(frame_key, 1) - 1)
         except InvalidImageError as error:
             st.error(str(error), icon=":material/broken_image:")
+        else:
+            image = decoded.image
+            if decoded.frame_count > 1:
+                st.number_input(f"Frame to read (the file has {decoded.frame_count})", 1, decoded.frame_count,
+                                key=frame_key)
+            for note in decoded.notes:
+                st.caption(note)
 
 if image is None:
     st.info("Draw a digit on the canvas, or upload a picture, to see every model's prediction.",
@@ -42,13 +58,17 @@ if image is None:
     st.stop()
 try:
     stages = preprocess_stages(image)
+except NotADigitError as error:
+    st.info(f"{error} The models only answer when there is a digit to read.", icon=":material/search_off:")
+    st.stop()
 except EmptyDrawingError as error:
     st.info(f"{error} The models only answer when there is a digit to read.", icon=":material/gesture:")
     st.stop()
 
 st.subheader("Preprocessing, the way MNIST was made")
-for column, (label, picture) in zip(st.columns(4), [
-        ("raw ink", stages.gray), ("cropped to the ink", stages.cropped), ("scaled to fit 20×20", stages.fitted),
+for column, (label, picture) in zip(st.columns(5), [
+        ("paper's brightness (estimated; shadows)", stages.background), ("ink against the paper", stages.gray),
+        ("cropped to the ink", stages.cropped), ("scaled to fit 20×20", stages.fitted),
         ("centred by mass in 28×28", stages.centred)], strict=True):
     column.image(enlarge(picture), caption=label)
 
@@ -58,14 +78,21 @@ st.subheader("Predictions")
 if not predictions:
     st.warning("No model is selected or available; choose some in the sidebar.")
     st.stop()
-verdict = agreement(predictions)
-(st.success if verdict.startswith("All") else st.warning)(verdict)
-for column, prediction in zip(st.columns(len(predictions)), predictions, strict=True):
-    with column:
-        st.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
-        st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",
-                        config={"displayModeBar": False})
-        st.caption(f"{prediction.latency_ms:.1f} ms")
+refused = refuse(prediction.novel for prediction in predictions)
+if refused:
+    st.warning(novelty_verdict(predictions), icon=":material/help:")
+else:
+    verdict = agreement(predictions)
+    (st.success if verdict.startswith("All") else st.warning)(verdict)
+answers = st.expander("Their guesses anyway", icon=":material/visibility:") if refused else st.container()
+with answers:
+    for column, prediction in zip(st.columns(len(predictions)), predictions, strict=True):
+        with column:
+            st.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
+            st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",
+                            config={"displayModeBar": False})
+            unlike = " · unlike its training digits" if prediction.novel else ""
+            st.caption(f"{prediction.latency_ms:.1f} ms{unlike}")
 server_ms = run_elapsed_ms()
 record("draw", server_ms)
 st.caption(f"The server answered in {server_ms:.0f} ms (this page's whole run, every model included).")

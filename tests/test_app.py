@@ -113,7 +113,8 @@ def test_a_drawn_one_is_predicted_by_every_model(mnist_root):
     predictions = {metric.label: metric.value for metric in app.metric}
     assert len(predictions) == len(MODEL_NAMES) and predictions["CNN"] == "1"
     stages = [caption for image in app.get("image") for caption in image.captions]
-    assert stages == ["raw ink", "cropped to the ink", "scaled to fit 20×20", "centred by mass in 28×28"]
+    assert stages == ["paper's brightness (estimated; shadows)", "ink against the paper", "cropped to the ink",
+                      "scaled to fit 20×20", "centred by mass in 28×28"]
 
 
 def test_model_selection_in_the_sidebar_filters_every_page(mnist_root, monkeypatch):

@@ -1,0 +1,148 @@
+"""The Draw page under AppTest with what a demo room brings: taps and specks on the canvas, bad and awkward uploads,
+and pictures the models themselves do not recognise as digits. Each gets a clear message and never an exception."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from benchmarks.common import canvas_stroke
+from mnist_models import MODEL_NAMES
+from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, REPO_ROOT
+from tests import ink_corpus
+from tests.upload_corpus import seven_sketch, streamed_png, transparent_png
+
+APP = str(REPO_ROOT / "app.py")
+DRAW = "pages/draw_page.py"
+
+
+def draw_page() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(DRAW).run()
+    return app
+
+
+def canvas_state(picture: np.ndarray) -> dict:
+    """What the canvas component sends for ``picture`` (any array Pillow can save as PNG)."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url}}
+
+
+def png(picture: np.ndarray | Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def messages(app: AppTest) -> str:
+    return "\n".join(element.value for kind in ("info", "warning", "error") for element in getattr(app, kind))
+
+
+@pytest.mark.parametrize(("case", "found"), [
+    (ink_corpus.tap, "Found a dot"), (ink_corpus.single_pixel, "Found only a speck"),
+    (ink_corpus.filled_shape, "not a"), (ink_corpus.scattered_specks, "not a digit")])
+def test_no_digit_on_the_canvas_gets_what_was_found_and_no_answer(case, found):
+    app = draw_page()
+    app.session_state["canvas"] = canvas_state(case(np.random.default_rng(3)))
+    app.run()
+    assert not app.exception
+    assert len(app.metric) == 0
+    assert found in messages(app) and "The models only answer when there is a digit to read" in messages(app)
+
+
+def _upload(app: AppTest, name: str, content: bytes, mime: str) -> AppTest:
+    app.radio[0].set_value("Upload an image").run()
+    app.get("file_uploader")[0].upload(name, content, mime).run()
+    return app
+
+
+def _gif(frames: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    pictures = [Image.fromarray(frame) for frame in frames]
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=200, loop=0)
+    return buffer.getvalue()
+
+
+def _seven_on_paper(side: int = 200) -> np.ndarray:
+    return np.array(Image.fromarray(seven_sketch(400)).resize((side, side)))
+
+
+def _twelve_bit_seven() -> bytes:
+    """A 16-bit PNG holding 12-bit data (max 4095): light ink on black, the way a scanner's raw output looks."""
+    data = (255 - _seven_on_paper()).astype(np.uint16) * 4095 // 255
+    return streamed_png(data.shape[1], data.shape[0], "I;16", lambda row: data[row])
+
+
+UPLOADS = {  # name: (file name, bytes, mime type, a phrase the page must say; None: every model answers)
+    "empty file": ("empty.png", b"", "image/png", "empty"),
+    "not an image": ("notes.png", b"these are words, not pixels" * 20, "image/png", "not a PNG, JPEG"),
+    "truncated PNG": ("cut.png", png(_seven_on_paper())[:300], "image/png", "damaged or truncated"),
+    "5000x5000 transparent PNG": ("huge.png", transparent_png(5000), "image/png", "no ink"),
+    "blank white picture": ("blank.png", png(np.full((300, 300), 250, np.uint8)), "image/png", "no ink"),
+    "12-bit data in a 16-bit PNG": ("scan.png", _twelve_bit_seven(), "image/png", None),
+    "a 7 on paper": ("seven.png", png(_seven_on_paper()), "image/png", None),
+}
+
+
+@pytest.mark.parametrize("name", UPLOADS)
+def test_bad_and_awkward_uploads_get_a_clear_message_or_an_answer(name):
+    file_name, content, mime, phrase = UPLOADS[name]
+    app = _upload(draw_page(), file_name, content, mime)
+    assert not app.exception, [exception.value for exception in app.exception]
+    if phrase is None:
+        assert len(app.metric) == len(MODEL_NAMES)
+        assert {metric.label: metric.value for metric in app.metric}["CNN"] == "7"
+    else:
+        assert len(app.metric) == 0 and phrase in messages(app), messages(app)
+
+
+def test_an_animated_picture_says_which_frame_is_read_and_lets_the_person_choose():
+    blank = np.full((200, 200), 255, np.uint8)
+    app = _upload(draw_page(), "two.gif", _gif([blank, _seven_on_paper()]), "image/gif")
+    assert not app.exception
+    frame = app.number_input[0]
+    assert "the file has 2" in frame.label and frame.value == 1
+    assert len(app.metric) == 0  # frame 1 is blank paper
+    frame.set_value(2).run()
+    assert not app.exception
+    assert {metric.label: metric.value for metric in app.metric}["CNN"] == "7"
+
+
+def test_when_most_models_find_the_input_unlike_any_digit_they_give_no_answer(tmp_path, monkeypatch):
+    """The models' own evidence: with thresholds no input can pass, every model flags the drawing, and the page
+    says so instead of answering; the guesses stay available, folded away."""
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, folder)
+    for path in folder.glob("*.metrics.json"):
+        evaluation = json.loads(path.read_text())
+        evaluation["novelty"]["threshold"] = -1e9
+        path.write_text(json.dumps(evaluation))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+    app = draw_page()
+    app.session_state["canvas"] = canvas_stroke(140, 50, 140, 230)
+    app.run()
+    assert not app.exception
+    assert "This does not look like a digit to the models" in messages(app)
+    assert f"{len(MODEL_NAMES)} of {len(MODEL_NAMES)}" in messages(app)
+    assert "Their guesses anyway" in [expander.label for expander in app.expander]
+    assert not app.success  # no "all models agree"
+
+
+def test_a_drawn_digit_is_answered_with_the_server_time_shown():
+    app = draw_page()
+    picture = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    ImageDraw.Draw(picture).line([(90, 70), (190, 70), (120, 230)], fill="white", width=20)
+    app.session_state["canvas"] = canvas_state(np.array(picture))
+    app.run()
+    assert not app.exception
+    assert {metric.label: metric.value for metric in app.metric}["CNN"] == "7"
+    assert any(caption.value.startswith("The server answered in ") for caption in app.caption)
