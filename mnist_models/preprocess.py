@@ -82,6 +82,9 @@ RESIDUE_SHARE = 0.5
 not quite follow, a stain, writing showing through the page), left out like specks: every stroke of a digit reaches
 close to the full strength of the pen."""
 
+FRAGMENT_REACH = 0.1
+"""How near the digit's marks, as a share of its extent, a speck or faint fragment must lie to be cut out with it."""
+
 MIN_MAIN_SHARE = 0.5
 """Least share that the marks that count hold of them and the specks together; when most of the ink is specks,
 the picture shows texture or noise, with at most a few blotches in it."""
@@ -335,40 +338,35 @@ def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysi
     is the ink's contrast scaled so the strongest ink is 1.
 
     Whether the ink is lighter or darker than the paper is read two ways (see _likely_polarities). When they
-    disagree, the ink is measured both ways and the reading kept is the one that leaves less contrast of the
-    wrong sign: read the wrong way round, the real ink shows up as marks darker than dark paper (or lighter than
-    light paper), at full strength.
+    disagree, both readings are analysed in turn and the first that finds a digit is kept; if neither does, the
+    first reading's finding is reported, unless it found no ink at all and the other found something.
     """
     paper = float(np.median(luminance))  # the level most of the picture shows
-    readings = [_measure_against_paper(luminance, paper, light_ink) for light_ink in _likely_polarities(luminance,
-                                                                                                        paper)]
-    background, signed_ink, noise = min(readings, key=lambda reading: _wrong_way_share(*reading[1:]))
-    analysis, digit_ink = _analyse(signed_ink, noise)
-    gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
-    return background, gray, analysis, digit_ink
-
-
-def _wrong_way_share(signed_ink: np.ndarray, noise: np.ndarray) -> float:
-    """Strongest contrast of the wrong sign (above the noise) over the strongest of the right sign."""
-    wrong_way = -signed_ink
-    clear = wrong_way >= NOISE_MULTIPLE * noise
-    return float(wrong_way[clear].max()) / max(float(signed_ink.max()), 1e-6) if clear.any() else 0.0
+    readings = []
+    for light_ink in _likely_polarities(luminance, paper):
+        background, signed_ink, noise = _measure_against_paper(luminance, paper, light_ink)
+        analysis, digit_ink = _analyse(signed_ink, noise)
+        gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
+        if analysis.finding is InkFinding.DIGIT_LIKE:
+            return background, gray, analysis, digit_ink
+        readings.append((background, gray, analysis, digit_ink))
+    return next((reading for reading in readings if reading[2].finding is not InkFinding.NO_INK), readings[0])
 
 
 def _likely_polarities(luminance: np.ndarray, paper: float) -> tuple[bool, ...]:
     """Whether the ink is lighter than its paper, as one answer or, when the two clues disagree, both in order.
 
-    First clue: most of the picture shows paper (``paper`` is its median), so ink lies on the far side of the
-    picture's mid-level from it (this fails when shade covers most of a sheet). Second clue: the picture's edge
-    shows paper, not ink, so the ink reaches further beyond the edge's range than the paper does (this fails when
-    the ink runs along the edge, as a large drawing may).
+    First clue: the picture's edge shows paper, not ink, so the ink reaches further beyond the edge's range than
+    the paper does (this fails when the ink runs along the edge, as a large drawing may). Second clue: most of the
+    picture shows paper (``paper`` is its median), so ink lies on the far side of the picture's mid-level from it
+    (this fails when shade covers most of a sheet).
     """
     lowest, highest = float(luminance.min()), float(luminance.max())
-    by_majority = paper <= (lowest + highest) / 2.0
     edge = np.concatenate([luminance[0], luminance[-1], luminance[1:-1, 0], luminance[1:-1, -1]])
     edge_low, edge_high = np.percentile(edge, [EDGE_PERCENTILE, 100 - EDGE_PERCENTILE])
     by_edge = bool(highest - edge_high > edge_low - lowest)
-    return (by_majority,) if by_majority == by_edge else (by_majority, by_edge)
+    by_majority = paper <= (lowest + highest) / 2.0
+    return (by_edge,) if by_edge == by_majority else (by_edge, by_majority)
 
 
 def _measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
@@ -376,25 +374,29 @@ def _measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
     """Return the paper's brightness, the ink's signed contrast against it (both float32 of the picture's size) and
     the spread of that contrast on bare paper (noise, texture), per pixel or as one value.
 
-    Light paper (under dark ink) may lie in shade or uneven light, which darkens it much as ink would, so its
-    brightness is estimated locally and ink is measured relative to it (a stroke in shade is as dark, relative to
-    the paper around it, as one in full light). Dark paper, like the canvas, is taken as one level, ``paper``:
-    shade only darkens it further, which can never pass for light ink.
-    Contrast is positive for ink, about zero for paper, negative for paper brighter than its estimate. Measured
-    relative to dim paper, noise grows as the light fades, so the spread is given per pixel there.
+    Paper may lie in shade or uneven light, which darkens (or lights) it much as ink would, so its brightness is
+    estimated locally, unless most of the picture is exactly one level (``paper``, as on the canvas), when there
+    is nothing to follow. Ink on light paper is measured relative to the paper's brightness (a stroke in shade is
+    as dark, relative to the paper around it, as one in full light), light ink on dark paper by the difference.
+    Contrast is positive for ink, about zero for paper, negative for paper beyond its estimate. Measured relative to
+    dim paper, noise grows as the light fades, so the spread is given per pixel there.
     """
+    flat = np.count_nonzero(luminance == paper) * 2 > luminance.size
     if light_ink:
-        signed_ink = luminance - np.float32(paper)
-        return np.full_like(luminance, paper), signed_ink, np.float32(_spread(signed_ink))
-    background = _light_paper_brightness(luminance, paper)
+        background = np.full_like(luminance, paper) if flat else \
+            1.0 - _light_paper_brightness(1.0 - luminance, 1.0 - paper)
+        signed_ink = luminance - background
+        return background, signed_ink, np.float32(_spread(signed_ink))
+    background = np.full_like(luminance, paper) if flat else _light_paper_brightness(luminance, paper)
     darkening = background - luminance
     brightness = np.maximum(background, np.float32(MIN_PAPER_BRIGHTNESS))
     return background, darkening / brightness, np.float32(_spread(darkening)) / brightness
 
 
 def _light_paper_brightness(luminance: np.ndarray, paper: float) -> np.ndarray:
-    """Estimate light paper's brightness under the ink: the median of a coarse grid over a large window, smoothed
-    back up to the picture's size (see BACKGROUND_GRID and BACKGROUND_WINDOW).
+    """Estimate light paper's brightness under dark ink (dark paper's is this on the inverted picture): the median
+    of a coarse grid over a large window, smoothed back up to the picture's size (see BACKGROUND_GRID and
+    BACKGROUND_WINDOW).
 
     Shade comes from outside the picture, so dark areas that do not reach its edge (dense strokes of a bold digit,
     a filled shape) are not shade: they are filled up to the paper around them. Shade is also soft-edged; a dark
@@ -486,11 +488,25 @@ def _analyse(signed_ink: np.ndarray, noise: np.ndarray) -> tuple[InkAnalysis, np
     analysis = _judge_shape(main_ink, labels, kept, measured)
     if analysis.finding is not InkFinding.DIGIT_LIKE:
         return analysis, nothing
-    # Specks and residue inside the digit's box stay, as MNIST kept every fragment of a stroke.
-    rows, cols = np.flatnonzero(main_ink.any(axis=1)), np.flatnonzero(main_ink.any(axis=0))
+    return analysis, _digit_ink(is_ink, labels, kept, analysis.extent_px)
+
+
+def _digit_ink(is_ink: np.ndarray, labels: np.ndarray, kept: np.ndarray, extent_px: int) -> np.ndarray:
+    """The ink the digit is cut out with: the box around the marks that count and any specks or faint fragments
+    within FRAGMENT_REACH of it (MNIST's thin strokes break into faint pieces a pixel or two apart), and all the
+    ink inside that box."""
+    boxes = ndimage.find_objects(labels)
+    top, left = min(boxes[part - 1][0].start for part in kept), min(boxes[part - 1][1].start for part in kept)
+    bottom, right = max(boxes[part - 1][0].stop for part in kept), max(boxes[part - 1][1].stop for part in kept)
+    reach = max(1, round(FRAGMENT_REACH * extent_px))
+    for rows, cols in boxes:
+        if rows.start <= bottom + reach and rows.stop >= top - reach and cols.start <= right + reach \
+                and cols.stop >= left - reach:
+            top, left = min(top, rows.start), min(left, cols.start)
+            bottom, right = max(bottom, rows.stop), max(right, cols.stop)
     digit = np.zeros_like(is_ink)
-    digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = is_ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    return analysis, digit
+    digit[top:bottom, left:right] = is_ink[top:bottom, left:right]
+    return digit
 
 
 def _judge_shape(main_ink: np.ndarray, labels: np.ndarray, kept: np.ndarray, measured: dict) -> InkAnalysis:
