@@ -4,7 +4,7 @@ answer is given (no digit in the picture, or one the models do not recognise as 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from dashboard.figures import probability_figure
+from dashboard.figures import probabilities_figure
 from dashboard.sidebar import selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record, run_elapsed_ms
@@ -87,12 +87,12 @@ else:
 answers = st.expander("Their guesses anyway", icon=":material/visibility:") if refused else st.container()
 with answers:
     for column, prediction in zip(st.columns(len(predictions)), predictions, strict=True):
-        with column:
-            st.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
-            st.plotly_chart(probability_figure(prediction.probabilities), key=f"probabilities_{prediction.name}",
-                            config={"displayModeBar": False})
-            unlike = " · unlike its training digits" if prediction.novel else ""
-            st.caption(f"{prediction.latency_ms:.1f} ms{unlike}")
+        unlike = " · unlike its training digits" if prediction.novel else ""
+        column.metric(prediction.title, prediction.digit, f"{prediction.confidence:.1%} sure", delta_color="off")
+        column.caption(f"{prediction.latency_ms:.1f} ms{unlike}")
+    st.plotly_chart(probabilities_figure([prediction.title for prediction in predictions],
+                                         [prediction.probabilities for prediction in predictions]),
+                    key="probabilities", config={"displayModeBar": False})
 server_ms = run_elapsed_ms()
 record("draw", server_ms)
 st.caption(f"The server answered in {server_ms:.0f} ms (this page's whole run, every model included).")

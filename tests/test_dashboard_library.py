@@ -10,7 +10,7 @@ from dashboard.figures import (
     confusion_figure,
     pca_figure,
     per_class_frame,
-    probability_figure,
+    probabilities_figure,
     roc_by_class_figure,
     roc_by_model_figure,
     training_curves_figure,
@@ -101,8 +101,9 @@ def test_confusion_figure_has_one_clickable_point_per_cell():
 
 
 def test_figures_reflect_their_inputs():
-    bars = probability_figure(np.eye(10)[3])
-    assert list(bars.data[0].y) == list(np.eye(10)[3]) and bars.data[0].marker.color[3] != bars.data[0].marker.color[0]
+    heat = probabilities_figure(["A", "B"], [np.eye(10)[3], np.full(10, 0.1)])
+    assert list(heat.data[0].y) == ["A", "B"] and heat.data[0].z[0][3] == 1.0 and heat.data[0].text[0][3] == "100%"
+    assert heat.data[0].text[0][0] == "" and heat.data[0].text[1][0] == "10%"
     history = {"epoch": [1, 2], "train_loss": [0.5, 0.3], "val_loss": [0.4, 0.35], "train_accuracy": [0.9, 0.95],
                "val_accuracy": [0.92, 0.94]}
     assert len(training_curves_figure({"A": history, "B": history}).data) == 8
