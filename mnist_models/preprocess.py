@@ -43,20 +43,19 @@ CENTRE = 14.0
 (14.0, 14.0)."""
 
 MIN_CONTRAST = 0.1
-"""Least ink-to-paper contrast (on a 0..1 scale, relative to the paper's own
-brightness on light paper) that counts as a drawing; below it an image is
-only paper texture or compression noise."""
+"""Least ink-to-paper contrast (on a 0..1 scale, relative to the paper's own brightness on light paper) that counts
+as any mark at all; below it the picture has no ink, only compression noise."""
 
 INK_THRESHOLD = 0.2
 """Fraction of the strongest ink below which a pixel is background, so faint
 paper noise neither widens the bounding box nor gets scaled into the digit."""
 
 BACKGROUND_GRID = 64
-"""Cells on the longer side of the coarse grid on which light paper's brightness is estimated. Shadows and uneven
+"""Cells on the longer side of the coarse grid on which the paper's brightness is estimated. Shadows and uneven
 light change slowly across a picture, so a coarse grid follows them, and it keeps the median filter fast."""
 
 BACKGROUND_WINDOW = 0.3
-"""Side of the median window that estimates light paper's brightness, as a fraction of the picture's longer side.
+"""Side of the median window that estimates the paper's brightness, as a fraction of the picture's longer side.
 Pen strokes cover less than half of a window this big, so the median sees the paper around them; a shadow or a
 dark corner covers more, so it is taken for paper in shade rather than for ink."""
 
@@ -75,7 +74,8 @@ in a black corner is not divided into strong ink."""
 
 SPECK_SHARE = 0.02
 """Marks holding less than this share of all the ink are specks (dust, JPEG noise): they are left out of the
-measurements and of the crop, so they neither decide the verdict nor shrink the digit."""
+measurements, and out of the crop unless they lie by the digit, so they neither decide the verdict nor shrink the
+digit."""
 
 RESIDUE_SHARE = 0.5
 """Marks whose strongest pixel is under this share of the strongest ink are residue (shade the paper estimate did
@@ -117,7 +117,8 @@ fat 1) 0.41."""
 
 MAX_STROKE_SHARE = 0.3
 """Widest stroke, as a fraction of the picture's longer side, that a pen draws: the canvas's widest brush is 0.14 of
-it, and MNIST's boldest strokes a fifth of the 28 pixels. Wider ink is a filled shape, however long."""
+it; MNIST's strokes are a ninth of the 28 pixels at the median, and under this in all 10,000 test digits. Wider
+ink is a filled shape, however long."""
 
 DOT_EXTENT = 0.25
 """A blob spanning less than this fraction of the picture's longer side is a dot (one tap of a 20-pixel brush on
@@ -126,8 +127,8 @@ the 280-pixel canvas spans 0.07); a larger one is a filled shape."""
 MAX_EDGE_SHARE = 0.35
 """Largest share of the picture's edge pixels that ink may cover. A digit touches the edge where a stroke ends or
 runs along it (a quarter of the canvas's edge, for a large digit drawn with the widest brush); ink along more is
-the margin around something else (a sheet of paper on a dark desk, a
-coloured square filling most of the picture)."""
+the margin around something else (a sheet of paper on a dark desk, a coloured square filling most of the
+picture)."""
 
 LINE_STRAIGHTNESS = 0.7
 """Share of its own oriented bounding box that one mark fills, above which it is a straight band (a ruled line

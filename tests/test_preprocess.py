@@ -399,3 +399,19 @@ def test_shade_is_followed_in_photos_with_uneven_light_of_every_kind() -> None:
         page = photograph(np.full((300, 300), 0.85), light)
         page[100:200, 145:150] = 0.1 * light[100:200, 145:150]  # a 1 drawn in the middle
         assert preprocess_stages(page).fitted.shape == (20, 1)
+
+
+@pytest.mark.parametrize("shadow", SHADOWS)
+def test_a_shadow_on_blank_paper_is_not_a_digit(shadow: str) -> None:
+    rows, cols = np.mgrid[0:480, 0:480] / 480
+    with pytest.raises(NotADigitError):
+        preprocess_drawing(photograph(np.full((480, 480), 0.85), SHADOWS[shadow](rows, cols)))
+
+
+def test_chalk_on_a_board_lit_unevenly_is_read() -> None:
+    # Light ink on dark paper, a lamp brightening one corner of the board: the lit corner is not ink.
+    rows, cols = np.mgrid[0:300, 0:300] / 300
+    board = 0.12 + 0.45 * np.exp(-(rows**2 + cols**2) / (2 * 0.3**2))
+    board[60:240, 200:210] = 0.85  # a 1 in chalk
+    stages = preprocess_stages(photograph(board, np.ones_like(board)))
+    assert stages.fitted.shape == (20, 1)

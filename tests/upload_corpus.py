@@ -93,7 +93,7 @@ def photo_jpeg(width: int, height: int, quality: int = 90, progressive: bool = F
 
 
 _MEASURE = r"""
-import json, sys, threading, types
+import json, sys, threading, time, types
 from pathlib import Path
 # Import the decoding modules without the package's __init__ (which loads torch): the child starts in a second,
 # and only the increase over its baseline is reported anyway.
@@ -128,11 +128,13 @@ def decode():
     outcomes.append(outcome)
 
 threads = [threading.Thread(target=decode) for _ in range(copies)]
+start = time.perf_counter()
 for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
-print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), "outcome": outcomes[0]}))
+print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), "seconds": time.perf_counter() - start,
+                  "outcome": outcomes[0]}))
 """
 
 
@@ -140,7 +142,8 @@ def measure_decode_peak(path: Path, copies: int = 1) -> dict:
     """Decode (and preprocess) the file at ``path`` in a fresh process, ``copies`` uploads at once in threads.
 
     Returns baseline_mb (the child's resident memory before decoding, in MiB), peak_mb (its peak while decoding and
-    preprocessing), added_mb, and the outcome of one decode: the decoded shape and notes, or the refusal message.
+    preprocessing), added_mb, seconds (until every copy was decoded and preprocessed), and the outcome of one
+    decode: the decoded shape and notes, or the refusal message.
     """
     result = subprocess.run([sys.executable, "-c", _MEASURE, str(REPO_ROOT), str(path), str(copies)],
                             capture_output=True, text=True, timeout=300, check=False)
