@@ -30,12 +30,13 @@ from .errors import DigitLabError
 
 WORKING_SIZE = 1024
 """Most pixels on the longest side of a decoded upload (a bigger picture is reduced by a whole factor, so it ends
-between half this and this). A digit that fills a tenth of the picture still spans about 100
-pixels, five times the 20 pixels it is scaled to, while the array stays small (1 MB as 8-bit gray)."""
+between half this and this). A digit that fills a tenth of the picture still spans 50 to 100 pixels, more than the
+20 it is scaled to, while the array stays small (1 MB at most as 8-bit gray)."""
 
 FULL_DECODE_LIMIT_BYTES = 256 * 2**20
-"""Most memory one full-size decode may take (formats without reduced decoding). With the strips and the small
-result, an upload stays within 300 MB over the server's baseline (measured by ``benchmarks/bench_decode.py``)."""
+"""Most memory one full-size decode may take (formats without reduced decoding). With the strips, the small result
+and its preprocessing, an upload stays within 300 MiB over the process's baseline: an 8000x8000 RGBA PNG (244 MiB
+decoded) peaks at +263 MiB (``benchmarks/bench_decode.py``)."""
 
 MAX_CONCURRENT_DECODES = 2
 """Uploads decoded at the same time; further uploads wait their turn instead of adding their own peak. They are
