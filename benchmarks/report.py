@@ -109,9 +109,40 @@ def render_load(results: dict[str, Any]) -> str:
          for phase in results["phases"]])
 
 
+def render_decode(results: dict[str, Any]) -> str:
+    return format_markdown_table(
+        ["upload", "at once", "file", "memory added while decoding", "seconds"],
+        [[case["case"], case["copies"], f"{case['file_bytes'] / 1024:,.0f} KB", f"{case['added_mib']:,.0f} MiB",
+          f"{case['seconds']:.2f}"] for case in results["cases"]]) + (
+        f"\n\nBudget for one accepted upload: {results['budget_mib']} MiB; each case runs in a fresh process.")
+
+
+def render_no_digit(results: dict[str, Any]) -> str:
+    rows = []
+    for group in ("real_digits", "no_digit"):
+        for kind, figures in results[group]["kinds"].items():
+            findings = ", ".join(f"{finding.lower().replace('_', ' ')} {count}"
+                                 for finding, count in figures["findings"].items())
+            rows.append([kind, "digit" if group == "real_digits" else "no digit", figures["pictures"], findings])
+    real, none = results["real_digits"], results["no_digit"]
+    return (f"{format_markdown_table(['pictures', 'holds', 'count', 'what the ink analysis found'], rows)}\n\n"
+            f"Real digits read: **{real['read_rate']:.1%}**; pictures without a digit refused: "
+            f"**{none['refusal_rate']:.1%}**.")
+
+
+def render_novelty(results: dict[str, Any]) -> str:
+    families = results["page"]
+    real = set(results["real_digits"])
+    return format_markdown_table(
+        ["pictures", "holds", "count", "refused by the ink analysis", "then by the models", "refused in all"],
+        [[family, "digit" if family in real else "no digit", f"{figures['pictures']:,}", figures["refused_by_ink"],
+          figures["refused_by_models"], f"{figures['refused']:.1%}"] for family, figures in families.items()])
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
-    "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load,
+    "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
+    "no_digit": render_no_digit, "novelty": render_novelty,
 }
 
 
