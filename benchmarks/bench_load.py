@@ -24,23 +24,26 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.common import environment, format_table, print_environment, write_json
+from benchmarks.common import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    environment,
+    format_table,
+    print_environment,
+    start_dashboard,
+    wait_until_healthy,
+    write_json,
+)
 from dashboard.timing import TIMING_LOG_ENV
 from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV, TRAINING_LOCK_ENV
 from mnist_models.timing import percentiles
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
 ANSWER_TIMEOUT_MS = 20_000
 MODELS = 6
 STROKES = {"1": [(0.5, 0.2), (0.5, 0.8)], "7": [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]}
@@ -52,36 +55,18 @@ ANSWERED = """([digit, models]) => {
 CLEARED = "() => document.querySelectorAll('[data-testid=\"stMetric\"]').length === 0"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Dashboard:
     """The server process, its log, and its memory (with its children) sampled every 0.5 s."""
 
     def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.timing_log = folder / "timing.jsonl"
         self.log_path = folder / "server.log"
         env = {**os.environ, TIMING_LOG_ENV: str(self.timing_log), RUNS_DIR_ENV: str(folder / "runs"),
                TRAINING_LOCK_ENV: str(folder / "training.lock")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
-            cwd=REPO_ROOT, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+        self.process, self.url = start_dashboard(env, self.log_path.open("w"))
         self.peak_rss_mb = 0.0
         self._sampling = threading.Event()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
+        if not wait_until_healthy(self.url, seconds=90):
             self.stop()
             raise RuntimeError(f"the dashboard did not start: {self.log_path.read_text()[-2000:]}")
         threading.Thread(target=self._sample_memory, daemon=True).start()
@@ -214,7 +199,7 @@ async def phase(dashboard: Dashboard, chromium: str, visitors: int, seconds: flo
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
         training_page = await start_training(browser, dashboard.url, epochs=20) if train else None
         tracebacks = dashboard.tracebacks()
         since = time.time()

@@ -10,7 +10,11 @@ import base64
 import io
 import os
 import platform
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,13 @@ import torch
 import torchvision
 from PIL import Image, ImageDraw
 
+from mnist_models.paths import REPO_ROOT
 from mnist_models.store.files import write_json as write_json_atomically
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: Playwright's own browser download fails on these machines."""
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -100,3 +110,34 @@ def canvas_stroke(x0: int, y0: int, x1: int, y1: int) -> dict:
     image.save(buffer, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_dashboard(env: dict[str, str], stdout: Any, *, start_new_session: bool = False
+                    ) -> tuple[subprocess.Popen, str]:
+    """The dashboard started the way ./run.sh starts it (``python -m dashboard.serve``) on a free loopback port, with
+    ``env`` and its output (stderr included) to ``stdout``: the process and its URL. See ``wait_until_healthy``."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, text=True,
+        start_new_session=start_new_session)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until_healthy(url: str, seconds: float = 60) -> bool:
+    """Whether the server at ``url`` answered its health check within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False

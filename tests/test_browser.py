@@ -12,52 +12,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV
+from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
+from mnist_models.paths import RUNS_DIR_ENV
 
-CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare", "train": "train"}
 HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "dataset": "The MNIST dataset",
             "compare": "Compare the models", "train": "Train a model"}
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
 def _dashboard(data_root: Path, runs: Path):
     """A dashboard server started the way ./run.sh starts it (dashboard.serve), stopped on exit; yields its URL."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    process, url = start_dashboard({**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs)},
+                                   subprocess.PIPE)
+    if not wait_until_healthy(url):
         process.kill()
         pytest.fail(f"the dashboard did not start: {process.stdout.read()}")
     try:

@@ -9,16 +9,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, _free_port, _settle
+from test_browser import _settle
 
+from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
 from mnist_models import load_checkpoint, load_evaluation
-from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV
+from mnist_models.paths import RUNS_DIR_ENV
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
@@ -30,23 +28,12 @@ class Server:
     """`python -m dashboard.serve` in a session of its own (so a power cut can take its whole process group)."""
 
     def __init__(self, data_root: Path, runs: Path) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=REPO_ROOT, env={**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.power_cut()
-        pytest.fail(f"the dashboard did not start: {self.process.stdout.read()}")
+        self.process, self.url = start_dashboard(
+            {**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs)}, subprocess.PIPE,
+            start_new_session=True)
+        if not wait_until_healthy(self.url):
+            self.power_cut()
+            pytest.fail(f"the dashboard did not start: {self.process.stdout.read()}")
 
     def power_cut(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
