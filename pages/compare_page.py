@@ -18,8 +18,9 @@ from mnist_models.exploration import confusion_cell, most_confident_mistakes
 
 st.title("Compare the models")
 model_problems(needs_evaluation=True)
-entries = [entry for entry in selected_entries() if entry.evaluation is not None]
-unevaluated = [entry.title for entry in selected_entries() if entry.evaluation is None and not entry.evaluation_error]
+chosen = selected_entries()
+entries = [entry for entry in chosen if entry.evaluation is not None]
+unevaluated = [entry.title for entry in chosen if entry.evaluation is None and not entry.evaluation_error]
 if unevaluated:
     st.info(f"Not evaluated yet, so not shown here: {', '.join(unevaluated)} (`digit-lab evaluate`).",
             icon=":material/info:")
