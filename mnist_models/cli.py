@@ -56,8 +56,8 @@ from .training.stopping import StopRequest, stop_on_signals
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 75, 130
 RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "augment_strength",
-                 "train_subset", "seed", "device", "weights")
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "betas", "label_smoothing",
+                 "augment", "augment_strength", "train_subset", "seed", "device", "weights")
 
 
 class ProgressBar:
@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser = sub.add_parser("train", parents=[common], help="train models and save checkpoints + results")
     which = train_parser.add_mutually_exclusive_group()
     which.add_argument("--model", action="append", choices=MODEL_NAMES, help="model to train (repeatable)")
-    which.add_argument("--all", action="store_true", help="train all six models with their recipes")
+    which.add_argument("--all", action="store_true", help="train every registry model with its recipe")
     train_parser.add_argument("--recipe", choices=sorted(RECIPES),
                               help="a named training recipe; 'fast' is the short schedule of the speed benchmark")
     train_parser.add_argument("--epochs", type=int)
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--optimizer", choices=OPTIMIZERS)
     train_parser.add_argument("--schedule", choices=SCHEDULES)
     train_parser.add_argument("--weight-decay", type=float)
+    train_parser.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"),
+                              help="adam/adamw betas, held fixed through a onecycle schedule")
+    train_parser.add_argument("--label-smoothing", type=float, help="share of each target spread over the others")
     train_parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                               help="random rotations, shifts and zoom (never flips)")
     train_parser.add_argument("--augment-strength", type=float)

@@ -1,4 +1,4 @@
-"""The six network families from the two reports, as PyTorch modules.
+"""The network families from the two reports, and one built for speed, as PyTorch modules.
 
 Every module takes the same input, a normalised batch (N, 1, 28, 28), and reshapes it into the form its architecture
 reads (rows, a flat vector, a 96×96 RGB image), so inference code never needs to know which model it is feeding.
@@ -85,6 +85,27 @@ class BasicCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class SpeedrunCNN(nn.Module):
+    """Built to reach 99% within seconds on a CPU: conv 24 (5×5) → pool → conv 32 (3×3) → pool → dense → 10.
+
+    The layout of tuomaso/train_mnist_fast (github.com/tuomaso/train_mnist_fast, MIT): pooling before the activation
+    halves the work of every ReLU, and no batch norm or dropout costs time in its single epoch.
+    """
+
+    def __init__(self, filters: tuple[int, int] = (24, 32), dense_size: int = 256) -> None:
+        super().__init__()
+        first, second = filters
+        self.features = nn.Sequential(
+            nn.Conv2d(1, first, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),  # 24×24 → 12×12
+            nn.Conv2d(first, second, 3), nn.MaxPool2d(2), nn.ReLU(inplace=True),  # 10×10 → 5×5
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(second * 5 * 5, dense_size), nn.ReLU(inplace=True), nn.Linear(dense_size, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
 
 
 MOBILENET_VARIANTS = {

@@ -24,9 +24,12 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 5, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "schedule": "constant", "weight_decay": 0.0,
-    "grad_clip": None, "augment": False, "augment_strength": 1.0, "train_subset": None,
-    "validation_size": VALIDATION_SIZE, "seed": 0, "device": "auto", "weights": None,
+    "grad_clip": None, "betas": None, "label_smoothing": 0.0, "augment": False, "augment_strength": 1.0,
+    "train_subset": None, "validation_size": VALIDATION_SIZE, "seed": 0, "device": "auto", "weights": None,
 }
+
+# Settings added after checkpoints were first shipped, with the value an older record's run used without them.
+SETTINGS_ADDED_LATER: dict[str, Any] = {"betas": None, "label_smoothing": 0.0}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class TrainConfig:
     schedule: str
     weight_decay: float
     grad_clip: float | None
+    betas: tuple[float, float] | None  # Adam/AdamW's, held fixed (a one-cycle schedule then cycles only the rate);
+    # None: the optimizer's defaults, with one-cycle cycling the first
+    label_smoothing: float  # share of each target spread over the other classes: steadier one-epoch runs
     augment: bool
     augment_strength: float
     train_subset: int | None  # use only this many training images (quick runs); None: all of them
@@ -84,6 +90,11 @@ class TrainConfig:
             problems.append("training subset must be at least 1 image")
         if self.validation_size < 1:
             problems.append("validation size must be at least 1 image")
+        if self.betas is not None and (self.optimizer not in ("adam", "adamw") or len(self.betas) != 2
+                                       or not all(0 <= beta < 1 for beta in self.betas)):
+            problems.append("betas are two numbers from 0 to below 1, for adam or adamw only")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("label smoothing must be at least 0 and below 1")
         if self.augment_strength < 0:
             problems.append("augmentation strength cannot be negative")
         if self.weights is not None and not spec.pretrained_variants:

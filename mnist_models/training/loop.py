@@ -118,10 +118,10 @@ def build_network(config: TrainConfig, resume: TrainingState | None = None) -> t
 
 
 def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer in ("adam", "adamw"):
+        adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+        betas = {"betas": tuple(config.betas)} if config.betas is not None else {}
+        return adam(parameters, lr=config.lr, weight_decay=config.weight_decay, **betas)
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
@@ -136,7 +136,8 @@ def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
     if total < ONE_CYCLE_MIN_STEPS and config.schedule != "step":
         return None  # too few steps to warm up and anneal (OneCycleLR divides by zero): keep the rate constant
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25,
+                                                   cycle_momentum=config.betas is None)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.schedule == "step":
@@ -235,7 +236,7 @@ def train(
                 if config.augment:
                     inputs = augment_batch(inputs, config.augment_strength, generator)
                 logits = network(normalize(inputs))
-                loss = F.cross_entropy(logits, targets)
+                loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:

@@ -44,7 +44,7 @@ from ..store.checkpoints import (
 from ..store.files import check_room
 from ..store.records import CheckpointMeta, Evaluation, RunInfo, library_versions, utc_now
 from ..store.runs import SavedRun, next_run, parse_run
-from .config import TrainConfig
+from .config import SETTINGS_ADDED_LATER, TrainConfig
 from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, train
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -122,7 +122,7 @@ def training_metadata(result: TrainResult, run: SavedRun | None = None) -> Check
 def config_of(meta: CheckpointMeta) -> TrainConfig:
     """The TrainConfig recorded in a checkpoint's or partial file's metadata, or a CheckpointError."""
     try:
-        return TrainConfig(**{**meta.training, "architecture": meta.architecture})
+        return TrainConfig(**{**SETTINGS_ADDED_LATER, **meta.training, "architecture": meta.architecture})
     except (TypeError, ValueError) as error:
         name = meta.path.name if meta.path is not None else "the file"
         raise CheckpointError(f"{name} records training settings this version cannot use: {error}") from None
