@@ -5,7 +5,7 @@ Each visitor draws a 1, waits for every model's answer, clears the canvas with i
 bounded time. Reported per visitor count:
 - browser side: mouse-up to all answers shown (median, p95), as the visitor feels it;
 - server side: the Draw page's whole run for each drawing, measured inside the server (dashboard/timing.py);
-- lost drawings (no answer within the timeout), wiped selections ("Models shown" not all six at the end),
+- lost drawings (no answer within the timeout), wiped selections ("Models shown" not all of them at the end),
   exceptions (on the page or in the server's log), the server's peak memory (its children, a training one
   included).
 
@@ -41,11 +41,12 @@ from benchmarks.common import (
     write_json,
 )
 from dashboard.timing import TIMING_LOG_ENV
+from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV, TRAINING_LOCK_ENV
 from mnist_models.timing import percentiles
 
 ANSWER_TIMEOUT_MS = 20_000
-MODELS = 6
+MODELS = len(MODEL_NAMES)  # every shipped model is selected on a first visit
 STROKES = {"1": [(0.5, 0.2), (0.5, 0.8)], "7": [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]}
 ANSWERED = """([digit, models]) => {
     const metrics = [...document.querySelectorAll('[data-testid="stMetric"]')];

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
+from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import RUNS_DIR_ENV
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -156,8 +157,8 @@ def test_the_selection_survives_a_page_switch_during_the_first_run(server, brows
         playwright_api.expect(_metric_of(page, "CNN")).to_have_text("1", timeout=60_000)
         _settle(page)
         chips = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag]')
-        assert chips.count() == 6
-        assert page.locator('[data-testid="stMetric"]').count() == 6
+        assert chips.count() == len(MODEL_NAMES)
+        assert page.locator('[data-testid="stMetric"]').count() == len(MODEL_NAMES)
         context.close()
 
 
