@@ -26,6 +26,18 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
   echo "$wanted" > "$stamp"
 fi
 
+# The canvas component's fix for a 200 ms wait after every stroke (see the patch's header); skipped once applied.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if command -v patch >/dev/null; then
+  for fix in patches/*.patch; do
+    if ! patch --dry-run --reverse --force --silent -p1 -d "$site" < "$fix" >/dev/null 2>&1; then
+      patch --forward --silent -p1 -d "$site" < "$fix"
+    fi
+  done
+else
+  echo "note: 'patch' is missing (apt-get install patch); the canvas keeps its 200 ms wait after each stroke" >&2
+fi
+
 if [[ "${1:-}" == "--dev" && ! -x /usr/bin/chromium ]]; then
   if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
     apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
