@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from mnist_models.novelty import DEFAULT_FALSE_REJECTION_RATE
 from mnist_models.store.catalog import CatalogEntry, Prediction
 from mnist_models.training.worker import Job, JobState
@@ -29,6 +31,22 @@ def progress_line(job: Job) -> tuple[float, str]:
     if job.state is JobState.RUNNING:
         text += f" · about {format_duration(latest.eta_s)} left"
     return latest.fraction, text
+
+
+def stopwatch(job: Job, now: float | None = None) -> str:
+    """Seconds since the job started, to a tenth, stopping when it ends: the wall time an audience waits, loading the
+    data and testing included."""
+    if job.started is None:
+        return "0.0 s"
+    end = job.ended if job.ended is not None else time.time() if now is None else now
+    return f"{max(end - job.started, 0.0):.1f} s"
+
+
+def target_verdict(accuracy: float, count: int, train_time_s: float, target: float) -> tuple[bool, str]:
+    """Whether a saved run reached ``target`` test accuracy, and one sentence saying so with its training time."""
+    reached = accuracy >= target
+    sentence = f"{accuracy:.2%} on the {count:,} test images after {train_time_s:.1f} s of training"
+    return reached, sentence + (f": {target:.0%} reached." if reached else f": short of {target:.0%} this time.")
 
 
 def agreement(predictions: list[Prediction]) -> str:

@@ -5,11 +5,14 @@ import streamlit as st
 
 from dashboard.cache import catalog, mnist
 from dashboard.figures import live_training_figure
-from dashboard.text import progress_line
+from dashboard.text import progress_line, stopwatch, target_verdict
 from dashboard.train_options import (
+    ONE_CLICK_MODEL,
+    ONE_CLICK_TARGET,
     SUBSET_CHOICES,
     WEIGHT_LABELS,
     architecture_settings,
+    one_click_config,
     recipe,
     subset_label,
     weight_choices,
@@ -36,6 +39,26 @@ st.caption("Training runs in a background process on the server, at a lower prio
            "machine, its models one after another. Finished runs are saved under `runs/` and join the other pages "
            "beside the shipped models; each finished epoch is saved as it ends, so stopping the server loses at most "
            "the epoch in progress.")
+train_data = mnist("train")
+trainable = len(train_data[1]) - VALIDATION_SIZE if train_data is not None else None
+devices = available_devices()
+
+
+def submit(configs: list[TrainConfig]) -> None:
+    """Start a request from any button; what refuses it (another training, no room for the files) is said there."""
+    try:
+        worker.submit(configs)
+    except TrainingBusy as error:
+        st.error(str(error), icon=":material/hourglass_top:")
+    except DigitLabError as error:  # the runs folder is read-only or too full: refused before training
+        st.error(f"Not started: {error}", icon=":material/hard_drive:")
+
+
+if st.button(f"Train to {ONE_CLICK_TARGET:.0%} now", type="primary", icon=":material/bolt:", key="one_click",
+             disabled=train_data is None,
+             help=f"One epoch of the {title_of[ONE_CLICK_MODEL]}'s own recipe on every training image, with a "
+                  f"stopwatch; saved as a run like any other."):
+    submit([one_click_config(st.session_state.get("train_device", devices[0]))])
 live_area = st.container()
 
 
@@ -52,6 +75,10 @@ def model_settings(name: str) -> dict:
                                       key=key + "optimizer"),
         "schedule": middle.selectbox("Learning-rate schedule", SCHEDULES, SCHEDULES.index(base.schedule),
                                      key=key + "schedule"),
+        # the recipe's Adam betas come with the recipe (TrainConfig.for_model), so they need no widget here
+        "label_smoothing": middle.slider("Label smoothing", 0.0, 0.3, float(base.label_smoothing), 0.05,
+                                         key=key + "label_smoothing",
+                                         help="Share of each target spread over the other classes."),
         "augment": right.toggle("Augmentation (rotate, shift, zoom)", base.augment, key=key + "augment"),
         "augment_strength": right.slider("Augmentation strength", 0.0, 2.0, base.augment_strength, 0.1,
                                          key=key + "augment_strength"),
@@ -79,8 +106,6 @@ def model_settings(name: str) -> dict:
     return values
 
 
-train_data = mnist("train")
-trainable = len(train_data[1]) - VALIDATION_SIZE if train_data is not None else None
 chosen = st.multiselect("Models to train", MODEL_NAMES, default=["cnn"], format_func=title_of.get,
                         key="train_models", help="Each starts from the recipe of its shipped checkpoint.")
 with st.form("train_form"):
@@ -94,7 +119,6 @@ with st.form("train_form"):
                                 help=f"A subset makes a quick run; validation always uses the same "
                                      f"{VALIDATION_SIZE:,} held-out images.")
     seed = middle.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
-    devices = available_devices()
     device = right.selectbox("Device", devices, key="train_device", disabled=len(devices) == 1,
                              help="Only the CPU is available on this machine." if len(devices) == 1 else None)
     start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
@@ -110,17 +134,18 @@ if start:
     if problems:
         st.error("Not started, these settings are invalid:\n\n" + "\n\n".join(problems), icon=":material/error:")
     else:
-        try:
-            worker.submit(configs)
-        except TrainingBusy as error:
-            st.error(str(error), icon=":material/hourglass_top:")
-        except DigitLabError as error:  # the runs folder is read-only or too full: refused before training
-            st.error(f"Not started: {error}", icon=":material/hard_drive:")
+        submit(configs)
 
 
 def show_job(job) -> None:
     fraction, text = progress_line(job)
-    st.progress(fraction, text=text)
+    if job.model == ONE_CLICK_MODEL:  # the speed demo: a stopwatch beside the bar
+        bar, clock = st.columns([5, 1], vertical_alignment="bottom")
+        bar.progress(fraction, text=text)
+        clock.metric("Stopwatch", stopwatch(job), help="Since training started: loading the data, training, testing "
+                                                       "and saving.")
+    else:
+        st.progress(fraction, text=text)
     if job.state is JobState.FAILED:
         st.error(f"**{job.title} failed:** {job.error}. Nothing else was changed.", icon=":material/error:")
     elif job.action is JobAction.COMPLETE and job.run_id and not job.state.active:
@@ -133,6 +158,11 @@ def show_job(job) -> None:
         st.plotly_chart(live_training_figure(job.events, job.title), key=f"live_{job.number}")
     if job.run_id and not job.state.active:
         pair = [entry for entry in catalog() if entry.name in (job.model, job.run_id)]
+        run = next((entry for entry in pair if entry.name == job.run_id), None)
+        if job.model == ONE_CLICK_MODEL and run and run.evaluation and run.meta and run.meta.train_time_s is not None:
+            reached, sentence = target_verdict(run.evaluation.metrics.accuracy, run.evaluation.metrics.count,
+                                               run.meta.train_time_s, ONE_CLICK_TARGET)
+            (st.success if reached else st.warning)(f"**{run.title}**: {sentence}", icon=":material/timer:")
         st.markdown(f"**{job.run_title}** on the {job.metrics.count:,} test images, next to the shipped "
                     f"{job.title}:")
         leaderboard_table(leaderboard(pair))
@@ -152,7 +182,8 @@ def live_panel() -> None:
     jobs = worker.snapshot()
     active = any(job.state.active for job in jobs)
     if not jobs:
-        st.info("Nothing has been trained since the server started. Choose models below and start.",
+        st.info(f"Nothing has been trained since the server started. Choose models below and start, or press "
+                f"**Train to {ONE_CLICK_TARGET:.0%} now**.",
                 icon=":material/model_training:")
         return
     st.subheader("Training now" if active else "Last training request")

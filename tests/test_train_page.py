@@ -1,23 +1,28 @@
 """The Train page under AppTest, with the real MNIST: a tiny run from start to finish and onto Compare, a refused second
-request, cancelling, a failed run's reason, deleting a run, widgets that follow the registry, and what an interrupted
-training left, completed or deleted from the page."""
+request, cancelling, a failed run's reason, deleting a run, widgets that follow the registry, the one-click "Train to
+99% now", and what an interrupted training left, completed or deleted from the page."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import train_options
 from dashboard.sidebar import SELECTED_MODELS_KEY
-from mnist_models import TrainConfig, load_mnist
+from dashboard.text import target_verdict
+from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist
+from mnist_models.devices import available_devices
 from mnist_models.models.pretrained import imagenet_weights_cached
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
-from mnist_models.training.pipeline import train_and_save
+from mnist_models.training.pipeline import config_of, train_and_save
 from mnist_models.training.worker import shared_worker
 
 TRAIN_PAGE = "pages/train_page.py"
 START = "FormSubmitter:train_form-Start training"
+ONE_CLICK = "one_click"
 TIMEOUT = 300
 
 
@@ -77,6 +82,8 @@ def test_a_run_outlives_its_session_refuses_a_second_request_and_cancels_to_a_sa
         time.sleep(0.05)
     app.button(key=START).click().run()
     assert any("already running (MLP, epoch" in error.value for error in app.error)
+    app.button(key=ONE_CLICK).click().run()
+    assert any("already running (MLP, epoch" in error.value for error in app.error), "the one-click run waits too"
     assert len(shared_worker().snapshot()) == 1
     elsewhere = open_train_page()  # a new tab, same server
     assert elsewhere.subheader[0].value == "Training now" and elsewhere.button(key="cancel_training")
@@ -118,6 +125,66 @@ def test_the_settings_follow_each_models_registry_entry(train_page):
     assert weights[0] == ("ImageNet" if imagenet_weights_cached("v3_small") else "random")
     assert [element.key for element in app.selectbox if element.key and element.key.startswith("train_mlp_")] == [
         "train_mlp_optimizer", "train_mlp_schedule"], "the MLP has no cell, variant or weights to choose"
+
+
+def test_train_to_99_now_trains_the_speed_recipe_and_shows_the_saved_runs_test_accuracy(train_page, runs_dir,
+                                                                                       monkeypatch):
+    asked = []
+
+    def on_a_subset(device: str) -> TrainConfig:
+        """The page's one-click config, recorded, then cut to 2,000 images: the full epoch takes half a minute on a
+        busy two-core machine; the test set stays the 10,000 real images."""
+        config = one_click_config(device)
+        asked.append(config)
+        return dataclasses.replace(config, train_subset=2000)
+
+    one_click_config = train_options.one_click_config
+    monkeypatch.setattr(train_options, "one_click_config", on_a_subset)
+    app = train_page.button(key=ONE_CLICK).click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert asked == [TrainConfig.for_model("speedrun", device=available_devices()[0])], "the recipe, nothing else"
+    assert app.metric[0].label == "Stopwatch"
+    app = finish(app)
+
+    _, meta = load_checkpoint(runs_dir / "run001-speedrun.pt")
+    recorded = dataclasses.replace(config_of(meta), architecture={})  # records hold every architecture default
+    assert meta.model == "speedrun" and recorded == dataclasses.replace(asked[0], train_subset=2000)
+    metrics = load_evaluation(runs_dir / "run001-speedrun.pt").metrics
+    job = shared_worker().snapshot()[0]
+    assert app.metric[0].value == f"{job.ended - job.started:.1f} s", "the stopwatch stops when the job does"
+    _, sentence = target_verdict(metrics.accuracy, metrics.count, meta.train_time_s, 0.99)
+    assert metrics.count == 10_000 and f"{metrics.accuracy:.2%} on the 10,000 test images after" in sentence
+    verdicts = [element.value for element in [*app.success, *app.warning]]
+    assert f"**Speedrun CNN · run 1**: {sentence}" in verdicts
+    assert app.get("plotly_chart"), "the live curve, as for any training"
+    assert "run001-speedrun" in app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value, "and joins every page"
+
+
+def test_the_speed_models_tab_trains_its_recipe_with_label_smoothing_and_betas(train_page, monkeypatch):
+    asked = []
+    monkeypatch.setattr(shared_worker(), "submit", lambda configs: asked.extend(configs) or [])
+    app = train_page
+    app.multiselect(key="train_models").set_value(["speedrun", "mlp"]).run()
+    assert app.slider(key="train_speedrun_label_smoothing").value == 0.1
+    assert app.slider(key="train_mlp_label_smoothing").value == 0.0
+    app.button(key=START).click().run()
+    assert not app.exception and not app.error
+    device = available_devices()[0]
+    assert asked[0] == TrainConfig.for_model("speedrun", seed=0, device=device), "the tab's defaults are the recipe"
+    assert asked[0].betas == (0.7, 0.9) and asked[1].label_smoothing == 0.0
+
+    asked.clear()
+    app.selectbox(key="train_speedrun_optimizer").set_value("sgd")
+    app.slider(key="train_speedrun_label_smoothing").set_value(0.2)
+    app.button(key=START).click().run()
+    assert not app.error, "another optimizer drops the recipe's Adam betas rather than refusing them"
+    assert (asked[0].optimizer, asked[0].betas, asked[0].label_smoothing) == ("sgd", None, 0.2)
+
+
+def test_a_verdict_says_whether_the_target_was_reached():
+    assert target_verdict(0.9921, 10_000, 4.61, 0.99) == (
+        True, "99.21% on the 10,000 test images after 4.6 s of training: 99% reached.")
+    assert target_verdict(0.9874, 10_000, 4.0, 0.99)[0] is False
 
 
 def test_without_the_dataset_training_cannot_start(tmp_path, monkeypatch):

@@ -69,11 +69,15 @@ class TrainConfig:
             raise TypeError(f"TrainConfig has no setting(s) {sorted(unknown)}")
         settings = {**TRAINING_DEFAULTS, **spec.training_defaults, **(RECIPES[recipe] if recipe else {}),
                     **{key: value for key, value in overrides.items() if value is not None}}
+        if settings["optimizer"] not in ("adam", "adamw") and overrides.get("betas") is None:
+            settings["betas"] = None  # a recipe's betas are its Adam's: choosing another optimizer drops them
         if spec.pretrained_variants and settings["weights"] is None:
             settings["weights"] = IMAGENET
         return cls(model=model, architecture=dict(architecture or {}), **settings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.betas, list):  # as read back from a record: a run's config equals the one it trained with
+            object.__setattr__(self, "betas", tuple(self.betas))
         spec = get_spec(self.model)
         problems = []
         if self.epochs < 1:
