@@ -59,6 +59,10 @@ def dataset_statistics(root: str) -> dict[str, np.ndarray]:
             "means": mean_images(train_images, train_labels), "histogram": pixel_histogram(train_images)}
 
 
+PCA_POINTS = 2000
+"""How many training images the Dataset page's map shows at first."""
+
+
 @st.cache_data(show_spinner="Projecting images with PCA…")
 def pca(root: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images, labels = _split("train", root)

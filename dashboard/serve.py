@@ -6,7 +6,8 @@ its legacy multipage mode, and it leaves that mode only once some session has ru
 start before then (the first visitors of a fresh server, all at once in a demo room) run the page files directly,
 get their own page names ("/draw_page"), a false "Page not found" for every deep link, and import the library from
 several threads in different orders (a Python import deadlock). Streamlit has no option for this, so the launcher
-sets the class attribute that ``st.navigation`` itself sets, before the server accepts anyone.
+sets the class attribute that ``st.navigation`` itself sets, before the server accepts anyone. It also warms up
+(dashboard/warmup.py) before it opens the port, so the first visitor of each page does not pay for imports and loads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli
 
+from dashboard.warmup import warm_up
 from mnist_models.paths import REPO_ROOT
 
 APP = REPO_ROOT / "app.py"
@@ -23,6 +25,9 @@ APP = REPO_ROOT / "app.py"
 
 def main(arguments: list[str] | None = None) -> None:
     PagesManager.uses_pages_directory = False
+    steps = warm_up()
+    print("digit-lab: warmed up in " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()),
+          flush=True)
     cli.main(["run", str(APP), *(sys.argv[1:] if arguments is None else arguments)], prog_name="streamlit")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 
 from .data import normalize, to_unit_float
 from .models.architectures import mobilenet_view
@@ -33,6 +32,8 @@ def sample_indices(labels: torch.Tensor, count: int, digit: int | None = None, s
 def pca_map(images: torch.Tensor, labels: torch.Tensor, count: int = 2000, seed: int = 0
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """2-D PCA of a random subset: (coordinates (n, 2), the images' indices, explained variance ratios)."""
+    from sklearn.decomposition import PCA  # here, not at the top: only this map needs scikit-learn's import time
+
     index = sample_indices(labels, count, seed=seed)
     flat = images[index].reshape(len(index), -1).float().numpy() / 255.0
     pca = PCA(n_components=2, random_state=seed)

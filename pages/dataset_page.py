@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard.cache import data_root, dataset_statistics, mnist, pca
+from dashboard.cache import PCA_POINTS, data_root, dataset_statistics, mnist, pca
 from dashboard.figures import (
     DIGITS,
     class_distribution_figure,
@@ -73,7 +73,7 @@ st.plotly_chart(sequence_figure(views["vector"][np.newaxis, :], "MLP: one flat v
                 key="mlp_view")
 
 st.subheader("A 2-D map of the digits (PCA)")
-points = st.slider("Images on the map", 500, 5000, 2000, step=500, key="pca_count")
+points = st.slider("Images on the map", 500, 5000, PCA_POINTS, step=500, key="pca_count")
 coordinates, map_indices, variance = pca(root, points, 0)
 event = st.plotly_chart(pca_figure(coordinates, train_labels.numpy()[map_indices], map_indices, variance),
                         key="pca_map", on_select="rerun", selection_mode=("points", "box", "lasso"))

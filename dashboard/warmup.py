@@ -1,0 +1,54 @@
+"""Before the server takes its first visitor: import what the pages use and fill the caches they read first.
+
+Without it the first visit of each page after a start paid for imports (Plotly Express, pandas' Styler,
+scikit-learn: seconds on 2 cores), for reading the checkpoints and the dataset, for the PCA map, and for each model's
+first inference (oneDNN prepares its kernels on the first call). Streamlit's caches are process-wide, so filling them
+here, outside any session, serves every later session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+# Heavy modules the pages import only when they first draw something.
+PAGE_MODULES = ("plotly.express", "plotly.graph_objects", "pandas.io.formats.style", "sklearn.decomposition")
+
+
+@contextmanager
+def _without_bare_mode_warnings() -> Iterator[None]:
+    """Streamlit warns on every cached call made outside a session ('missing ScriptRunContext', 'No runtime
+    found'): expected here, and nothing else is running yet."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def warm_up() -> dict[str, float]:
+    """Seconds spent on each step; a step that fails (no dataset, say) is skipped, its page handles that itself."""
+    from dashboard import cache
+    from mnist_models.data import dataset_available
+    from mnist_models.store.catalog import predict_with_each
+
+    steps: dict[str, float] = {}
+
+    def step(name: str, work) -> None:
+        start = time.perf_counter()
+        work()
+        steps[name] = time.perf_counter() - start
+
+    with _without_bare_mode_warnings():
+        step("imports", lambda: [importlib.import_module(name) for name in PAGE_MODULES])
+        step("models", lambda: predict_with_each(cache.catalog(), np.zeros((28, 28), np.uint8)))
+        if dataset_available(cache.data_root()):
+            root = cache.data_root()
+            step("dataset", lambda: cache.dataset_statistics(root))
+            step("pca map", lambda: cache.pca(root, cache.PCA_POINTS, 0))
+    return steps
