@@ -17,14 +17,18 @@ Headless Chromium shares the 2 cores with the server and costs more CPU than it;
 127.0.0.1 only; every loop is bounded and stops by itself.
 
 Run: MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_latency [--quick] [--json FILE]
+With --before FILE, an earlier run's results (e.g. of an older commit, run from a checkout of it) are carried into
+this run's JSON, so the README shows before and after side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ from typing import Any
 from benchmarks.bench_load import ANSWER_TIMEOUT_MS, CLEARED, STROKES, Dashboard, _settled, _stroke, niced_chromium
 from benchmarks.common import CHROMIUM_FLAGS, environment, format_table, print_environment, write_json
 from mnist_models.models.registry import MODEL_NAMES
+from mnist_models.paths import REPO_ROOT
 from mnist_models.timing import percentiles
 
 PAGES = {"Overview": "/", "Draw": "/draw", "Dataset": "/dataset", "Compare": "/compare", "Train": "/train"}
@@ -206,6 +211,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes of page switches (default 2)")
     parser.add_argument("--browser-nice", type=int, default=15, help="Chromium's niceness (0: same as the server)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 visitors, 2 drawings, 1 pass")
+    parser.add_argument("--before", type=Path, metavar="FILE", help="an earlier run's JSON, carried in as 'before'")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
     visitors, drawings, rounds = (2, 2, 1) if args.quick else (args.visitors, args.drawings, args.rounds)
@@ -237,8 +243,13 @@ def main() -> None:
           cell(row["median_render_ms"]), cell(row["server_run_p50_ms"]), f"{row['median_inference_ms'] or 0:.1f}",
           row["lost"]] for count, row in results["drawing"].items()]))
     if args.json:
-        write_json(args.json, {"benchmark": "latency", "environment": info, "models": len(MODEL_NAMES),
-                               "browser_nice": args.browser_nice, **results})
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        before = json.loads(args.before.read_text()) if args.before else None
+        write_json(args.json, {"benchmark": "latency", "environment": info, "commit": commit,
+                               "models": len(MODEL_NAMES), "browser_nice": args.browser_nice, **results,
+                               "before": before and {key: before[key] for key in (
+                                   "environment", "commit", "models", "first_visit_ms", "switch", "drawing")}})
 
 
 if __name__ == "__main__":

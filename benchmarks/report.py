@@ -145,10 +145,37 @@ def render_novelty(results: dict[str, Any]) -> str:
           figures["refused_by_models"], f"{figures['refused']:.1%}"] for family, figures in families.items()])
 
 
+def render_latency(results: dict[str, Any]) -> str:
+    runs = [("before", results["before"]), ("after", results)] if results.get("before") else [("now", results)]
+
+    def label(name: str, run: dict[str, Any]) -> str:
+        return f"{name} (`{run.get('commit', '?')}`, {run['models']} models)"
+
+    visits = format_markdown_table(
+        ["run", *results["first_visit_ms"], "switch to a visited page (p50 / p95)"],
+        [[label(name, run), *(f"{run['first_visit_ms'].get(page, float('nan')):,.0f} ms"
+                              for page in results["first_visit_ms"]),
+          f"{run['switch']['p50_ms']:,.0f} / {run['switch']['p95_ms']:,.0f} ms"] for name, run in runs])
+
+    def cell(value: float | None, digits: int = 0) -> str:
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    drawing = format_markdown_table(
+        ["run", "visitors", "mouse-up → answers (p50 / p95)", "canvas delay", "to 1st message", "last message",
+         "messages", "rendering after it", "server run (p50)", "inference (page's figures)"],
+        [[label(name, run), visitors, f"**{row['p50_ms']:,.0f} / {row['p95_ms']:,.0f} ms**",
+          cell(row["median_component_delay_ms"]), cell(row["median_first_message_ms"]),
+          cell(row["median_last_message_ms"]), cell(row["median_messages"]), cell(row["median_render_ms"]),
+          cell(row["server_run_p50_ms"]), cell(row["median_inference_ms"], 1)]
+         for name, run in runs for visitors, row in run["drawing"].items()])
+    return (f"First visit of each page after the server started, and page switches:\n\n{visits}\n\nDrawing, medians "
+            f"in ms unless marked (timestamps taken in the page; the server's run from its own clock):\n\n{drawing}")
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
-    "no_digit": render_no_digit, "novelty": render_novelty,
+    "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency,
 }
 
 
