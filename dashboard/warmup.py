@@ -41,7 +41,11 @@ def warm_up() -> dict[str, float]:
 
     def step(name: str, work) -> None:
         start = time.perf_counter()
-        work()
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - a page meets the same problem and explains it to its visitor
+            print(f"digit-lab: warm-up step {name!r} skipped: {error}", flush=True)
+            return
         steps[name] = time.perf_counter() - start
 
     with _without_bare_mode_warnings():

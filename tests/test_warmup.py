@@ -1,0 +1,27 @@
+"""The warm-up fills the caches the pages read first, and a failing step never stops the server from starting."""
+
+from __future__ import annotations
+
+from dashboard import cache, warmup
+
+
+def test_warm_up_fills_the_caches_every_session_then_reads(mnist_root, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_root))
+    cache._catalog.clear()
+    steps = warmup.warm_up()
+    assert set(steps) == {"imports", "models", "dataset", "pca map"}
+    calls = []
+    monkeypatch.setattr(cache, "load_catalog", lambda *args: calls.append(args) or [])
+    assert cache.catalog() and not calls, "the catalog was loaded again instead of read from the warmed cache"
+
+
+def test_a_failing_step_is_skipped_and_the_others_still_run(mnist_root, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_root))
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cache, "catalog", broken)
+    steps = warmup.warm_up()
+    assert "models" not in steps and {"imports", "dataset", "pca map"} <= set(steps)
+    assert "warm-up step 'models' skipped: disk on fire" in capsys.readouterr().out
