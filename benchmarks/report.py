@@ -63,13 +63,26 @@ def render_time_to_99(results: dict[str, Any]) -> str:
 
 
 def render_inference(results: dict[str, Any]) -> str:
-    size = results["batch_size"]
+    size, evaluation = results["batch_size"], results["evaluation"]
+
+    def before_after(row: dict[str, Any], figures: str, digits: int) -> str:
+        return f"{row['before'][figures]['p50_ms']:.{digits}f} → {row[figures]['p50_ms']:.{digits}f} ms"
+
     table = format_markdown_table(
-        ["model", "weights", "1 image (p50 / p95)", f"batch of {size:,} (p50 / p95)"],
-        [[f"`{name}`", row["source"], _ms(row["single_ms"], 2), _ms(row["batch_ms"], 0)]
+        ["model", "weights", "1 image (p50, before → after)", f"batch of {size:,} (p50, before → after)",
+         "batch speed-up", f"evaluate on {evaluation['test_images']:,}"],
+        [[f"`{name}`", row["source"], before_after(row, "single_ms", 2), before_after(row, "batch_ms", 1),
+          f"{row['before']['batch_ms']['p50_ms'] / row['batch_ms']['p50_ms']:.1f}×",
+          f"{evaluation['seconds'][name]:.1f} s" if name in evaluation["seconds"] else "–"]
          for name, row in results["models"].items()])
     drawing = results["drawing_all_models"]
-    return (f"{table}\n\nOne drawn image, preprocessed and passed through {len(drawing['models'])} models one after "
+    return (f"{table}\n\nBefore: the module in PyTorch's default memory format, the whole batch in one forward pass; "
+            f"after: channels-last weights and input, in chunks of {results['chunk_size']}; the two timed in turns "
+            f"in the same run. Evaluating all {len(evaluation['seconds'])} shipped models on the "
+            f"{evaluation['test_images']:,} test images (what `digit-lab evaluate` does, writing aside; its bulk "
+            f"passes run on a copy with each batch norm folded into the convolution before it): "
+            f"**{evaluation['total_s']:.1f} s** (goal {evaluation['goal_s']:.0f} s).\n\n"
+            f"One drawn image, preprocessed and passed through {len(drawing['models'])} models one after "
             f"another (what the Draw page does): **{_ms(drawing['total_ms'], 2)}** (p50 / p95) over "
             f"{drawing['runs']} runs; preprocessing alone {drawing['preprocess_ms']['p50_ms']:.2f} ms (p50).")
 
