@@ -100,8 +100,8 @@ def test_the_shipped_models_carry_the_threshold_calibrated_on_their_validation_d
         assert stored.false_rejection_rate == DEFAULT_FALSE_REJECTION_RATE
         validation = validation_images(meta, mnist_root)
         assert stored.validation_sha256 == hashlib.sha256(validation.numpy().tobytes()).hexdigest()
-        if name == "mlp":  # calibrating again gives the same threshold
-            assert calibrate(network, validation).threshold == stored.threshold
+        if name == "mlp":  # calibrating again gives the same threshold (to float32 rounding across CPUs)
+            assert calibrate(network, validation).threshold == pytest.approx(stored.threshold, rel=1e-6)
 
 
 def test_what_is_no_digit_scores_as_novel(cnn):
