@@ -1,13 +1,10 @@
-"""digit-lab: draw a digit, explore MNIST, compare six classifiers and train new runs. Start with `./run.sh`."""
+"""digit-lab: draw a digit, explore MNIST, compare the classifiers and train new runs. Start with `./run.sh`."""
 
 from urllib.parse import urlparse
 
 import streamlit as st
 
 from dashboard.sidebar import render_sidebar
-from dashboard.timing import mark_run_start
-
-mark_run_start()
 
 st.set_page_config(page_icon=":material/draw:", layout="wide")
 

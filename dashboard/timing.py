@@ -1,7 +1,7 @@
-"""Server-side time of a page's run, shown to the visitor and, for the load benchmark, appended to a log file.
+"""Server-side time of a drawing's answer, for the load and latency benchmarks appended to a log file.
 
 The browser cannot see how long the server worked on a drawing (its figure includes the network, the canvas and its
-own rendering), so the server measures its part itself: from the start of the script run (app.py) to the answers.
+own rendering), so the server measures its part itself (the Draw page: from the drawing's arrival to the answers).
 """
 
 from __future__ import annotations
@@ -10,19 +10,8 @@ import json
 import os
 import time
 
-import streamlit as st
-
-RUN_STARTED_KEY = "run_started"
 TIMING_LOG_ENV = "DIGIT_LAB_TIMING_LOG"
 """When set, a file each measured run appends one JSON line to ({"event", "ms", "time"}); unset, nothing is written."""
-
-
-def mark_run_start() -> None:
-    st.session_state[RUN_STARTED_KEY] = time.perf_counter()
-
-
-def run_elapsed_ms() -> float:
-    return (time.perf_counter() - st.session_state.get(RUN_STARTED_KEY, time.perf_counter())) * 1000
 
 
 def record(event: str, milliseconds: float) -> None:
