@@ -12,8 +12,10 @@
   * the server's whole Draw run, measured inside the server (dashboard/timing.py), and the models' inference time as
     the page shows it (the sum of the per-model captions).
 
-Headless Chromium shares the 2 cores with the server and costs more CPU than it; it runs at --browser-nice (default
-15) so its work is charged to the server less, and the browser-side figures still include all of it. Traffic goes to
+Headless Chromium shares the 2 cores with the server and costs more CPU than it; the browser and Playwright's driver
+run at --browser-nice (default 15; the server keeps its priority) so their work is charged to the server less, and
+the page waits for the answers with a MutationObserver rather than being polled. The browser-side figures still
+include all of the browser's work. Traffic goes to
 127.0.0.1 only; every loop is bounded and stops by itself.
 
 Run: MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_latency [--quick] [--json FILE]
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -34,8 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_load import ANSWER_TIMEOUT_MS, CLEARED, STROKES, Dashboard, _settled, _stroke, niced_chromium
-from benchmarks.common import CHROMIUM_FLAGS, environment, format_table, print_environment, write_json
+from benchmarks.bench_load import ANSWER_TIMEOUT_MS, CLEARED, STROKES, Dashboard, _settled, _stroke
+from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, environment, format_table, print_environment, write_json
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT
 from mnist_models.timing import percentiles
@@ -61,16 +64,22 @@ READY = """() => {
     if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]')) return false;
     return [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector(".main-svg"));
 }"""
-# True once every model's answer and the probabilities chart are shown; notes the moment on the page's clock.
-ANSWERED = """([digit, models]) => {
-    const metrics = [...document.querySelectorAll('[data-testid="stMetric"]')];
-    const cnn = metrics.find(m => m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === "CNN");
-    const done = metrics.length === models
-        && cnn?.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === digit
-        && document.querySelector('[data-testid="stPlotlyChart"] .main-svg') !== null;
-    if (done && window.__answeredAt === undefined) window.__answeredAt = performance.now();
-    return done;
-}"""
+# Resolves once every model's answer and the probabilities chart are shown, noting the moment on the page's clock.
+# A MutationObserver checks after each change of the page: no polling from the driver, whose CPU would be the server's.
+ANSWERED = """([digit, models, timeout]) => new Promise((resolve, reject) => {
+    const done = () => {
+        const metrics = [...document.querySelectorAll('[data-testid="stMetric"]')];
+        const cnn = metrics.find(m => m.querySelector('[data-testid="stMetricLabel"]')?.innerText.trim() === "CNN");
+        return metrics.length === models
+            && cnn?.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === digit
+            && document.querySelector('[data-testid="stPlotlyChart"] .main-svg') !== null;
+    };
+    const finish = () => { window.__answeredAt = performance.now(); observer.disconnect(); resolve(true); };
+    const observer = new MutationObserver(() => { if (done()) finish(); });
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+    if (done()) finish();
+    setTimeout(() => { observer.disconnect(); reject(new Error("not answered")); }, timeout);
+})"""
 # The drawing's timeline from the page's clock: read after ANSWERED held.
 TIMELINE = """() => {
     const lifted = window.__liftedAt, answered = window.__answeredAt;
@@ -139,10 +148,9 @@ async def drawer(browser, url: str, drawings: int) -> list[dict[str, Any]]:
             await page.evaluate("() => { window.__answeredAt = undefined; }")
             await _stroke(page, STROKES[digit])
             try:
-                await page.wait_for_function(ANSWERED, arg=[digit, len(MODEL_NAMES)], timeout=ANSWER_TIMEOUT_MS,
-                                             polling="raf")
+                await page.evaluate(ANSWERED, [digit, len(MODEL_NAMES), ANSWER_TIMEOUT_MS])
                 timelines.append(breakdown(await page.evaluate(TIMELINE)))
-            except Exception:  # noqa: BLE001 - Playwright's timeout: the drawing was not answered
+            except Exception:  # noqa: BLE001 - the page's timeout: the drawing was not answered
                 timelines.append({"lost": True})
             await _settled(page)
             await page.get_by_role("button", name="Reset canvas & history").click()
@@ -177,7 +185,8 @@ def summarise(drawings: list[dict[str, Any]], server_ms: list[float]) -> dict[st
         return statistics.median(values) if values else None
 
     server = percentiles(server_ms)
-    return {"drawings": len(drawings), "lost": len(drawings) - len(answered), "p50_ms": totals.p50_ms,
+    return {"drawings": len(drawings), "lost": len(drawings) - len(answered), "totals_ms": [
+                round(drawing["total_ms"]) for drawing in answered], "p50_ms": totals.p50_ms,
             "p95_ms": totals.p95_ms, "server_run_p50_ms": server.p50_ms, "server_run_p95_ms": server.p95_ms,
             **{f"median_{key}": median(key) for key in ("component_delay_ms", "first_message_ms", "last_message_ms",
                                                          "messages", "render_ms", "inference_ms")}}
@@ -209,7 +218,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=4, help="visitors drawing at once in the second phase")
     parser.add_argument("--drawings", type=int, default=12, help="drawings per visitor and phase (default 12)")
     parser.add_argument("--rounds", type=int, default=2, help="passes of page switches (default 2)")
-    parser.add_argument("--browser-nice", type=int, default=15, help="Chromium's niceness (0: same as the server)")
+    parser.add_argument("--browser-nice", type=int, default=15,
+                        help="niceness of the browser and its driver (0: same as the server)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 visitors, 2 drawings, 1 pass")
     parser.add_argument("--before", type=Path, metavar="FILE", help="an earlier run's JSON, carried in as 'before'")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -221,8 +231,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="digit-lab-latency-") as folder:
         dashboard = Dashboard(Path(folder))
         try:
-            chromium = niced_chromium(Path(folder), args.browser_nice) if args.browser_nice else "/usr/bin/chromium"
-            results = asyncio.run(measure(dashboard, chromium, visitors, drawings, rounds))
+            os.nice(args.browser_nice)  # this process, Playwright's driver and Chromium; the server started before it
+            results = asyncio.run(measure(dashboard, str(CHROMIUM), visitors, drawings, rounds))
         finally:
             dashboard.stop()
 

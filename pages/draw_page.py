@@ -102,11 +102,11 @@ def drawing_and_answers() -> None:
                f"model included).")
 
     st.subheader("Preprocessing, the way MNIST was made")
-    for column, (label, picture) in zip(st.columns(5), [
-            ("paper's brightness (estimated; shadows)", stages.background), ("ink against the paper", stages.gray),
-            ("cropped to the ink", stages.cropped), ("scaled to fit 20×20", stages.fitted),
-            ("centred by mass in 28×28", stages.centred)], strict=True):
-        column.image(enlarge(picture), caption=label)
+    steps = {"paper's brightness (estimated; shadows)": stages.background, "ink against the paper": stages.gray,
+             "cropped to the ink": stages.cropped, "scaled to fit 20×20": stages.fitted,
+             "centred by mass in 28×28": stages.centred}
+    # One element for the five pictures, not five columns of one each: every element is a message the browser renders.
+    st.image([enlarge(picture) for picture in steps.values()], caption=list(steps))
 
 
 drawing_and_answers()
