@@ -24,10 +24,11 @@ def test_sections_are_replaced_in_place_and_a_missing_result_says_how_to_measure
     inference["models"]["cnn"]["single_ms"] = {"p50_ms": 0.25, "p95_ms": 0.5}
     (results / "inference.json").write_text(json.dumps(inference))
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- speed:inference:start -->\nold\n<!-- speed:inference:end -->\n"
-                      "<!-- speed:training:start -->\nold\n<!-- speed:training:end -->\noutro\n")
+    readme.write_text("intro\n<!-- speed:inference:start -->\nstale\n<!-- speed:inference:end -->\n"
+                      "<!-- speed:training:start -->\nstale\n<!-- speed:training:end -->\noutro\n")
     assert update_readme(readme, results) == ["inference", "training"]
     text = readme.read_text()
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert "| `cnn` | checkpoint | 0.25 / 0.50 ms |" in text
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    before = inference["models"]["cnn"]["before"]["single_ms"]["p50_ms"]
+    assert f"| `cnn` | checkpoint | {before:.2f} → 0.25 ms |" in text
     assert "Not measured yet: `python -m benchmarks.bench_training --json benchmarks/results/training.json`." in text
