@@ -106,7 +106,7 @@ def drawing_and_answers() -> None:
              "cropped to the ink": stages.cropped, "scaled to fit 20×20": stages.fitted,
              "centred by mass in 28×28": stages.centred}
     # One element for the five pictures, not five columns of one each: every element is a message the browser renders.
-    st.image([enlarge(picture) for picture in steps.values()], caption=list(steps))
+    st.image([enlarge(picture) for picture in steps.values()], caption=list(steps), width=140)
 
 
 drawing_and_answers()
