@@ -2,7 +2,8 @@
 
 Without it the first visit of each page after a start paid for imports (Plotly Express, pandas' Styler,
 scikit-learn: seconds on 2 cores), for reading the checkpoints and the dataset, for the PCA map, and for each model's
-first inference (oneDNN prepares its kernels on the first call). Streamlit's caches are process-wide, so filling them
+first inference (oneDNN prepares its kernels on the first call), and the first training for starting the fork server
+its process comes from. Streamlit's caches are process-wide, so filling them
 here, outside any session, serves every later session.
 """
 
@@ -36,6 +37,7 @@ def warm_up() -> dict[str, float]:
     from dashboard import cache
     from mnist_models.data import dataset_available
     from mnist_models.store.catalog import predict_with_each
+    from mnist_models.training.worker import start_process_server
 
     steps: dict[str, float] = {}
 
@@ -51,6 +53,7 @@ def warm_up() -> dict[str, float]:
     with _without_bare_mode_warnings():
         step("imports", lambda: [importlib.import_module(name) for name in PAGE_MODULES])
         step("models", lambda: predict_with_each(cache.catalog(), np.zeros((28, 28), np.uint8)))
+        step("training processes", start_process_server)
         if dataset_available(cache.data_root()):
             root = cache.data_root()
             step("dataset", lambda: cache.dataset_statistics(root))

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,12 +41,19 @@ from .loop import Progress
 from .pipeline import config_of, storage_needed
 from .recovery import IncompleteKind, IncompleteTraining
 
-__all__ = ["Job", "JobAction", "JobState", "TrainingWorker", "WorkerBusy", "describe_failure", "shared_worker"]
+__all__ = ["Job", "JobAction", "JobState", "TrainingWorker", "WorkerBusy", "describe_failure", "shared_worker",
+           "start_process_server"]
 LOGGER = logging.getLogger(__name__)
 # Training processes fork from one server process that has torch and the library imported: a request starts in a
 # fraction of a second rather than the seconds a fresh interpreter takes, and no thread of the dashboard is forked.
 PROCESSES = multiprocessing.get_context("forkserver")
 PROCESSES.set_forkserver_preload(["mnist_models.training.child"])
+
+
+def start_process_server() -> None:
+    """Start that fork server now rather than at the first request, which would otherwise wait seconds for it to
+    import torch (the dashboard's warm-up calls this)."""
+    forkserver.ensure_running()
 
 
 @dataclass
