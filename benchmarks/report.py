@@ -181,8 +181,9 @@ def render_latency(results: dict[str, Any]) -> str:
           cell(row["median_last_message_ms"]), cell(row["median_messages"]), cell(row["median_render_ms"]),
           cell(row["server_run_p50_ms"]), cell(row["median_inference_ms"], 1)]
          for name, run in runs for visitors, row in run["drawing"].items()])
-    return (f"First visit of each page after the server started, and page switches:\n\n{visits}\n\nDrawing, medians "
-            f"in ms unless marked (timestamps taken in the page; the server's run from its own clock):\n\n{drawing}")
+    return (f"{visits}\n\nAbove: the first visit of each page after the server started, and page switches. Below: "
+            f"drawing, medians in ms unless marked (timestamps taken in the page; the server's run from its own "
+            f"clock).\n\n{drawing}")
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
