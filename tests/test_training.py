@@ -133,3 +133,42 @@ def test_a_run_too_short_for_one_cycle_keeps_a_constant_rate(tiny_dataset):
     data = load_mnist("train", tiny_dataset)
     result = train(TrainConfig.for_model("mlp", epochs=1, batch_size=16, lr=0.01, device="cpu"), data=data)
     assert result.history["lr"] == [0.01]
+
+
+def test_a_record_written_before_betas_and_label_smoothing_reads_with_their_neutral_values():
+    from mnist_models import load_checkpoint
+    from mnist_models.training.pipeline import config_of
+
+    _, meta = load_checkpoint("cnn")  # shipped before these settings existed
+    assert "betas" not in meta.training and "label_smoothing" not in meta.training
+    config = config_of(meta)
+    assert config.betas is None and config.label_smoothing == 0.0 and config.optimizer == "adamw"
+
+
+def test_fixed_betas_stay_fixed_through_a_one_cycle_schedule_and_default_ones_cycle():
+    from mnist_models.training.loop import _make_optimizer, _make_scheduler
+
+    def betas_over_steps(config: TrainConfig) -> set[tuple[float, float]]:
+        optimizer = _make_optimizer(config, [torch.nn.Parameter(torch.zeros(1))])
+        scheduler = _make_scheduler(config, optimizer, steps_per_epoch=20)
+        seen = set()
+        for _ in range(20):
+            optimizer.step()
+            scheduler.step()
+            seen.add(tuple(optimizer.param_groups[0]["betas"]))
+        return seen
+
+    assert betas_over_steps(TrainConfig.for_model("speedrun")) == {(0.7, 0.9)}
+    assert len(betas_over_steps(TrainConfig.for_model("cnn"))) > 1, "without fixed betas one-cycle cycles the first"
+
+
+def test_label_smoothing_is_what_the_loss_is_computed_with(monkeypatch):
+    from mnist_models.training import loop
+
+    seen = []
+    cross_entropy = loop.F.cross_entropy
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda *args, **kwargs: seen.append(kwargs.get(
+        "label_smoothing")) or cross_entropy(*args, **kwargs))
+    images, labels = torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (64,))
+    train(TrainConfig.for_model("speedrun", device="cpu", validation_size=16), data=(images, labels))
+    assert seen and set(seen) - {None} == {0.1}

@@ -16,6 +16,7 @@ from ..models.pretrained import IMAGENET
 from ..models.registry import get_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
+ADAM_OPTIMIZERS = ("adam", "adamw")  # the ones that take betas
 SCHEDULES = ("constant", "onecycle", "cosine", "step")  # 'step' is the PyTorch example's StepLR(γ=0.7) per epoch
 # Named recipes applied on top of a model's own (explicit options still win). 'fast' is the schedule the speed
 # benchmark times: two epochs of one-cycle with large steps.
@@ -69,7 +70,7 @@ class TrainConfig:
             raise TypeError(f"TrainConfig has no setting(s) {sorted(unknown)}")
         settings = {**TRAINING_DEFAULTS, **spec.training_defaults, **(RECIPES[recipe] if recipe else {}),
                     **{key: value for key, value in overrides.items() if value is not None}}
-        if settings["optimizer"] not in ("adam", "adamw") and overrides.get("betas") is None:
+        if settings["optimizer"] not in ADAM_OPTIMIZERS and overrides.get("betas") is None:
             settings["betas"] = None  # a recipe's betas are its Adam's: choosing another optimizer drops them
         if spec.pretrained_variants and settings["weights"] is None:
             settings["weights"] = IMAGENET
@@ -94,7 +95,7 @@ class TrainConfig:
             problems.append("training subset must be at least 1 image")
         if self.validation_size < 1:
             problems.append("validation size must be at least 1 image")
-        if self.betas is not None and (self.optimizer not in ("adam", "adamw") or len(self.betas) != 2
+        if self.betas is not None and (self.optimizer not in ADAM_OPTIMIZERS or len(self.betas) != 2
                                        or not all(0 <= beta < 1 for beta in self.betas)):
             problems.append("betas are two numbers from 0 to below 1, for adam or adamw only")
         if not 0 <= self.label_smoothing < 1:

@@ -26,7 +26,7 @@ from ..data import augment_batch, load_mnist, normalize, split_train_validation,
 from ..devices import resolve_device
 from ..models.pretrained import FROM_SCRATCH, load_pretrained_state
 from ..models.registry import get_spec
-from .config import TrainConfig
+from .config import ADAM_OPTIMIZERS, TrainConfig
 
 ONE_CYCLE_MIN_STEPS = 8
 
@@ -118,7 +118,7 @@ def build_network(config: TrainConfig, resume: TrainingState | None = None) -> t
 
 
 def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    if config.optimizer in ("adam", "adamw"):
+    if config.optimizer in ADAM_OPTIMIZERS:
         adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
         betas = {"betas": tuple(config.betas)} if config.betas is not None else {}
         return adam(parameters, lr=config.lr, weight_decay=config.weight_decay, **betas)
