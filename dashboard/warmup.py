@@ -3,8 +3,8 @@
 Without it the first visit of each page after a start paid for imports (Plotly Express, pandas' Styler,
 scikit-learn: seconds on 2 cores), for reading the checkpoints and the dataset, for the PCA map, and for each model's
 first inference (oneDNN prepares its kernels on the first call), and the first training for starting the fork server
-its process comes from. Streamlit's caches are process-wide, so filling them
-here, outside any session, serves every later session.
+its process comes from. Streamlit's caches are process-wide, so filling them here, outside any session, serves every
+later session.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def warm_up() -> dict[str, float]:
         step("imports", lambda: [importlib.import_module(name) for name in PAGE_MODULES])
         step("models", lambda: predict_with_each(cache.catalog(), np.zeros((28, 28), np.uint8)))
         step("training processes", start_process_server)
-        if dataset_available(cache.data_root()):
-            root = cache.data_root()
+        root = cache.data_root()
+        if dataset_available(root):
             step("dataset", lambda: cache.dataset_statistics(root))
             step("pca map", lambda: cache.pca(root, cache.PCA_POINTS, 0))
     return steps

@@ -19,4 +19,3 @@ def test_every_patch_is_applied_to_the_installed_package(fix):
     applied = subprocess.run(["patch", "--dry-run", "--reverse", "--force", "-p1", "-d", str(site)],
                              stdin=fix.open(), capture_output=True, text=True)
     assert applied.returncode == 0, f"{fix.name} is not applied: run scripts/setup.sh ({applied.stdout[-500:]})"
-

@@ -1,3 +1,6 @@
+"""The fast inference path (channels-last weights and input, chunks) and the folded copy evaluate() uses give what
+the plain module gives."""
+
 import copy
 
 import numpy as np
@@ -29,7 +32,6 @@ def test_the_fast_path_predicts_what_the_plain_module_does(name, mnist_root):
     np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
     one = predict_proba(network, images[7].numpy())  # the Draw page's path: one image
     np.testing.assert_allclose(one[0], expected[7], rtol=0, atol=1e-5)
-
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
