@@ -15,6 +15,7 @@ OVERVIEW_ALIAS = "overview"
 PAGES = [
     st.Page(OVERVIEW_SCRIPT, title="Overview", icon=":material/leaderboard:", url_path="front", default=True),
     st.Page("pages/draw_page.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page("pages/explain_page.py", title="Explain", icon=":material/psychology:", url_path="explain"),
     st.Page("pages/dataset_page.py", title="Dataset", icon=":material/dataset:", url_path="dataset"),
     st.Page("pages/compare_page.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/train_page.py", title="Train", icon=":material/model_training:", url_path="train"),

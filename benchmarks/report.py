@@ -186,10 +186,29 @@ def render_latency(results: dict[str, Any]) -> str:
             f"clock).\n\n{drawing}")
 
 
+def render_explain(results: dict[str, Any]) -> str:
+    attributions = results["attributions"]
+    rows = [[f"`{name}`: its three maps", f"{figures['p50_ms']:,.0f} / {figures['p95_ms']:,.0f} ms", ""]
+            for name, figures in attributions["per_model_ms"].items()]
+    overall = attributions["all_models_ms"]
+    rows.append([f"**all {len(attributions['per_model_ms'])} models, one digit** ({attributions['digits']} digits)",
+                 f"**{overall['p50_ms']:,.0f} / {overall['p95_ms']:,.0f} ms**",
+                 _verdict(overall["p50_ms"], attributions["goal_ms"])])
+    names = {"explain_what_if": "what-if slider → every answer", "explain_adversarial": "ε slider (FGSM) → every "
+             "model attacked and answering"}
+    rows += [[f"{names[event]} ({figures['changes']} changes)", f"{figures['p50_ms']:,.0f} / {figures['p95_ms']:,.0f} "
+              f"ms", _verdict(figures["p50_ms"], figures["goal_ms"])] for event, figures in results["sliders"].items()]
+    return format_markdown_table(["server-side work", "p50 / p95", "goal (median)"], rows)
+
+
+def _verdict(median_ms: float, goal_ms: float) -> str:
+    return f"{goal_ms:,.0f} ms: {'met' if median_ms <= goal_ms else 'not met'}"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
-    "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency,
+    "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
 }
 
 

@@ -102,6 +102,33 @@ def probabilities_figure(titles: list[str], probabilities: np.ndarray) -> go.Fig
     return _compact(fig, 60 + 34 * len(titles))
 
 
+def row_probabilities_figure(probabilities: np.ndarray, rows_read: int) -> go.Figure:
+    """A row-by-row reader's probability of each digit after each row, a line per digit, with the row shown."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    rows, answer = np.arange(1, len(probabilities) + 1), probabilities[-1].argmax()
+    fig = go.Figure([go.Scatter(x=rows, y=probabilities[:, digit], name=DIGITS[digit], mode="lines",
+                                line=dict(color=PALETTE[digit], width=3 if digit == answer else 1.5),
+                                hovertemplate=f"after row %{{x}}: {digit} with %{{y:.1%}}<extra></extra>")
+                     for digit in range(10)])
+    fig.add_vline(x=rows_read, line_dash="dot", line_color="green")
+    fig.update_xaxes(title="rows read (top to bottom)", range=[1, len(probabilities)])
+    fig.update_yaxes(title="probability", range=[0, 1.02])
+    return _compact(fig, 300)
+
+
+def flip_epsilon_figure(epsilons: dict[str, float | None], limit: float) -> go.Figure:
+    """The smallest attack strength that changes each model's answer; models that held up to ``limit`` (the end of
+    the range searched) are drawn there, hatched."""
+    titles = list(epsilons)
+    held = [epsilons[title] is None for title in titles]
+    values = [limit if epsilons[title] is None else epsilons[title] for title in titles]
+    labels = ["held" if kept else f"{value:.2f}" for kept, value in zip(held, values, strict=True)]
+    fig = go.Figure(go.Bar(x=titles, y=values, text=labels, textposition="outside",
+                           marker_pattern_shape=["/" if kept else "" for kept in held]))
+    fig.update_yaxes(title="smallest ε that flips the answer", range=[0, limit * 1.15])
+    return _compact(fig, 300)
+
+
 def roc_by_model_figure(evaluation: Evaluation, title: str) -> go.Figure:
     """One model's one-vs-rest ROC curve for every digit, and the micro-average."""
     metrics = evaluation.metrics

@@ -86,3 +86,22 @@ def novelty_verdict(predictions: list[Prediction]) -> str:
             f"{calibrated} ({', '.join(flagged)}) find it unlike the digits they were trained on (their "
             f"out-of-distribution score is above the level that {1 - DEFAULT_FALSE_REJECTION_RATE:.0%} of real digits "
             f"they never trained on stay under).")
+
+
+def decision_row(row_probabilities, title: str) -> str:
+    """When a row-by-row reader made up its mind: the first row from which its answer never changes again."""
+    answers = [int(row.argmax()) for row in row_probabilities]
+    final, settled = answers[-1], len(answers)
+    while settled > 1 and answers[settled - 2] == final:
+        settled -= 1
+    return (f"{title} reads the digit one row at a time, top to bottom. It settled on **{final}** at row {settled} "
+            f"of {len(answers)} and kept that answer to the end ({float(row_probabilities[-1].max()):.0%} sure).")
+
+
+def flip_order(epsilons: dict[str, float | None]) -> str:
+    """Which models an attack flips first, from the smallest ε that changes each one's answer."""
+    flipped = sorted((epsilon, title) for title, epsilon in epsilons.items() if epsilon is not None)
+    held = [title for title, epsilon in epsilons.items() if epsilon is None]
+    parts = [f"{title} at ε = {epsilon:.2f}" for epsilon, title in flipped]
+    sentence = f"Flipped first to last: {', '.join(parts)}." if parts else "No model flipped within the range searched."
+    return sentence + (f" Held within the range searched: {', '.join(held)}." if held and parts else "")

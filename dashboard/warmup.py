@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import numpy as np
 
 # Heavy modules the pages import only when they first draw something.
-PAGE_MODULES = ("plotly.express", "plotly.graph_objects", "pandas.io.formats.style", "sklearn.decomposition")
+PAGE_MODULES = ("plotly.express", "plotly.graph_objects", "pandas.io.formats.style", "sklearn.decomposition",
+                "captum.attr")
 
 
 @contextmanager

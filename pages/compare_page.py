@@ -11,6 +11,7 @@ from dashboard.figures import (
     roc_by_model_figure,
     training_curves_figure,
 )
+from dashboard.handoff import open_test_image
 from dashboard.sidebar import selected_entries
 from dashboard.widgets import enlarge, model_problems
 from mnist_models.data import VALIDATION_SIZE
@@ -73,7 +74,7 @@ with_predictions = [entry for entry in entries if entry.evaluation.predictions i
                     and len(entry.evaluation.predictions) == len(labels)]
 
 
-def gallery(indices, heading: str) -> None:
+def gallery(indices, heading: str, key: str) -> None:
     st.markdown(heading)
     if len(indices) == 0:
         st.write("No such images.")
@@ -81,13 +82,18 @@ def gallery(indices, heading: str) -> None:
     captions = [" · ".join(f"{e.name} {e.evaluation.predictions[i]}" for e in with_predictions) for i in indices]
     st.image([enlarge(images[i].numpy(), 84) for i in indices], caption=[
         f"#{i} true {labels[i]}: {caption}" for i, caption in zip(indices, captions, strict=True)])
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    picked = left.selectbox("Why did they answer that? Pick an image", [int(i) for i in indices],
+                            format_func=lambda i: f"#{i} (true {labels[i]})", key=f"{key}_explain_pick")
+    if right.button("Open in Explain", icon=":material/psychology:", key=f"{key}_explain"):
+        open_test_image(picked)
 
 
 if selection is not None and selection[0] in with_predictions:
     entry, true_digit, predicted_digit = selection
     cell = confusion_cell(labels, np.asarray(entry.evaluation.predictions), true_digit, predicted_digit)
     gallery(cell[:40], f"**{entry.title}: true {true_digit}, predicted {predicted_digit}** — {len(cell)} images"
-                       f"{' (first 40)' if len(cell) > 40 else ''}")
+                       f"{' (first 40)' if len(cell) > 40 else ''}", "cell")
 
 st.subheader("Most confident mistakes")
 usable = {entry.title: entry for entry in with_predictions if entry.evaluation.confidence is not None}
@@ -98,4 +104,4 @@ entry = usable[st.selectbox("Model", list(usable), key="mistakes_model")]
 mistakes = most_confident_mistakes(labels, np.asarray(entry.evaluation.predictions),
                                    np.asarray(entry.evaluation.confidence))
 gallery(mistakes, f"{entry.title} gets {entry.evaluation.metrics.errors} of {entry.evaluation.metrics.count:,} test "
-                  f"images wrong; the {len(mistakes)} it was surest about:")
+                  f"images wrong; the {len(mistakes)} it was surest about:", "mistakes")

@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard.figures import probabilities_figure
+from dashboard.handoff import EXPLAIN_PAGE, remember_drawing
 from dashboard.sidebar import selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record
@@ -77,6 +78,7 @@ def drawing_and_answers() -> None:
     # The models answer before anything else is drawn: while the page's elements stream out, the server's event loop
     # takes the GIL from the inference and each model's time would include that wait instead of its own work.
     predictions = predict_with_each(selected_entries(), stages.centred)
+    remember_drawing(stages.centred)
     st.subheader("Predictions")
     if not predictions:
         st.warning("No model is selected or available; choose some in the sidebar.")
@@ -100,6 +102,8 @@ def drawing_and_answers() -> None:
     record("draw", server_ms)
     st.caption(f"The server answered in {server_ms:.0f} ms (from the drawing's arrival to these answers, every "
                f"model included).")
+    st.page_link(EXPLAIN_PAGE, label="Why these answers? Explain this digit, and find where each model breaks",
+                 icon=":material/psychology:")
 
     st.subheader("Preprocessing, the way MNIST was made")
     steps = {"paper's brightness (estimated; shadows)": stages.background, "ink against the paper": stages.gray,

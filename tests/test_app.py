@@ -17,7 +17,7 @@ from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV,
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py",
-         "pages/train_page.py"]
+         "pages/train_page.py", "pages/explain_page.py"]
 
 
 def open_page(page: str) -> AppTest:

@@ -1,9 +1,9 @@
 """The dashboard in a real browser: Debian's Chromium, driven by Playwright, against the server ./run.sh starts.
 
 Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
-draws right after clearing, switches page during the first run and keeps the selection, opens every page's link as
-the first visit of a fresh server, then trains a small CNN run from the Train page, watches its live progress and
-expects it on Compare.
+draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws right after clearing, switches page
+during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, then
+trains a small CNN run from the Train page, watches its live progress and expects it on Compare.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -24,9 +24,10 @@ from mnist_models.paths import RUNS_DIR_ENV
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
-PAGES = {"overview": "", "draw": "draw", "dataset": "dataset", "compare": "compare", "train": "train"}
-HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "dataset": "The MNIST dataset",
-            "compare": "Compare the models", "train": "Train a model"}
+PAGES = {"overview": "", "draw": "draw", "explain": "explain", "dataset": "dataset", "compare": "compare",
+         "train": "train"}
+HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "explain": "Explain: why each model answers, and when "
+            "it breaks", "dataset": "The MNIST dataset", "compare": "Compare the models", "train": "Train a model"}
 
 
 @contextlib.contextmanager
@@ -125,6 +126,29 @@ def test_drawing_a_vertical_stroke_is_read_as_one(page, server, screenshot_dir):
     assert page.locator('[data-testid="stMetric"]').count() >= 6
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshot_dir / "draw-prediction.png"), full_page=True)
+
+
+def test_a_drawing_opens_in_explain_with_every_model_s_maps_and_the_rnn_s_rows(page, server, screenshot_dir):
+    page.goto(f"{server}/draw")
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
+    _settle(page)
+    _draw(page, SEVEN)
+    playwright_api.expect(_metric_of(page, "CNN")).to_have_text("7", timeout=60_000)
+    _settle(page)
+    page.get_by_role("link", name=re.compile("Explain this digit")).click()
+    playwright_api.expect(page.get_by_text("Saliency").first).to_be_visible(timeout=60_000)
+    _settle(page)
+    assert page.get_by_text("your drawing").count() == 1  # the drawing came along, not a test image
+    assert page.get_by_text("Saliency", exact=True).count() == len(MODEL_NAMES)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "explain.png"), full_page=True)
+    page.get_by_text("How each one reads it").click()
+    playwright_api.expect(page.get_by_text(re.compile("RNN reads the digit one row at a time"))).to_be_visible(
+        timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the RNN's row-by-row chart
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "explain-reads.png"), full_page=True)
 
 
 def test_a_stroke_made_right_after_clearing_is_read(page, server):

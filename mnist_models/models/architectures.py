@@ -53,6 +53,13 @@ class RowRNN(nn.Module):
         outputs, _ = self.recurrent(rows)
         return self.head(outputs[:, -1])
 
+    def logits_after_each_row(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 10): the head applied to the state after each row, i.e. the answer had the image ended there;
+        the last step is what ``forward`` returns."""
+        rows = x.reshape(x.shape[0], 28, 28)
+        outputs, _ = self.recurrent(rows)
+        return self.head(outputs)
+
 
 class CNN(nn.Module):
     """Report 000's CNN: conv 32 → pool → conv 64 (3×3) → pool → dense → 10, with batch norm and dropout added."""

@@ -1,0 +1,60 @@
+"""Explanations drawn as small RGB pictures: pure numpy, so each is one image message, not one plotly chart, and
+tested without a browser. Every picture is 28×28 (or a grid of them) and is enlarged with ``widgets.enlarge``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+POSITIVE = np.array([230, 40, 40], dtype=np.float32)  # evidence for the digit asked about
+NEGATIVE = np.array([40, 110, 255], dtype=np.float32)  # evidence against it
+DIGIT_BRIGHTNESS = 0.4  # the digit stays visible under the heat without hiding it
+SCALE_PERCENTILE = 99.5  # one extreme pixel should not wash out the rest of the map
+
+
+def _unit_scale(values: np.ndarray) -> float:
+    """The magnitude mapped to full colour: a high percentile of |values|, never zero."""
+    scale = float(np.percentile(np.abs(values), SCALE_PERCENTILE)) if values.size else 0.0
+    return scale if scale > 0 else 1.0
+
+
+def heat_overlay(digit: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """uint8 RGB: the gray digit dimmed, with red where ``heat`` is positive and blue where it is negative, each as
+    strong as the value relative to the map's own range (maps are compared by where they point, not by scale)."""
+    base = np.asarray(digit, dtype=np.float32)[..., None] / 255.0 * DIGIT_BRIGHTNESS * 255.0
+    strength = np.clip(np.asarray(heat, dtype=np.float32) / _unit_scale(heat), -1.0, 1.0)[..., None]
+    colour = np.where(strength >= 0, POSITIVE, NEGATIVE)
+    mixed = base * (1 - np.abs(strength)) + colour * np.abs(strength)
+    return np.clip(mixed, 0, 255).round().astype(np.uint8)
+
+
+def diverging(values: np.ndarray) -> np.ndarray:
+    """uint8 RGB of a signed array on black: red positive, blue negative (weights, an adversarial perturbation)."""
+    strength = np.clip(np.asarray(values, dtype=np.float32) / _unit_scale(values), -1.0, 1.0)[..., None]
+    colour = np.where(strength >= 0, POSITIVE, NEGATIVE)
+    return (colour * np.abs(strength)).round().astype(np.uint8)
+
+
+def map_grid(maps: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
+    """uint8 gray grid of (channels, H, W) feature maps, each scaled to its own range so a weak channel still shows
+    its pattern; a gray gap separates the maps."""
+    maps = np.asarray(maps, dtype=np.float32)
+    count, height, width = maps.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), 64, dtype=np.uint8)
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    scaled = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
+    for position, picture in enumerate(scaled):
+        top, left = (position // columns) * (height + gap), (position % columns) * (width + gap)
+        grid[top:top + height, left:left + width] = (picture * 255).round().astype(np.uint8)
+    return grid
+
+
+def rows_read(digit: np.ndarray, rows: int) -> np.ndarray:
+    """uint8 RGB of the digit with the first ``rows`` rows as read and the rest dimmed, a line under the last read."""
+    picture = np.repeat(np.asarray(digit, dtype=np.uint8)[..., None], 3, axis=2).copy()
+    picture[rows:] = (picture[rows:] * 0.25).astype(np.uint8)
+    if 0 < rows <= picture.shape[0]:
+        picture[rows - 1] = np.maximum(picture[rows - 1], np.array([0, 160, 0], dtype=np.uint8))
+    return picture

@@ -1,0 +1,136 @@
+"""The Explain page under AppTest: a digit handed over from Draw or a test image (also opened from Compare's
+galleries), no input at all, models without a convolution, and each of its four views with their sliders."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from benchmarks.common import canvas_stroke
+from dashboard.handoff import DRAWING, TEST_IMAGE
+from dashboard.sidebar import SELECTED_MODELS_KEY
+from mnist_models import MODEL_NAMES
+from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
+
+APP = str(REPO_ROOT / "app.py")
+EXPLAIN = "pages/explain_page.py"
+
+
+def open_explain(app: AppTest | None = None) -> AppTest:
+    app = app or AppTest.from_file(APP, default_timeout=180).run()
+    app.switch_page(EXPLAIN).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def texts(app: AppTest) -> str:
+    return "\n".join(str(element.value) for kind in ("markdown", "info", "warning", "caption")
+                     for element in getattr(app, kind))
+
+
+def captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def show(app: AppTest, view: str) -> AppTest:
+    next(radio for radio in app.radio if view in radio.options).set_value(view).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+@pytest.fixture
+def drawn_one() -> AppTest:
+    """A session that drew a vertical stroke (a 1) on Draw and then opened Explain."""
+    app = AppTest.from_file(APP, default_timeout=180).run()
+    app.switch_page("pages/draw_page.py").run()
+    app.session_state["canvas"] = canvas_stroke(140, 50, 140, 230)
+    app.run()
+    assert len(app.metric) == len(MODEL_NAMES)
+    return open_explain(app)
+
+
+def test_the_drawing_from_draw_is_explained_by_every_model(drawn_one):
+    app = drawn_one
+    assert app.radio[0].value == DRAWING and "your drawing" in captions(app)
+    assert "**CNN** reads **1**" in texts(app)
+    attribution_captions = captions(app)
+    assert attribution_captions.count("Integrated Gradients (32 steps)") == len(MODEL_NAMES)
+    assert attribution_captions.count("Saliency") == len(MODEL_NAMES)
+    convolutional = [name for name in MODEL_NAMES if name not in ("mlp", "rnn")]
+    assert attribution_captions.count("Grad-CAM (last convolution)") == len(convolutional)
+
+
+def test_models_without_a_convolution_say_why_grad_cam_is_absent(drawn_one):
+    absent = [caption for caption in texts(drawn_one).splitlines() if caption.startswith("Grad-CAM")]
+    assert len(absent) == 2 and all("absent" in line and "convolution" in line for line in absent)
+
+
+def test_asking_why_not_another_digit_changes_the_target(drawn_one):
+    app = drawn_one
+    app.selectbox[0].set_value("7").run()
+    assert not app.exception
+    assert texts(app).count("evidence for **7**") == len(MODEL_NAMES)
+
+
+def test_a_test_image_can_be_chosen_by_index(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = open_explain()
+    assert app.radio[0].value == TEST_IMAGE  # nothing drawn: the test images are the default
+    app.number_input[0].set_value(7).run()
+    assert not app.exception and "test image #7, labelled 9" in captions(app)
+
+
+def test_with_no_input_the_page_gives_a_hint_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
+    app = open_explain()
+    assert any("MNIST dataset is not available" in warning.value for warning in app.warning)
+    app.radio[0].set_value(DRAWING).run()
+    assert not app.exception
+    assert any("Nothing drawn yet" in info.value for info in app.info) and not app.get("image")
+
+
+def test_each_architecture_is_shown_reading_in_its_own_way(drawn_one):
+    app = show(drawn_one, "How each one reads it")
+    assert "RNN reads the digit one row at a time" in texts(app) and "settled on **1**" in texts(app)
+    charts = [chart.proto.id for chart in app.get("plotly_chart")]
+    assert any("row_chart_rnn" in chart for chart in charts)
+    assert any(caption.startswith("unit ") for caption in captions(app))  # the MLP's strongest units
+    assert any(caption.startswith("features.0: 32 maps of 26×26") for caption in captions(app))  # the CNN's layers
+    app.slider(key="rows_rnn").set_value(3).run()
+    assert not app.exception and any(caption.startswith("after row 3:") for caption in captions(app))
+
+
+def test_what_if_sliders_change_the_answers(drawn_one):
+    app = show(drawn_one, "What if…")
+    table = app.dataframe[0].value
+    assert list(table["still right?"]) == ["yes"] * len(MODEL_NAMES)
+    next(slider for slider in app.slider if slider.label == "Rotate (°)").set_value(90).run()
+    assert not app.exception
+    rotated = app.dataframe[0].value
+    assert (rotated["still right?"] == "changed").sum() >= len(MODEL_NAMES) // 2  # a 1 on its side is no 1
+
+
+def test_the_adversarial_view_attacks_every_model(drawn_one):
+    app = show(drawn_one, "Adversarial attack")
+    assert "models change their answer" in texts(app)
+    assert len([c for c in captions(app) if c == "its perturbation"]) == len(MODEL_NAMES)
+    next(slider for slider in app.slider if slider.label.startswith("ε")).set_value(0.0).run()
+    assert "**0 of" in texts(app)
+    app.toggle(key="flip_search").set_value(True).run()
+    assert not app.exception and ("Flipped first to last" in texts(app) or "No model flipped" in texts(app))
+
+
+def test_only_the_models_selected_in_the_sidebar_are_explained(drawn_one):
+    app = drawn_one
+    app.sidebar.multiselect(key=SELECTED_MODELS_KEY).set_value(["mlp", "cnn"]).run()
+    assert captions(app).count("Saliency") == 2
+
+
+def test_a_gallery_on_compare_opens_its_image_in_explain(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    app = AppTest.from_file(APP, default_timeout=180).run()
+    app.switch_page("pages/compare_page.py").run()
+    picked = app.selectbox(key="mistakes_explain_pick").value
+    app.button(key="mistakes_explain").click().run()
+    assert not app.exception
+    assert app.radio[0].value == TEST_IMAGE and any(c.startswith(f"test image #{picked},") for c in captions(app))
