@@ -14,6 +14,8 @@ from mnist_models.store.catalog import catalog_signature
 from .cache import catalog
 
 CACHE_ENTRIES = 512
+METHOD_TITLES = {"integrated_gradients": f"Integrated Gradients ({explain.IG_STEPS} steps)", "saliency": "Saliency",
+                 "gradcam": "Grad-CAM (last features)"}
 
 
 def _network(name: str) -> nn.Module:

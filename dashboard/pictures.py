@@ -58,3 +58,10 @@ def rows_read(digit: np.ndarray, rows: int) -> np.ndarray:
     if 0 < rows <= picture.shape[0]:
         picture[rows - 1] = np.maximum(picture[rows - 1], np.array([0, 160, 0], dtype=np.uint8))
     return picture
+
+
+def magnified(picture: np.ndarray, width: int) -> np.ndarray:
+    """``picture`` enlarged by the whole factor that brings it closest to ``width`` px wide, pixels kept crisp and
+    its shape kept (a wide grid of feature maps stays wide)."""
+    factor = max(1, round(width / picture.shape[1]))
+    return picture.repeat(factor, axis=0).repeat(factor, axis=1)

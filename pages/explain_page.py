@@ -10,14 +10,13 @@ from dashboard import explain as cached
 from dashboard import handoff
 from dashboard.cache import mnist
 from dashboard.figures import flip_epsilon_figure, row_probabilities_figure
-from dashboard.pictures import diverging, heat_overlay, map_grid, rows_read
+from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, rows_read
 from dashboard.sidebar import selected_entries
 from dashboard.text import decision_row, flip_order
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems
 from mnist_models.explain import (
     ATTRIBUTION_METHODS,
-    IG_STEPS,
     has_convolution,
     reads_flat_pixels,
     reads_row_by_row,
@@ -25,8 +24,6 @@ from mnist_models.explain import (
 from mnist_models.robustness import EPSILON_METHODS, FLIP_SEARCH_LIMIT, perturb
 from mnist_models.store.catalog import predict_with_each
 
-METHOD_TITLES = {"integrated_gradients": f"Integrated Gradients ({IG_STEPS} steps)", "saliency": "Saliency",
-                 "gradcam": "Grad-CAM (last convolution)"}
 VIEWS = ["Where each model looks", "How each one reads it", "What if…", "Adversarial attack"]
 
 st.title("Explain: why each model answers, and when it breaks")
@@ -79,7 +76,8 @@ view = st.radio("Show", VIEWS, horizontal=True, label_visibility="collapsed")
 
 
 def where_each_model_looks() -> None:
-    """Attribution maps for every model, for its own answer or for a digit the visitor asks about."""
+    """Attribution maps side by side, a row per method and a column per model, for each model's own answer or for a
+    digit the visitor asks about."""
     targets = ["its own answer", *map(str, range(10))]
     asked = st.selectbox("Explain the evidence for", targets,
                          help="Pick a digit to ask each model “why not a 7?”: red pixels push towards that digit, "
@@ -88,18 +86,22 @@ def where_each_model_looks() -> None:
                "sensitive the score is to each pixel, so it has no blue). Grad-CAM locates the last convolution's "
                "features, at their coarser resolution. Each map is scaled on its own.")
     started = time.perf_counter()
+    maps, captions = {}, {}
     for entry in entries:
         answer = answers[entry.name]
         target = answer.digit if asked == targets[0] else int(asked)
-        maps = cached.attributions(entry.name, version, image_key, target)
-        shown = {method: maps[method] for method in ATTRIBUTION_METHODS if not isinstance(maps[method], str)}
-        st.markdown(f"**{entry.title}** answers {answer.digit} ({answer.confidence:.1%}); evidence for **{target}** "
-                    f"({answer.probabilities[target]:.1%}):")
-        st.image([enlarge(heat_overlay(digit, heat), 140) for heat in shown.values()],
-                 caption=[METHOD_TITLES[method] for method in shown], width=140)
-        for method, reason in maps.items():
-            if isinstance(reason, str):
-                st.caption(f"{METHOD_TITLES[method]} is absent: {reason}")
+        maps[entry.title] = cached.attributions(entry.name, version, image_key, target)
+        captions[entry.title] = (f"{entry.title}: {answer.digit} ({answer.confidence:.0%})" if asked == targets[0]
+                                 else f"{entry.title}: {target} at {answer.probabilities[target]:.1%}")
+    for method in ATTRIBUTION_METHODS:
+        shown = {title: found[method] for title, found in maps.items() if not isinstance(found[method], str)}
+        absent = {title: found[method] for title, found in maps.items() if isinstance(found[method], str)}
+        st.markdown(f"**{cached.METHOD_TITLES[method]}**")
+        if shown:
+            st.image([enlarge(heat_overlay(digit, heat), 120) for heat in shown.values()],
+                     caption=[captions[title] for title in shown], width=120)
+        if absent:
+            st.caption(f"Absent for {', '.join(absent)}: {next(iter(absent.values()))}.")
     record("explain_attributions", (time.perf_counter() - started) * 1000)
 
 
@@ -134,7 +136,7 @@ def how_each_reads() -> None:
             for layer in layers:
                 channels, height, width = maps[layer].shape
                 shown = maps[layer][:64]
-                st.image(enlarge(map_grid(shown, columns=16 if height < 8 else 8), 640),
+                st.image(magnified(map_grid(shown, columns=16), 640),
                          caption=f"{layer}: {channels} maps of {height}×{width}"
                                  f"{f', the first {len(shown)} shown' if channels > len(shown) else ''}")
 

@@ -14,7 +14,7 @@ from torch import nn
 from mnist_models import explain
 from mnist_models.data import MNIST_MEAN, MNIST_STD, load_mnist, normalize, to_unit_float
 from mnist_models.inference import predict_proba
-from mnist_models.models.registry import MODEL_NAMES
+from mnist_models.models.registry import MODEL_NAMES, get_spec
 from mnist_models.store.checkpoints import load_checkpoint
 
 REGION = (slice(5, 11), slice(5, 11))  # the 6×6 patch the toy linear model's class 3 reads
@@ -278,3 +278,14 @@ def test_print_attribution_timings(shipped, test_digits):
             timings.append(f"{method} {1000 * (time.perf_counter() - began):.1f} ms")
         lines.append(f"{name:12s} " + ", ".join(timings))
     print("\nattribute() timings:\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize(("name", "activation"), [("cnn", nn.ReLU), ("cnn_basic", nn.ReLU), ("speedrun", nn.ReLU),
+                                                  ("mobilenet", nn.Hardswish)])
+def test_grad_cam_reads_the_rectified_features_after_the_last_convolution(name, activation):
+    """The layer Grad-CAM was defined on: the last convolution's feature maps after their activation."""
+    network = get_spec(name).build()
+    layer = explain._last_features(network)
+    modules = list(network.modules())
+    last_conv = max(index for index, module in enumerate(modules) if isinstance(module, nn.Conv2d))
+    assert isinstance(layer, activation) and modules.index(layer) > last_conv

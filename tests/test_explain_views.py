@@ -4,7 +4,7 @@ sentences and figures it builds from the library's figures."""
 import numpy as np
 
 from dashboard.figures import flip_epsilon_figure, row_probabilities_figure
-from dashboard.pictures import NEGATIVE, POSITIVE, diverging, heat_overlay, map_grid, rows_read
+from dashboard.pictures import NEGATIVE, POSITIVE, diverging, heat_overlay, magnified, map_grid, rows_read
 from dashboard.text import decision_row, flip_order
 
 
@@ -67,3 +67,9 @@ def test_the_figures_show_their_inputs():
     assert len(figure.data) == 10 and figure.data[4].line.width == 3
     bars = flip_epsilon_figure({"CNN": 0.2, "MLP": None}, 0.5).data[0]
     assert list(bars.y) == [0.2, 0.5] and list(bars.text) == ["0.20", "held"]
+
+
+def test_magnifying_keeps_the_shape_and_the_pixels():
+    grid = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = magnified(grid, 30)
+    assert big.shape == (20, 30) and big[0, 0] == 0 and big[19, 29] == 5 and (big[:10, 10:20] == 1).all()
