@@ -7,11 +7,16 @@
 2. Sliders (the page, server-side): the Explain page run under Streamlit's AppTest on a test image, with the what-if
    rotation slider and the adversarial ε slider (FGSM) moved to ``--slider-changes`` new values each; the page's own
    timer (from the fragment's start to its last element, DIGIT_LAB_TIMING_LOG) gives the time for all answers. The
-   goal: 150 ms, median. The browser's own rendering comes on top (see bench_latency for that part on Draw).
+   goal: 150 ms, median.
+3. Sliders (the browser, with --browser): the same two sliders moved with the keyboard in headless Chromium against
+   a dashboard started as ./run.sh starts it, from the key press to the new answers on screen (the changed digit's
+   new picture; for ε, the new count of flipped models with the script finished). On these 2 cores the browser and
+   its driver take CPU from the server, so this figure is an upper bound for a visitor on their own machine.
 
 Torch runs on one thread, as in the dashboard's server. Run from the repository root:
 
-    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_explain --json benchmarks/results/explain.json
+    MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_explain --browser \
+        --json benchmarks/results/explain.json
     MNIST_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.bench_explain --quick
 """
 
@@ -38,6 +43,7 @@ from mnist_models.timing import percentiles
 
 ATTRIBUTION_GOAL_MS = 1500.0
 SLIDER_GOAL_MS = 150.0
+EPSILON_START = 0.1  # the ε slider's default on the page
 
 
 def time_attributions(networks: dict, digits: np.ndarray) -> dict:
@@ -89,10 +95,67 @@ def time_sliders(changes: int) -> dict:
     return results
 
 
+FINISHED = "document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'"
+CHANGED_DIGIT = """() => [...document.querySelectorAll('[data-testid="stImage"]')]
+    .find(image => image.innerText.includes("the changed digit"))?.querySelector("img")?.src ?? null"""
+
+
+def time_browser_sliders(changes: int) -> dict:
+    """Key press → new answers on screen, in headless Chromium, for the what-if rotation and the ε slider."""
+    import subprocess
+
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
+
+    log = Path(tempfile.mkdtemp()) / "timing.jsonl"
+    process, url = start_dashboard({**os.environ, "DIGIT_LAB_TIMING_LOG": str(log)}, subprocess.DEVNULL)
+    try:
+        if not wait_until_healthy(url, 180):
+            raise RuntimeError("the dashboard did not start")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(f"{url}/explain")
+            page.wait_for_function(f"() => {FINISHED} && document.querySelector('h1')", timeout=180_000)
+            results = {}
+            for view, position, event in (("What if…", 0, "explain_what_if"),
+                                          ("Adversarial attack", 0, "explain_adversarial")):
+                page.get_by_text(view, exact=True).click()
+                page.wait_for_timeout(500)
+                page.wait_for_function(f"() => {FINISHED}", timeout=180_000)
+                slider = page.get_by_role("slider").nth(position)
+                samples = []
+                for change in range(changes):
+                    before = page.evaluate(CHANGED_DIGIT)
+                    slider.focus()
+                    started = time.perf_counter()
+                    page.keyboard.press("ArrowRight")
+                    if event == "explain_what_if":
+                        page.wait_for_function(f"before => {FINISHED} && ({CHANGED_DIGIT})() !== before", arg=before,
+                                               timeout=60_000, polling="raf")
+                    else:
+                        expected = f"At ε = {EPSILON_START + 0.01 * (change + 1):.2f},"
+                        page.wait_for_function(
+                            f"text => {FINISHED} && [...document.querySelectorAll('[data-testid=\"stMarkdown\"]')]"
+                            f".some(m => m.innerText.startsWith(text))", arg=expected, timeout=60_000, polling="raf")
+                    samples.append((time.perf_counter() - started) * 1000)
+                server = [line["ms"] for line in map(json.loads, log.read_text().splitlines())
+                          if line["event"] == event][-len(samples):]
+                results[event] = {**percentiles(samples[1:]).to_dict(), "changes": len(samples) - 1,
+                                  "server_ms": percentiles(server[1:]).to_dict(), "goal_ms": SLIDER_GOAL_MS}
+            browser.close()
+        return results
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=int, default=21, help="test images explained (the first warms up)")
     parser.add_argument("--slider-changes", type=int, default=20, help="values each slider is moved to")
+    parser.add_argument("--browser", action="store_true", help="also time the sliders in headless Chromium")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 digits, 3 slider values")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -116,9 +179,13 @@ def main() -> None:
     for event, figures in sliders.items():
         print(f"{event}: p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms over {figures['changes']} "
               f"changes (goal {SLIDER_GOAL_MS:.0f} ms)")
+    browser = time_browser_sliders(changes) if args.browser else None
+    for event, figures in (browser or {}).items():
+        print(f"{event} in the browser: p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms over "
+              f"{figures['changes']} changes; the server's part p50 {figures['server_ms']['p50_ms']:.0f} ms")
     if args.json:
         write_json(args.json, {"environment": info, "models": list(networks), "attributions": attributions,
-                               "sliders": sliders})
+                               "sliders": sliders, "browser_sliders": browser})
 
 
 if __name__ == "__main__":

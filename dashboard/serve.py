@@ -7,11 +7,13 @@ start before then (the first visitors of a fresh server, all at once in a demo r
 get their own page names ("/draw_page"), a false "Page not found" for every deep link, and import the library from
 several threads in different orders (a Python import deadlock). Streamlit has no option for this, so the launcher
 sets the class attribute that ``st.navigation`` itself sets, before the server accepts anyone. It also warms up
-(dashboard/warmup.py) before it opens the port, so the first visitor of each page does not pay for imports and loads.
+(dashboard/warmup.py) before it opens the port, so the first visitor of each page does not pay for imports and loads,
+and then freezes the heap (see ``main``).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from streamlit.runtime.pages_manager import PagesManager
@@ -28,6 +30,11 @@ def main(arguments: list[str] | None = None) -> None:
     steps = warm_up()
     print("digit-lab: warmed up in " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()),
           flush=True)
+    # Streamlit collects garbage in full after every script run (runner.postScriptGC), holding the GIL while it walks
+    # every object: with torch, Captum, plotly and pandas loaded, 240-300 ms on this machine, during which the server
+    # cannot send answers it has already computed (each drawing's, each slider's). What is loaded by now lives as long
+    # as the server, so it is frozen: the collector skips it, and the full collection takes under a millisecond.
+    gc.freeze()
     cli.main(["run", str(APP), *(sys.argv[1:] if arguments is None else arguments)], prog_name="streamlit")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from dashboard import cache, warmup
 
 
@@ -25,3 +27,18 @@ def test_a_failing_step_is_skipped_and_the_others_still_run(mnist_root, monkeypa
     steps = warmup.warm_up()
     assert "models" not in steps and {"imports", "training processes", "dataset", "pca map"} <= set(steps)
     assert "warm-up step 'models' skipped: disk on fire" in capsys.readouterr().out
+
+
+def test_the_server_freezes_what_it_loaded_before_it_serves(monkeypatch):
+    """Streamlit's full collection after every run must not walk the libraries (it held answers back 240-300 ms)."""
+    from dashboard import serve
+
+    started = []
+    monkeypatch.setattr(serve, "warm_up", dict)
+    monkeypatch.setattr(serve.cli, "main", lambda arguments, prog_name: started.append(arguments))
+    try:
+        serve.main(["--server.headless", "true"])
+        assert started and started[0][-2:] == ["--server.headless", "true"]
+        assert gc.get_freeze_count() > 100_000  # torch, streamlit and the rest, not a handful of objects
+    finally:
+        gc.unfreeze()
