@@ -44,6 +44,7 @@ from mnist_models.timing import percentiles
 ATTRIBUTION_GOAL_MS = 1500.0
 SLIDER_GOAL_MS = 150.0
 EPSILON_START = 0.1  # the ε slider's default on the page
+ROTATE_STEPS = 18  # from the rotation's default, 0°, to its end, 90°, in steps of 5°
 
 
 def time_attributions(networks: dict, digits: np.ndarray) -> dict:
@@ -130,7 +131,9 @@ def time_browser_sliders(changes: int) -> dict:
                     before = page.evaluate(CHANGED_DIGIT)
                     slider.focus()
                     started = time.perf_counter()
-                    page.keyboard.press("ArrowRight")
+                    # the rotation goes to its end (90°, 18 steps) and back, so every change shows a new picture
+                    page.keyboard.press("ArrowLeft" if event == "explain_what_if" and (change // ROTATE_STEPS) % 2
+                                        else "ArrowRight")
                     if event == "explain_what_if":
                         page.wait_for_function(f"before => {FINISHED} && ({CHANGED_DIGIT})() !== before", arg=before,
                                                timeout=60_000, polling="raf")

@@ -1,5 +1,5 @@
 """The Explain page under AppTest: a digit handed over from Draw or a test image (also opened from Compare's
-galleries), no input at all, models without a convolution, and each of its four views with their sliders."""
+galleries), no input at all, models without a convolution, a saved run, and each of its four views with its sliders."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from benchmarks.common import canvas_stroke
 from dashboard.explain import METHOD_TITLES
 from dashboard.handoff import DRAWING, TEST_IMAGE
 from dashboard.sidebar import SELECTED_MODELS_KEY
-from mnist_models import MODEL_NAMES
+from mnist_models import MODEL_NAMES, TrainConfig, load_mnist, train
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
+from mnist_models.training.pipeline import save_trained
 
 APP = str(REPO_ROOT / "app.py")
 EXPLAIN = "pages/explain_page.py"
@@ -136,3 +137,17 @@ def test_a_gallery_on_compare_opens_its_image_in_explain(mnist_root, monkeypatch
     app.button(key="mistakes_explain").click().run()
     assert not app.exception
     assert app.radio[0].value == TEST_IMAGE and any(c.startswith(f"test image #{picked},") for c in captions(app))
+
+
+def test_a_saved_run_is_explained_like_a_shipped_model(tiny_dataset, monkeypatch):
+    train_data = load_mnist("train", tiny_dataset, download=False)
+    test_data = load_mnist("test", tiny_dataset, download=False)
+    result = train(TrainConfig.for_model("rnn", epochs=1, batch_size=16, device="cpu"), data=train_data)
+    run = save_trained(result, test_data).run
+    monkeypatch.setenv(DATA_DIR_ENV, str(tiny_dataset))
+    app = open_explain()
+    assert "test image #0, labelled 0" in captions(app)
+    assert sum(caption.startswith(f"{run.title}: ") for caption in captions(app)) == 2  # its IG and Saliency maps
+    app = show(app, "How each one reads it")
+    assert f"{run.title} reads the digit one row at a time" in texts(app)
+    assert any(f"row_chart_{run.run_id}" in chart.proto.id for chart in app.get("plotly_chart"))
