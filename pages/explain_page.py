@@ -136,8 +136,9 @@ def how_each_reads() -> None:
             for layer in layers:
                 channels, height, width = maps[layer].shape
                 shown = maps[layer][:64]
-                st.image(magnified(map_grid(shown, columns=16), 640),
-                         caption=f"{layer}: {channels} maps of {height}×{width}"
+                st.image(magnified(map_grid(shown, columns=16), 900),
+                         caption=f"convolution {list(maps).index(layer) + 1} of {len(maps)} ({layer}): {channels} "
+                                 f"maps of {height}×{width}"
                                  f"{f', the first {len(shown)} shown' if channels > len(shown) else ''}")
 
 

@@ -98,7 +98,7 @@ def test_each_architecture_is_shown_reading_in_its_own_way(drawn_one):
     charts = [chart.proto.id for chart in app.get("plotly_chart")]
     assert any("row_chart_rnn" in chart for chart in charts)
     assert any(caption.startswith("unit ") for caption in captions(app))  # the MLP's strongest units
-    assert any(caption.startswith("features.0: 32 maps of 26×26") for caption in captions(app))  # the CNN's layers
+    assert any(caption.startswith("convolution 1 of 2 (features.0): 32 maps of 26×26") for caption in captions(app))  # the CNN's layers
     app.slider(key="rows_rnn").set_value(3).run()
     assert not app.exception and any(caption.startswith("after row 3:") for caption in captions(app))
 
