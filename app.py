@@ -18,6 +18,7 @@ PAGES = [
     st.Page("pages/explain_page.py", title="Explain", icon=":material/psychology:", url_path="explain"),
     st.Page("pages/dataset_page.py", title="Dataset", icon=":material/dataset:", url_path="dataset"),
     st.Page("pages/compare_page.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/evidence_page.py", title="Evidence", icon=":material/fact_check:", url_path="evidence"),
     st.Page("pages/train_page.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
 

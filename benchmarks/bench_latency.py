@@ -43,7 +43,8 @@ from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT
 from mnist_models.timing import percentiles
 
-PAGES = {"Overview": "/", "Draw": "/draw", "Dataset": "/dataset", "Compare": "/compare", "Train": "/train"}
+PAGES = {"Overview": "/", "Draw": "/draw", "Explain": "/explain", "Dataset": "/dataset", "Compare": "/compare",
+         "Evidence": "/evidence", "Train": "/train"}
 # Counts the page's websocket traffic and the mouse-up, on the page's own clock, before any of its scripts run.
 INSTRUMENT = """(() => {
     window.__frames = [];

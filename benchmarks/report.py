@@ -166,7 +166,7 @@ def render_latency(results: dict[str, Any]) -> str:
 
     visits = format_markdown_table(
         ["run", *results["first_visit_ms"], "switch to a visited page (p50 / p95)"],
-        [[label(name, run), *(f"{run['first_visit_ms'].get(page, float('nan')):,.0f} ms"
+        [[label(name, run), *(f"{run['first_visit_ms'][page]:,.0f} ms" if page in run["first_visit_ms"] else "–"
                               for page in results["first_visit_ms"]),
           f"{run['switch']['p50_ms']:,.0f} / {run['switch']['p95_ms']:,.0f} ms"] for name, run in runs])
 
@@ -206,6 +206,19 @@ def render_explain(results: dict[str, Any]) -> str:
     return format_markdown_table(["work", "p50 / p95", "goal (median)"], rows)
 
 
+def render_evidence(results: dict[str, Any]) -> str:
+    models = results["models"]
+    parts = list(next(iter(models.values()))["seconds"])
+    rows = [[f"`{name}`", *(f"{model['seconds'][part]:,.1f} s" for part in parts), f"{model['total_s']:,.1f} s",
+             f"{model['total_bytes'] / 1e3:,.0f} KB"] for name, model in models.items()]
+    time_met = "met" if results["total_s"] <= results["time_goal_s"] else "not met"
+    size_met = "met" if results["total_mb"] <= results["size_goal_mb"] else "not met"
+    rows.append([f"**all {len(models)}** ({results['test_digits']:,} test digits)", *([""] * len(parts)),
+                 f"**{results['total_s']:,.0f} s** (goal {results['time_goal_s']:,.0f} s: {time_met})",
+                 f"**{results['total_mb']:.2f} MB** (goal {results['size_goal_mb']:.0f} MB: {size_met})"])
+    return format_markdown_table(["model", *parts, "total", "files"], rows)
+
+
 def _verdict(median_ms: float, goal_ms: float) -> str:
     return f"{goal_ms:,.0f} ms: {'met' if median_ms <= goal_ms else 'not met'}"
 
@@ -214,6 +227,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
     "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
+    "evidence": render_evidence,
 }
 
 

@@ -67,3 +67,25 @@ PCA_POINTS = 2000
 def pca(root: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images, labels = _split("train", root)
     return pca_map(images, labels, count, seed)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the map of the digits…")
+def _feature_map(path: str, stamp: int):
+    from mnist_models.feature_space import load_feature_map, warm_up
+
+    feature_map = load_feature_map(path)
+    warm_up(feature_map)  # UMAP compiles its transform on first use: seconds, paid here once per map
+    return feature_map
+
+
+def feature_map(entry: CatalogEntry):
+    """The saved map of ``entry``'s features (FeatureMap), None when none was computed; a RecordError when the file
+    cannot be used. Reloaded when the file changes."""
+    from mnist_models.feature_space import map_path
+
+    path = map_path(entry.checkpoint)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _feature_map(str(path), stamp)

@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from mnist_models.evidence import Calibration, RobustnessCurve, Selective
 from mnist_models.reporting import LeaderboardRow
 from mnist_models.store.records import Evaluation
 from mnist_models.training.loop import Progress
@@ -69,16 +70,25 @@ def pixel_histogram_figure(histogram: np.ndarray) -> go.Figure:
     return _compact(fig, 320)
 
 
-def pca_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, variance: np.ndarray) -> go.Figure:
-    """The images projected on their two main directions of variation, coloured by digit."""
-    frame = pd.DataFrame({"PC1": coordinates[:, 0], "PC2": coordinates[:, 1], "digit": labels.astype(str),
+def digit_map_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, axis_titles: tuple[str, str],
+                     wrong: np.ndarray | None = None, drawing: np.ndarray | None = None) -> go.Figure:
+    """Images as points of a 2-D map (PCA of the pixels on Dataset, UMAP of a model's features on Evidence), coloured
+    by digit. A point's customdata is its image index, so a click, box or lasso selects images. ``wrong`` (booleans)
+    marks the images the model misreads; ``drawing`` (x, y) places the visitor's digit as a star."""
+    frame = pd.DataFrame({"x": coordinates[:, 0], "y": coordinates[:, 1], "digit": np.asarray(labels).astype(str),
                           "image": indices})
-    fig = px.scatter(frame, x="PC1", y="PC2", color="digit", custom_data=["image"],
-                     category_orders={"digit": DIGITS}, opacity=0.7)
-    fig.update_traces(hovertemplate="image #%{customdata[0]}<extra>digit %{fullData.name}</extra>")
-    fig.update_traces(marker_size=5)
-    fig.update_xaxes(title=f"PC1 ({variance[0]:.1%} of variance)").update_yaxes(
-        title=f"PC2 ({variance[1]:.1%} of variance)")
+    fig = px.scatter(frame, x="x", y="y", color="digit", custom_data=["image"], category_orders={"digit": DIGITS},
+                     opacity=0.7)
+    fig.update_traces(hovertemplate="image #%{customdata[0]}<extra>digit %{fullData.name}</extra>", marker_size=5)
+    if wrong is not None and np.any(wrong):
+        fig.add_scatter(x=coordinates[wrong, 0], y=coordinates[wrong, 1], mode="markers", name="misread",
+                        customdata=np.asarray(indices)[wrong][:, None],
+                        marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="black")),
+                        hovertemplate="image #%{customdata[0]}, misread<extra></extra>")
+    if drawing is not None:
+        fig.add_scatter(x=[drawing[0]], y=[drawing[1]], mode="markers", name="your drawing", hoverinfo="skip",
+                        marker=dict(symbol="star", size=20, color="gold", line=dict(width=1.5, color="black")))
+    fig.update_xaxes(title=axis_titles[0]).update_yaxes(title=axis_titles[1])
     return _compact(fig, 480)
 
 
@@ -235,3 +245,91 @@ def live_training_figure(events: list[Progress], title: str) -> go.Figure:
     fig.update_xaxes(title="epoch", rangemode="tozero")
     fig.update_yaxes(type="log", row=1, col=1)
     return _compact(fig, 360, title)
+
+
+def _model_colours(titles) -> dict[str, str]:
+    return {title: PALETTE[position % len(PALETTE)] for position, title in enumerate(titles)}
+
+
+def robustness_figure(curves_by_title: dict[str, dict[str, RobustnessCurve]], titles: dict[str, str]) -> go.Figure:
+    """Test accuracy as each corruption grows: a panel per corruption (``titles``: name → axis title), a line per
+    model in the same colour in every panel."""
+    names = list(titles)
+    columns = 4
+    rows = -(-len(names) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[titles[name] for name in names],
+                        horizontal_spacing=0.05, vertical_spacing=0.14)
+    colours = _model_colours(curves_by_title)
+    for position, name in enumerate(names):
+        for title, curves in curves_by_title.items():
+            curve = curves.get(name)
+            if curve is None:
+                continue
+            order = np.argsort(curve.levels)
+            fig.add_scatter(x=np.asarray(curve.levels)[order], y=100 * np.asarray(curve.accuracy)[order],
+                            mode="lines+markers", name=title, legendgroup=title, showlegend=position == 0,
+                            line=dict(color=colours[title]), marker_size=5,
+                            hovertemplate=f"{title}: %{{y:.1f}}% at %{{x}}<extra></extra>",
+                            row=position // columns + 1, col=position % columns + 1)
+    fig.update_yaxes(range=[0, 101])
+    fig.update_yaxes(title_text="test accuracy (%)", col=1)
+    return _compact(fig, 300 * rows)
+
+
+def reliability_figure(calibrations: dict[str, Calibration], calibrated: bool) -> go.Figure:
+    """Accuracy against confidence per bin of top-label confidence (a point's size: its share of the test digits);
+    on the diagonal a model is as sure as it is right."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                               line=dict(dash="dot", color="gray")))
+    for title, calibration in calibrations.items():
+        bins = calibration.reliability_after if calibrated else calibration.reliability_before
+        counts = np.asarray(bins.count, dtype=float)
+        fig.add_scatter(x=bins.confidence, y=bins.accuracy, mode="lines+markers", name=title,
+                        marker=dict(size=4 + 16 * np.sqrt(counts / max(counts.sum(), 1))),
+                        customdata=counts, hovertemplate=f"{title}: %{{y:.1%}} right when %{{x:.1%}} sure "
+                                                         f"(%{{customdata:,}} digits)<extra></extra>")
+    fig.update_xaxes(title="confidence (top label)", range=[0, 1.01])
+    fig.update_yaxes(title="accuracy", range=[0, 1.01])
+    return _compact(fig, 420)
+
+
+def confidence_histogram_figure(calibrations: dict[str, Calibration], calibrated: bool) -> go.Figure:
+    """How many test digits each model answers with each level of confidence (log scale: most are near 100%)."""
+    fig = go.Figure()
+    for title, calibration in calibrations.items():
+        counts = np.asarray(calibration.histogram_after if calibrated else calibration.histogram_before)
+        edges = np.linspace(0, 1, len(counts) + 1)
+        fig.add_scatter(x=(edges[:-1] + edges[1:]) / 2, y=counts, mode="lines+markers", name=title,
+                        line_shape="hvh", hovertemplate=f"{title}: %{{y:,}} digits near %{{x:.0%}}<extra></extra>")
+    fig.update_xaxes(title="confidence (top label)", range=[0, 1])
+    fig.update_yaxes(title="test digits (log scale)", type="log")
+    return _compact(fig, 420)
+
+
+def risk_coverage_figure(selectives: dict[str, Selective]) -> go.Figure:
+    """Accuracy on the digits a model answers when it may abstain on the rest, least sure first: the curve an
+    operator reads a confidence threshold from."""
+    fig = go.Figure()
+    target = None
+    for title, selective in selectives.items():
+        target = selective.target
+        fig.add_scatter(x=100 * np.asarray(selective.coverage), y=100 * np.asarray(selective.accuracy),
+                        mode="lines", name=title,
+                        hovertemplate=f"{title}: %{{y:.2f}}% right answering %{{x:.0f}}%<extra></extra>")
+    if target is not None:
+        fig.add_hline(y=100 * target, line_dash="dot", annotation_text=f"{target:.1%}",
+                      annotation_position="bottom left")
+    fig.update_xaxes(title="coverage: share of test digits answered (%)", range=[0, 100.5])
+    fig.update_yaxes(title="accuracy on those (%)")
+    return _compact(fig, 420)
+
+
+def disagreement_figure(matrix: np.ndarray, titles: list[str]) -> go.Figure:
+    """Test digits on which each pair of models answers differently."""
+    matrix = np.asarray(matrix)
+    fig = go.Figure(go.Heatmap(z=matrix, x=titles, y=titles, colorscale="Oranges", showscale=False, xgap=2, ygap=2,
+                               text=[[f"{value:,}" if row != column else "" for column, value in enumerate(values)]
+                                     for row, values in enumerate(matrix)], texttemplate="%{text}",
+                               hovertemplate="%{y} and %{x} disagree on %{z:,} digits<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _compact(fig, 80 + 40 * len(titles))

@@ -11,6 +11,7 @@ from .cache import catalog
 from .text import provenance
 
 SELECTED_MODELS_KEY = "selected_models"
+CALIBRATED_KEY = "calibrated_probabilities"
 KNOWN_MODELS_KEY = "known_models"  # what the sidebar offered last run, to spot runs saved since
 
 
@@ -19,6 +20,11 @@ def selected_entries() -> list[CatalogEntry]:
     entries = [entry for entry in catalog() if entry.available]
     chosen = st.session_state.get(SELECTED_MODELS_KEY)
     return entries if chosen is None else [entry for entry in entries if entry.name in chosen]
+
+
+def calibrated() -> bool:
+    """Whether the visitor asked for temperature-scaled probabilities (the sidebar's switch)."""
+    return bool(st.session_state.get(CALIBRATED_KEY, False))
 
 
 def _sync_selection(available: list[str]) -> list[str]:
@@ -49,6 +55,9 @@ def render_sidebar() -> None:
         # that back, wiping the visitor's selection on the next click.
         st.multiselect("Models shown", available, default=selected, key=SELECTED_MODELS_KEY, format_func=titles.get,
                        help="Every page shows only these models. Runs trained on the Train page join the list.")
+        st.toggle("Calibrated probabilities", key=CALIBRATED_KEY,
+                  help="Divide each model's logits by the temperature fitted on its validation digits (see Evidence "
+                       "→ Calibration), so a stated 90% is right about 90% of the time. The answers do not change.")
         with st.expander("Checkpoints", icon=":material/inventory_2:"):
             for entry in entries:
                 if not entry.available:

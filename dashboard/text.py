@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from mnist_models.evidence import overall_robustness
 from mnist_models.novelty import DEFAULT_FALSE_REJECTION_RATE
 from mnist_models.store.catalog import CatalogEntry, Prediction
 from mnist_models.training.worker import Job, JobState
@@ -105,3 +106,66 @@ def flip_order(epsilons: dict[str, float | None]) -> str:
     parts = [f"{title} at ε = {epsilon:.2f}" for epsilon, title in flipped]
     sentence = f"Flipped first to last: {', '.join(parts)}." if parts else "No model flipped within the range searched."
     return sentence + (f" Held within the range searched: {', '.join(held)}." if held and parts else "")
+
+
+def robustness_ranking(curves_by_title: dict) -> str:
+    """The most and least robust models, by the mean of their robustness scores."""
+    scores = sorted(((overall_robustness(curves), title) for title, curves in curves_by_title.items()), reverse=True)
+    if not scores:
+        return "No robustness curves computed for the selected models."
+    (best, best_title), (worst, worst_title) = scores[0], scores[-1]
+    return (f"Most robust overall: **{best_title}** ({best:.3f}); least: **{worst_title}** ({worst:.3f}). A score is "
+            f"the area under a curve relative to the model's clean accuracy, averaged over the corruptions: 1 means "
+            f"no loss at any level.")
+
+
+def dropout_verdict(curves_by_name: dict, titles: dict[str, str]) -> str:
+    """Report 004's claim tested on the evidence: dropout made the basic CNN more robust."""
+    claim = "**Report 004: “dropout improved generalization and model robustness.”**"
+    if "cnn_dropout" not in curves_by_name or "cnn_basic" not in curves_by_name:
+        return f"{claim} Testing it needs the basic CNN and CNN + dropout selected, with their evidence computed."
+    with_dropout, without = curves_by_name["cnn_dropout"], curves_by_name["cnn_basic"]
+    shared = [name for name in with_dropout if name in without]
+    better = [name for name in shared if with_dropout[name].score > without[name].score]
+    ours, theirs = overall_robustness(with_dropout), overall_robustness(without)
+    verdict = "Holds here" if ours > theirs else "Does not hold here"
+    return (f"{claim} {verdict}: {titles['cnn_dropout']} scores {ours:.3f} against {titles['cnn_basic']}'s "
+            f"{theirs:.3f}, and is the more robust of the two under {len(better)} of {len(shared)} corruptions"
+            f"{' (' + ', '.join(better) + ')' if better else ''}. It is also trained with augmentation (as the "
+            f"report's model B was), which this comparison cannot separate from dropout.")
+
+
+def rnn_verdict(curves_by_name: dict, titles: dict[str, str], accuracy: dict[str, float]) -> str:
+    """Report 000's claim tested on the evidence: the RNN struggles next to the CNN."""
+    claim = "**Report 000: the RNN “struggles” next to the CNN.**"
+    if "rnn" not in curves_by_name or "cnn" not in curves_by_name:
+        return f"{claim} Testing it needs the RNN and the CNN selected, with their evidence computed."
+    rnn, cnn = overall_robustness(curves_by_name["rnn"]), overall_robustness(curves_by_name["cnn"])
+    convolutional = {name: overall_robustness(curves) for name, curves in curves_by_name.items()
+                     if name not in ("rnn", "mlp") and not name.startswith("run")}
+    weaker_than = sum(score > rnn for score in convolutional.values())
+    verdict = "Holds here" if rnn < cnn else "Does not hold here"
+    clean = (f" On clean test digits it reads {accuracy['rnn']:.2%} against {accuracy['cnn']:.2%}."
+             if "rnn" in accuracy and "cnn" in accuracy else "")
+    return (f"{claim} {verdict} for robustness: {titles['rnn']} scores {rnn:.3f} against {titles['cnn']}'s "
+            f"{cnn:.3f}, below {weaker_than} of the {len(convolutional)} convolutional models.{clean}")
+
+
+def calibration_ranking(calibrations: dict) -> str:
+    """Which model's confidence can be trusted most, before and after temperature scaling."""
+    if not calibrations:
+        return "No calibration computed for the selected models."
+    before = min(calibrations.items(), key=lambda item: item[1].ece_before)
+    after = min(calibrations.items(), key=lambda item: item[1].ece_after)
+    worst = max(calibrations.items(), key=lambda item: item[1].ece_before)
+    return (f"Best calibrated as trained: **{before[0]}** (expected calibration error {before[1].ece_before:.2%}); "
+            f"worst: **{worst[0]}** ({worst[1].ece_before:.2%}). After temperature scaling: **{after[0]}** "
+            f"({after[1].ece_after:.2%}).")
+
+
+def selective_sentence(title: str, selective) -> str:
+    """What an operator asks: how much can this model answer at the target accuracy, and from what confidence."""
+    if selective.coverage_at_target is None:
+        return f"{title} never reaches {selective.target:.1%} accuracy, even on the digits it is surest of."
+    return (f"{title} is right {selective.target:.1%} of the time on the {selective.coverage_at_target:.1%} of "
+            f"digits it is surest of (confidence ≥ {selective.threshold:.4f}), and abstains on the rest.")

@@ -2,9 +2,9 @@
 
 Without it the first visit of each page after a start paid for imports (Plotly Express, pandas' Styler,
 scikit-learn: seconds on 2 cores), for reading the checkpoints and the dataset, for the PCA map, and for each model's
-first inference (oneDNN prepares its kernels on the first call), and the first training for starting the fork server
-its process comes from. Streamlit's caches are process-wide, so filling them here, outside any session, serves every
-later session.
+first inference (oneDNN prepares its kernels on the first call), the first training for starting the fork server
+its process comes from, and the Evidence page's map for importing UMAP and compiling its transform (seconds each).
+Streamlit's caches are process-wide, so filling them here, outside any session, serves every later session.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def warm_up() -> dict[str, float]:
         step("imports", lambda: [importlib.import_module(name) for name in PAGE_MODULES])
         step("models", lambda: predict_with_each(cache.catalog(), np.zeros((28, 28), np.uint8)))
         step("training processes", start_process_server)
+        step("digit map", lambda: next((found for entry in cache.catalog()
+                                        if entry.available and (found := cache.feature_map(entry)) is not None), None))
         root = cache.data_root()
         if dataset_available(root):
             step("dataset", lambda: cache.dataset_statistics(root))

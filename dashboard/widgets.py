@@ -9,11 +9,12 @@ from mnist_models.reporting import LeaderboardRow, leaderboard_row
 from mnist_models.store.catalog import CatalogEntry
 
 from .cache import catalog
+from .handoff import open_test_image
 
 
 def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
     """The rows of the entries that have an evaluation."""
-    return [leaderboard_row(entry.name, entry.evaluation, entry.title) for entry in entries
+    return [leaderboard_row(entry.name, entry.evaluation, entry.title, entry.evidence) for entry in entries
             if entry.evaluation is not None]
 
 
@@ -21,7 +22,8 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
     """The leaderboard rows as a formatted table (Overview, and a run beside its shipped model on Train)."""
     st.dataframe(
         [{"model": row.title, "test accuracy": row.accuracy, "report": row.report_accuracy,
-          "macro AUC": row.macro_auc, "log loss": row.log_loss, "ECE": row.ece, "parameters": row.parameters,
+          "macro AUC": row.macro_auc, "log loss": row.log_loss, "ECE": row.ece, "robustness": row.robustness,
+          "parameters": row.parameters,
           "size (MB)": row.size_mb, "latency (ms)": row.latency_ms, "epochs": row.epochs,
           "training (s)": row.train_time_s} for row in rows],
         hide_index=True,
@@ -31,6 +33,9 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
             "macro AUC": st.column_config.NumberColumn(format="%.5f"),
             "log loss": st.column_config.NumberColumn(format="%.4f"),
             "ECE": st.column_config.NumberColumn("calibration error", format="percent"),
+            "robustness": st.column_config.NumberColumn(
+                format="%.3f", help="Area under the accuracy curves of seven corruptions relative to clean accuracy "
+                                    "(1: no loss); see the Evidence page"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "size (MB)": st.column_config.NumberColumn(format="%.2f"),
             "latency (ms)": st.column_config.NumberColumn("latency, 1 image (ms)", format="%.2f"),
@@ -53,6 +58,36 @@ def selected_images(points: list[dict]) -> list[int]:
         if data is not None:
             indices.append(int(data))
     return list(dict.fromkeys(indices))
+
+
+def prediction_gallery(images, labels, indices, entries: list[CatalogEntry], heading: str, key: str) -> None:
+    """Test images with every model's saved answer (and its confidence) under each, and a way to open one of them in
+    Explain."""
+    st.markdown(heading)
+    if len(indices) == 0:
+        st.write("No such images.")
+        return
+    answers = [" · ".join(f"{entry.name} {entry.evaluation.predictions[i]}" + (
+        f" ({entry.evaluation.confidence[i]:.0%})" if entry.evaluation.confidence is not None else "")
+        for entry in entries) for i in indices]
+    st.image([enlarge(images[i].numpy(), 84) for i in indices],
+             caption=[f"#{i} true {labels[i]}: {answer}" for i, answer in zip(indices, answers, strict=True)])
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    picked = left.selectbox("Why did they answer that? Pick an image", [int(i) for i in indices],
+                            format_func=lambda i: f"#{i} (true {labels[i]})", key=f"{key}_explain_pick")
+    if right.button("Open in Explain", icon=":material/psychology:", key=f"{key}_explain"):
+        open_test_image(picked)
+
+
+def picked_on_map(event, images, labels, shown: int = 40) -> list[int]:
+    """The images picked on a digit map (``figures.digit_map_figure``), shown under it; their indices."""
+    picked = selected_images(event["selection"]["points"]) if event else []
+    if picked:
+        st.markdown(f"**{len(picked)} image{'s' if len(picked) != 1 else ''} picked on the map**"
+                    f"{f' (first {shown})' if len(picked) > shown else ''}")
+        st.image([enlarge(images[i].numpy(), 84) for i in picked[:shown]],
+                 caption=[f"#{i} · {int(labels[i])}" for i in picked[:shown]])
+    return picked
 
 
 def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:

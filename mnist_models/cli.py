@@ -25,7 +25,7 @@ from typing import Any
 
 from .data import DatasetMissingError, load_mnist, require_dataset
 from .errors import DigitLabError
-from .evaluation import recalibrate, reevaluate, validation_images
+from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
@@ -163,6 +163,17 @@ def command_train(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else 0
 
 
+def _evidence_progress(name: str, stream=None):
+    """A one-line progress report on stderr for the long parts of the evidence."""
+    stream = stream or sys.stderr
+
+    def report(part: str, done: int, total: int) -> None:
+        stream.write(f"\r{name:<12} {part}: {done}/{total}" + ("\n" if done >= total else ""))
+        stream.flush()
+
+    return report
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     names = args.model or list(MODEL_NAMES)
     test_data = load_mnist("test", args.data_dir)
@@ -175,22 +186,29 @@ def command_evaluate(args: argparse.Namespace) -> int:
                 failures += 1
                 print(f"{name}: {error}", file=sys.stderr)
                 continue
-            validation = validation_images(meta, args.data_dir)
+            validation = validation_split(meta, args.data_dir)
             if validation is None:
-                print(f"{name}: no validation digits to calibrate the novelty threshold on (MNIST's training images "
-                      f"are not in the data folder, or these weights were trained on other images)", file=sys.stderr)
+                print(f"{name}: no validation digits to calibrate the novelty threshold and the temperature on "
+                      f"(MNIST's training images are not in the data folder, or these weights were trained on other "
+                      f"images)", file=sys.stderr)
                 if args.novelty_only:
                     failures += 1
                     continue
             try:
-                evaluations[name] = (recalibrate(network, meta, validation) if args.novelty_only else reevaluate(
-                    network, meta, test_data, not args.no_latency, validation if validation is not None else ()))
+                if args.novelty_only:
+                    evaluations[name] = recalibrate(network, meta, validation[0])
+                elif not args.only:
+                    evaluations[name] = reevaluate(network, meta, test_data, not args.no_latency,
+                                                   validation[0] if validation is not None else ())
+                parts = args.only or ([] if args.no_evidence or args.novelty_only else list(EVIDENCE_PARTS))
+                if parts:
+                    refresh_evidence(network, meta, test_data, validation, parts, _evidence_progress(name))
             except CheckpointError as error:  # --novelty-only on a checkpoint without a readable evaluation
                 failures += 1
                 print(f"{name}: {error}", file=sys.stderr)
     if args.json:
         print(json.dumps({name: evaluation.summary() for name, evaluation in evaluations.items()}, indent=1))
-    else:
+    elif evaluations:
         print(render_results_markdown(leaderboard_rows(args.checkpoint_dir, names=list(evaluations))))
     return EXIT_FAILED if failures else 0
 
@@ -369,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--novelty-only", action="store_true",
                                  help="only calibrate the novelty threshold on the validation digits, keeping the "
                                       "saved test figures and latency")
+    evaluate_parser.add_argument("--only", action="append", choices=EVIDENCE_PARTS,
+                                 help="redo only this part of the evidence (repeatable), keeping the evaluation and "
+                                      "the other parts: robustness curves, calibration (with selective prediction), "
+                                      "or the map of the model's features")
+    evaluate_parser.add_argument("--no-evidence", action="store_true",
+                                 help="the test figures only: no robustness curves, calibration or map")
     evaluate_parser.set_defaults(handler=command_evaluate)
 
     info_parser = sub.add_parser("info", parents=[common],

@@ -32,6 +32,7 @@ from .store.records import (
     Evaluation,
     Latency,
     NoveltyThreshold,
+    RecordError,
     TrainingSummary,
     library_versions,
     utc_now,
@@ -122,22 +123,36 @@ def measure_latency(network: nn.Module, images: torch.Tensor, single_runs: int =
                    str(next(network.parameters()).device))
 
 
-def validation_images(meta: CheckpointMeta, data_dir: str | os.PathLike | None = None) -> torch.Tensor | None:
-    """The validation digits ``meta``'s weights never trained on: MNIST's training images held out as training held
-    them out (the fixed split seed, the run's ``validation_size``). None when the dataset is not on disk (nothing is
-    downloaded) or the weights were trained on other images (their ``train_sha256`` is not MNIST's)."""
+def validation_split(meta: CheckpointMeta, data_dir: str | os.PathLike | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The validation digits ``meta``'s weights never trained on, with their labels (``held_out_validation`` of
+    MNIST's training images). None when the dataset is not on disk: nothing is downloaded."""
     try:
-        images, labels = load_mnist("train", data_dir, download=False)
+        return held_out_validation(meta, load_mnist("train", data_dir, download=False))
     except DatasetMissingError:
         return None
+
+
+def held_out_validation(meta: CheckpointMeta, train_data: tuple[torch.Tensor, torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The training images held out as ``meta``'s training held them out (the fixed split seed, the run's
+    ``validation_size``), with their labels; None when the weights were trained on other images (their
+    ``train_sha256`` is not these images')."""
+    images, labels = train_data
     trained_on = (meta.dataset or {}).get("train_sha256")
     if trained_on is not None and trained_on != tensor_checksum(images, labels):
         return None
     size = meta.training.get("validation_size") or VALIDATION_SIZE
     if not isinstance(size, int):
         return None
-    _, (held_out, _) = split_train_validation(images, labels, min(size, len(images) // 5 or 1))
+    _, held_out = split_train_validation(images, labels, min(size, len(images) // 5 or 1))
     return held_out
+
+
+def validation_images(meta: CheckpointMeta, data_dir: str | os.PathLike | None = None) -> torch.Tensor | None:
+    """The images of ``validation_split``: what the novelty threshold is calibrated on."""
+    split = validation_split(meta, data_dir)
+    return None if split is None else split[0]
 
 
 def novelty_threshold(network: nn.Module, meta: CheckpointMeta, validation_data=None) -> NoveltyThreshold | None:
@@ -202,3 +217,42 @@ def recalibrate(network: nn.Module, meta: CheckpointMeta, validation_data=None) 
     evaluation.novelty = novelty
     write_json(evaluation_path(meta.path), evaluation.to_dict())
     return evaluation
+
+
+EVIDENCE_PARTS = ("robustness", "calibration", "map")
+"""The parts of a model's evidence ``digit-lab evaluate --only`` can redo one at a time: the robustness curves, the
+calibration with the selective-prediction curve (both from the same probabilities), and the map of its features."""
+
+
+def refresh_evidence(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
+                     validation_data: tuple[torch.Tensor, torch.Tensor] | None, parts=EVIDENCE_PARTS,
+                     progress=None) -> None:
+    """Compute the ``parts`` of the evidence for a saved checkpoint (``meta.path``) and save them beside it, keeping
+    the parts already saved that were not asked for. ``progress(part, done, total)`` follows the long parts."""
+    from .evidence import compute_evidence, evidence_path, load_evidence, merge, save_evidence
+    from .feature_space import fit_feature_map, map_path, save_feature_map
+
+    unknown = set(parts) - set(EVIDENCE_PARTS)
+    if unknown:
+        raise ValueError(f"unknown evidence part(s) {sorted(unknown)}; choose from {', '.join(EVIDENCE_PARTS)}")
+    checkpoint = Path(meta.path)
+    tables = [name for name in ("robustness", "calibration") if name in parts]
+    if tables:
+        names = [*tables, *(["selective"] if "calibration" in tables else [])]
+        evidence = compute_evidence(network, meta, test_data, validation_data, parts=tuple(names),
+                                    progress=None if progress is None else lambda done, total: progress(
+                                        "robustness", done, total))
+        saved_file = evidence_path(checkpoint)
+        try:
+            evidence = merge(load_evidence(saved_file), evidence) if saved_file.exists() else evidence
+        except RecordError:
+            pass  # an unreadable older file is replaced by what was just computed
+        save_evidence(saved_file, evidence)
+    if "map" in parts:
+        images, labels = test_data
+        stages = ("features", "pca", "umap")
+        feature_map = fit_feature_map(network, meta.model, images, labels, progress=None if progress is None else
+                                      lambda stage: progress("map", stages.index(stage), len(stages)))
+        save_feature_map(map_path(checkpoint), feature_map)
+        if progress is not None:
+            progress("map", len(stages), len(stages))

@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .evidence import Evidence, evidence_path, load_evidence, overall_robustness
 from .models.registry import MODEL_NAMES, get_spec
-from .store.checkpoints import CheckpointError, load_evaluation
+from .store.checkpoints import CheckpointError, checkpoint_path, load_evaluation
 from .store.files import replace_between_markers
-from .store.records import Evaluation
+from .store.records import Evaluation, RecordError
 
 TIE_TOLERANCE = 0.001  # accuracies within 0.1 percentage point (about one standard error on 10k images) tie
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -39,10 +40,14 @@ class LeaderboardRow:
     report_accuracy: float
     report_epochs: int
     target_accuracy: float
+    robustness: float | None = None  # overall robustness score (mnist_models.evidence), when computed
+    calibrated_ece: float | None = None  # calibration error after temperature scaling, when computed
 
 
-def leaderboard_row(name: str, evaluation: Evaluation, title: str | None = None) -> LeaderboardRow:
-    """The row of one evaluation; ``name`` is how the catalog calls it (a run id for saved runs)."""
+def leaderboard_row(name: str, evaluation: Evaluation, title: str | None = None, evidence: Evidence | None = None
+                    ) -> LeaderboardRow:
+    """The row of one evaluation, with the robustness and calibration of its ``evidence`` when given; ``name`` is how
+    the catalog calls it (a run id for saved runs)."""
     spec = get_spec(evaluation.model)
     metrics, trained, latency = evaluation.metrics, evaluation.trained, evaluation.latency
     return LeaderboardRow(
@@ -54,6 +59,8 @@ def leaderboard_row(name: str, evaluation: Evaluation, title: str | None = None)
         batch_latency_ms=latency.batch.p50_ms if latency else None, epochs=trained.epochs_completed,
         train_time_s=trained.train_time_s, initialisation=trained.initialisation,
         report_accuracy=spec.report_accuracy, report_epochs=spec.report_epochs, target_accuracy=spec.target_accuracy,
+        robustness=overall_robustness(evidence.robustness) if evidence and evidence.robustness else None,
+        calibrated_ece=evidence.calibration.ece_after if evidence and evidence.calibration else None,
     )
 
 
@@ -63,9 +70,14 @@ def leaderboard_rows(checkpoint_dir: str | os.PathLike | None = None, names: lis
     rows = []
     for name in names if names is not None else MODEL_NAMES:
         try:
-            rows.append(leaderboard_row(name, load_evaluation(name, checkpoint_dir)))
+            evaluation = load_evaluation(name, checkpoint_dir)
         except CheckpointError:
             continue
+        try:
+            evidence = load_evidence(evidence_path(checkpoint_path(name, checkpoint_dir)))
+        except (RecordError, FileNotFoundError):
+            evidence = None  # not computed, or unusable: the row shows the evaluation's figures alone
+        rows.append(leaderboard_row(name, evaluation, evidence=evidence))
     return rows
 
 
@@ -112,15 +124,16 @@ def render_results_markdown(rows: list[LeaderboardRow]) -> str:
     """The README's results table: measured figures next to the reports' and the targets. Latency is left to the
     Speed section's table, which the inference benchmark measures on a quiet machine."""
     lines = [
-        "| model | test accuracy | report (epochs) | target | macro AUC | log loss | ECE | parameters | size | "
-        "epochs | training time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | test accuracy | report (epochs) | target | macro AUC | log loss | ECE (temperature-scaled) | "
+        "robustness | parameters | size | epochs | training time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         met = "✅" if row.accuracy >= row.target_accuracy else "❌"
         lines.append(
             f"| `{row.name}` | **{row.accuracy:.2%}** {met} | {row.report_accuracy:.1%} ({row.report_epochs}) | "
-            f"≥ {row.target_accuracy:.1%} | {row.macro_auc:.5f} | {row.log_loss:.4f} | {row.ece:.2%} | "
+            f"≥ {row.target_accuracy:.1%} | {row.macro_auc:.5f} | {row.log_loss:.4f} | {row.ece:.2%} "
+            f"({_or_dash(row.calibrated_ece, '{:.2%}')}) | {_or_dash(row.robustness, '{:.3f}')} | "
             f"{_or_dash(row.parameters, '{:,}')} | {_or_dash(row.size_mb, '{:.2f} MB')} | "
             f"{_or_dash(row.epochs, '{}')} | {_or_dash(row.train_time_s, '{:.0f} s')} |")
     return "\n".join(lines)

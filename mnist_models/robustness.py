@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.robust import FGSM, PGD
 from torch import nn
 
 from .data import normalize, to_unit_float
@@ -203,6 +202,8 @@ def _targets(target, count: int) -> torch.Tensor | None:
 def _attack(model: nn.Module, unit: torch.Tensor, target: torch.Tensor | None, epsilon: float, method: str,
             steps: int) -> torch.Tensor:
     """One chunk of (n, 1, 28, 28) unit-float images attacked; the model is already in eval mode."""
+    from captum.robust import FGSM, PGD  # here: Captum loads matplotlib (a second), which only attacks need
+
     def forward(unit_images: torch.Tensor) -> torch.Tensor:
         return model(normalize(unit_images))
 

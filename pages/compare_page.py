@@ -11,9 +11,8 @@ from dashboard.figures import (
     roc_by_model_figure,
     training_curves_figure,
 )
-from dashboard.handoff import open_test_image
 from dashboard.sidebar import selected_entries
-from dashboard.widgets import enlarge, model_problems
+from dashboard.widgets import model_problems, prediction_gallery
 from mnist_models.data import VALIDATION_SIZE
 from mnist_models.exploration import confusion_cell, most_confident_mistakes
 
@@ -73,27 +72,11 @@ labels = labels.numpy()
 with_predictions = [entry for entry in entries if entry.evaluation.predictions is not None
                     and len(entry.evaluation.predictions) == len(labels)]
 
-
-def gallery(indices, heading: str, key: str) -> None:
-    st.markdown(heading)
-    if len(indices) == 0:
-        st.write("No such images.")
-        return
-    captions = [" · ".join(f"{e.name} {e.evaluation.predictions[i]}" for e in with_predictions) for i in indices]
-    st.image([enlarge(images[i].numpy(), 84) for i in indices], caption=[
-        f"#{i} true {labels[i]}: {caption}" for i, caption in zip(indices, captions, strict=True)])
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    picked = left.selectbox("Why did they answer that? Pick an image", [int(i) for i in indices],
-                            format_func=lambda i: f"#{i} (true {labels[i]})", key=f"{key}_explain_pick")
-    if right.button("Open in Explain", icon=":material/psychology:", key=f"{key}_explain"):
-        open_test_image(picked)
-
-
 if selection is not None and selection[0] in with_predictions:
     entry, true_digit, predicted_digit = selection
     cell = confusion_cell(labels, np.asarray(entry.evaluation.predictions), true_digit, predicted_digit)
-    gallery(cell[:40], f"**{entry.title}: true {true_digit}, predicted {predicted_digit}** — {len(cell)} images"
-                       f"{' (first 40)' if len(cell) > 40 else ''}", "cell")
+    prediction_gallery(images, labels, cell[:40], with_predictions, f"**{entry.title}: true {true_digit}, predicted "
+                       f"{predicted_digit}** — {len(cell)} images{' (first 40)' if len(cell) > 40 else ''}", "cell")
 
 st.subheader("Most confident mistakes")
 usable = {entry.title: entry for entry in with_predictions if entry.evaluation.confidence is not None}
@@ -103,5 +86,6 @@ if not usable:
 entry = usable[st.selectbox("Model", list(usable), key="mistakes_model")]
 mistakes = most_confident_mistakes(labels, np.asarray(entry.evaluation.predictions),
                                    np.asarray(entry.evaluation.confidence))
-gallery(mistakes, f"{entry.title} gets {entry.evaluation.metrics.errors} of {entry.evaluation.metrics.count:,} test "
-                  f"images wrong; the {len(mistakes)} it was surest about:", "mistakes")
+prediction_gallery(images, labels, mistakes, with_predictions, f"{entry.title} gets {entry.evaluation.metrics.errors} "
+                   f"of {entry.evaluation.metrics.count:,} test images wrong; the {len(mistakes)} it was surest about:",
+                   "mistakes")

@@ -7,12 +7,12 @@ from dashboard.cache import PCA_POINTS, data_root, dataset_statistics, mnist, pc
 from dashboard.figures import (
     DIGITS,
     class_distribution_figure,
+    digit_map_figure,
     image_grid_figure,
-    pca_figure,
     pixel_histogram_figure,
     sequence_figure,
 )
-from dashboard.widgets import enlarge, selected_images
+from dashboard.widgets import enlarge, picked_on_map
 from mnist_models.data import MNIST_MEAN, MNIST_STD, VALIDATION_SIZE
 from mnist_models.exploration import architecture_views, sample_indices
 
@@ -75,14 +75,9 @@ st.plotly_chart(sequence_figure(views["vector"][np.newaxis, :], "MLP: one flat v
 st.subheader("A 2-D map of the digits (PCA)")
 points = st.slider("Images on the map", 500, 5000, PCA_POINTS, step=500, key="pca_count")
 coordinates, map_indices, variance = pca(root, points, 0)
-event = st.plotly_chart(pca_figure(coordinates, train_labels.numpy()[map_indices], map_indices, variance),
+axes = (f"PC1 ({variance[0]:.1%} of variance)", f"PC2 ({variance[1]:.1%} of variance)")
+event = st.plotly_chart(digit_map_figure(coordinates, train_labels.numpy()[map_indices], map_indices, axes),
                         key="pca_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
 st.caption("Each point is an image placed by its two main directions of pixel variation. Click a point, or drag a "
            "box or lasso around several, to see those images.")
-picked = selected_images(event["selection"]["points"]) if event else []
-if picked:
-    shown = picked[:40]
-    st.markdown(f"**{len(picked)} image{'s' if len(picked) != 1 else ''} picked on the map**"
-                f"{' (first 40)' if len(picked) > 40 else ''}")
-    st.image([enlarge(train_images[i].numpy(), 84) for i in shown],
-             caption=[f"#{i} · {int(train_labels[i])}" for i in shown])
+picked_on_map(event, train_images, train_labels)

@@ -8,7 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from dashboard.figures import probabilities_figure
 from dashboard.handoff import EXPLAIN_PAGE, remember_drawing
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import calibrated, selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems
@@ -77,7 +77,7 @@ def drawing_and_answers() -> None:
 
     # The models answer before anything else is drawn: while the page's elements stream out, the server's event loop
     # takes the GIL from the inference and each model's time would include that wait instead of its own work.
-    predictions = predict_with_each(selected_entries(), stages.centred)
+    predictions = predict_with_each(selected_entries(), stages.centred, calibrated())
     remember_drawing(stages.centred)
     st.subheader("Predictions")
     if not predictions:

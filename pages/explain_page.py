@@ -11,7 +11,7 @@ from dashboard import handoff
 from dashboard.cache import mnist
 from dashboard.figures import flip_epsilon_figure, row_probabilities_figure
 from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, rows_read
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import calibrated, selected_entries
 from dashboard.text import decision_row, flip_order
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems
@@ -66,7 +66,7 @@ if not entries:
     st.stop()
 digit, origin = chosen
 image_key, version = digit.astype(np.uint8).tobytes(), cached.version()
-predictions = predict_with_each(entries, digit)
+predictions = predict_with_each(entries, digit, calibrated())
 answers = {prediction.name: prediction for prediction in predictions}
 
 picture, summary = st.columns([1, 5])
@@ -159,7 +159,7 @@ def what_if() -> None:
     started = time.perf_counter()
     changed = perturb(digit, rotate=float(rotate), shift=(shift_x, shift_y), scale=float(scale), thickness=thickness,
                       noise=float(noise), occlude=(row, column, patch) if patch else None)
-    now = predict_with_each(entries, changed)
+    now = predict_with_each(entries, changed, calibrated())
     left, right = st.columns([1, 3])
     left.image(enlarge(changed, 168), caption="the changed digit")
     right.dataframe([{"model": p.title, "answer": p.digit, "confidence": p.confidence,
@@ -184,7 +184,7 @@ def adversarial_attack() -> None:
     pictures, captions, flipped = [], [], []
     for entry in entries:
         changed = cached.attacked(entry.name, version, image_key, float(epsilon), method, target)
-        answer = predict_with_each([entry], changed)[0]
+        answer = predict_with_each([entry], changed, calibrated())[0]
         was = answers[entry.name].digit
         pictures += [enlarge(changed, 112), enlarge(diverging(changed.astype(np.float32) - digit), 112)]
         verdict = "still " if answer.digit == was else f"flipped from {was} to "

@@ -10,6 +10,7 @@ import pytest
 
 from mnist_models.data import dataset_available
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_root
+from mnist_models.training.child import EVIDENCE_ENV
 
 
 def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0) -> Path:
@@ -28,9 +29,11 @@ def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, s
 @pytest.fixture(autouse=True)
 def runs_dir(tmp_path: Path, monkeypatch) -> Path:
     """Every test gets its own empty runs folder, so nothing is written into (or read from) the repository's runs/,
-    and its own training lock, so a dashboard training on this machine does not make the tests wait or fail."""
+    and its own training lock, so a dashboard training on this machine does not make the tests wait or fail. Runs
+    trained through the worker skip their evidence (a minute of robustness curves each), except where a test asks."""
     folder = tmp_path / "runs"
     monkeypatch.setenv(RUNS_DIR_ENV, str(folder))
+    monkeypatch.setenv(EVIDENCE_ENV, "")
     monkeypatch.setenv(TRAINING_LOCK_ENV, str(tmp_path / "training.lock"))
     return folder
 

@@ -17,7 +17,7 @@ from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV,
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py",
-         "pages/train_page.py", "pages/explain_page.py"]
+         "pages/train_page.py", "pages/explain_page.py", "pages/evidence_page.py"]
 
 
 def open_page(page: str) -> AppTest:
@@ -48,10 +48,11 @@ def test_overview_shows_the_leaderboard_and_a_measured_recommendation():
 
 
 def test_without_the_dataset_overview_and_draw_work_and_the_others_explain(tmp_path, monkeypatch):
+    """Evidence's first section (robustness) reads saved files only; its sections with images say what they need."""
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
-    for page in PAGES[:2]:
+    for page in [*PAGES[:2], "pages/evidence_page.py"]:
         assert not any("not available" in warning.value for warning in open_page(page).warning)
-    for page in PAGES[2:]:
+    for page in PAGES[2:6]:
         app = open_page(page)
         assert any("MNIST dataset is not available" in w.value and DATA_DIR_ENV in w.value for w in app.warning)
 

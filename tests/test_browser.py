@@ -2,8 +2,9 @@
 
 Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
 draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws right after clearing, switches page
-during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, then
-trains a small CNN run from the Train page, watches its live progress and expects it on Compare.
+during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, selects
+digits on the Evidence page's map, then trains a small CNN run from the Train page, watches its live progress and
+expects it on Compare.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -25,9 +26,10 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 PAGES = {"overview": "", "draw": "draw", "explain": "explain", "dataset": "dataset", "compare": "compare",
-         "train": "train"}
+         "evidence": "evidence", "train": "train"}
 HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "explain": "Explain: why each model answers, and when "
-            "it breaks", "dataset": "The MNIST dataset", "compare": "Compare the models", "train": "Train a model"}
+            "it breaks", "dataset": "The MNIST dataset", "compare": "Compare the models",
+            "evidence": "Evidence: how the models hold up", "train": "Train a model"}
 
 
 @contextlib.contextmanager
@@ -200,11 +202,8 @@ def test_every_page_link_works_as_the_first_visit_of_a_fresh_server(mnist_root, 
             context.close()
 
 
-def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):
-    page.goto(f"{server}/dataset")
-    page.wait_for_selector("h1", timeout=60_000)
-    _settle(page)
-    chart = page.locator('[data-testid="stPlotlyChart"]').last
+def _box_select(page, chart, width: int = 80, height: int = 60) -> None:
+    """Drag a box over part of a plotly chart with its Box Select tool."""
     chart.scroll_into_view_if_needed()
     chart.hover()
     chart.locator('.modebar-btn[data-title="Box Select"]').click()
@@ -212,8 +211,33 @@ def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):
     x, y = area["x"] + area["width"] * 0.4, area["y"] + area["height"] * 0.4
     page.mouse.move(x, y)
     page.mouse.down()
-    page.mouse.move(x + 80, y + 60, steps=10)
+    page.mouse.move(x + width, y + height, steps=10)
     page.mouse.up()
+
+
+def test_the_evidence_page_shows_robustness_and_its_map_selects_digits(page, server, screenshot_dir):
+    page.goto(f"{server}/evidence")
+    playwright_api.expect(page.get_by_text(re.compile("^Most robust overall:"))).to_be_visible(timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "evidence.png"), full_page=True)
+    page.get_by_text("Map of the digits", exact=True).click()
+    playwright_api.expect(page.get_by_text(re.compile("test digits; .* misread by"))).to_be_visible(timeout=60_000)
+    _settle(page)
+    _box_select(page, page.locator('[data-testid="stPlotlyChart"]').last, 300, 200)  # the clusters leave gaps
+    playwright_api.expect(page.get_by_text(re.compile(r"^\d+ images? picked on the map"))).to_be_visible(
+        timeout=60_000)
+    _settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "evidence-map.png"), full_page=True)
+
+
+def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):
+    page.goto(f"{server}/dataset")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').last
+    _box_select(page, chart)
     playwright_api.expect(page.get_by_text(re.compile(r"^\d+ images? picked on the map"))).to_be_visible(
         timeout=60_000)
     _settle(page)

@@ -7,6 +7,8 @@ import pytest
 
 from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.cli import main
+from mnist_models.evidence import CORRUPTIONS, evidence_path, load_evidence
+from mnist_models.feature_space import load_feature_map, map_path
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
 from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
 from mnist_models.training import pipeline
@@ -46,10 +48,33 @@ def test_train_then_evaluate_writes_a_checkpoint_and_results(capsys, tiny_datase
     assert meta.architecture["hidden_sizes"] == [32] and meta.training["epochs"] == 1
     assert load_evaluation("mlp", out_dir).metrics.count == 20
     assert "epoch 1/1" in capsys.readouterr().err
-    assert main(["evaluate", "--model", "mlp", "--json", "--no-latency", "--data-dir", str(tiny_dataset),
-                 "--checkpoint-dir", str(out_dir)]) == 0
+    assert main(["evaluate", "--model", "mlp", "--json", "--no-latency", "--no-evidence", "--data-dir",
+                 str(tiny_dataset), "--checkpoint-dir", str(out_dir)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"mlp"} and "predictions" not in summary["mlp"]
+    assert not evidence_path(out_dir / "mlp.pt").exists()
+
+
+def test_evaluate_computes_the_evidence_and_redoes_one_part_keeping_the_others(capsys, tiny_dataset, tmp_path):
+    out_dir = tmp_path / "ckpt"
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--batch-size", "16", "--data-dir", str(tiny_dataset),
+                 "--output-dir", str(out_dir)]) == 0
+    common = ["evaluate", "--model", "mlp", "--no-latency", "--data-dir", str(tiny_dataset), "--checkpoint-dir",
+              str(out_dir)]
+    evaluation_file = evaluation_path(out_dir / "mlp.pt")
+    before = evaluation_file.read_bytes()
+    assert main([*common, "--only", "robustness"]) == 0
+    assert evaluation_file.read_bytes() == before  # --only leaves the evaluation alone
+    evidence = load_evidence(evidence_path(out_dir / "mlp.pt"))
+    assert set(evidence.robustness) == set(CORRUPTIONS) and evidence.calibration is None
+    assert "mlp          robustness: 35/35" in capsys.readouterr().err
+    assert main([*common, "--only", "calibration", "--only", "map"]) == 0
+    both = load_evidence(evidence_path(out_dir / "mlp.pt"))
+    assert both.robustness == evidence.robustness and both.calibration is not None and both.selective is not None
+    assert load_feature_map(map_path(out_dir / "mlp.pt")).coordinates.shape == (20, 2)
+    with pytest.raises(SystemExit):
+        main([*common, "--only", "astrology"])
+    assert "invalid choice: 'astrology'" in capsys.readouterr().err
 
 
 def test_a_named_recipe_sets_what_is_not_given_and_an_option_overrides_it(tiny_dataset, tmp_path):

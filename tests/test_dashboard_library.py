@@ -1,5 +1,6 @@
 """The library code behind the pages: catalog, predictions, exploration helpers and figure builders."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 
 from dashboard.figures import (
     confusion_figure,
-    pca_figure,
+    digit_map_figure,
     per_class_frame,
     probabilities_figure,
     roc_by_class_figure,
@@ -18,6 +19,7 @@ from dashboard.figures import (
 from dashboard.text import agreement, provenance
 from dashboard.widgets import enlarge, selected_images
 from mnist_models import MODEL_NAMES, get_spec, load_checkpoint, load_evaluation, save_checkpoint
+from mnist_models.evidence import Evidence, evidence_path, load_evidence
 from mnist_models.exploration import (
     architecture_views,
     class_counts,
@@ -25,6 +27,8 @@ from mnist_models.exploration import (
     most_confident_mistakes,
     sample_indices,
 )
+from mnist_models.inference import predict_logits
+from mnist_models.paths import CHECKPOINT_DIR
 from mnist_models.store.catalog import CatalogEntry, Prediction, load_catalog, predict_with_each
 from mnist_models.store.records import CheckpointMeta
 
@@ -49,6 +53,24 @@ def test_predictions_skip_unavailable_models_and_time_each(tmp_path):
     assert predictions[0].probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_calibrated_predictions_divide_the_logits_by_the_fitted_temperature(tmp_path):
+    network, _ = load_checkpoint("cnn")
+    calibration = load_evidence(evidence_path(CHECKPOINT_DIR / "cnn.pt")).calibration
+    hot = dataclasses.replace(calibration, temperature=4.0)
+    entry = CatalogEntry("cnn", "CNN", tmp_path / "cnn.pt", network=network,
+                         evidence=Evidence("cnn", "cnn.pt", calibration=hot))
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 13:16] = 255  # a 1
+    raw, scaled = predict_with_each([entry], digit)[0], predict_with_each([entry], digit, calibrated=True)[0]
+    logits = predict_logits(network, digit)[0]
+    np.testing.assert_allclose(scaled.probabilities, torch.softmax(torch.from_numpy(logits) / 4.0, 0).numpy(),
+                               rtol=1e-5)
+    assert scaled.digit == raw.digit and scaled.confidence < raw.confidence
+    uncalibrated = CatalogEntry("cnn", "CNN", tmp_path / "cnn.pt", network=network)  # no evidence: as trained
+    np.testing.assert_allclose(predict_with_each([uncalibrated], digit, calibrated=True)[0].probabilities,
+                               raw.probabilities)
+
+
 def test_catalog_marks_missing_models_with_the_reason(tmp_path):
     entries = load_catalog(tmp_path)
     assert len(entries) == len(MODEL_NAMES) and not any(entry.available for entry in entries)
@@ -67,8 +89,13 @@ def test_points_picked_on_a_map_give_their_image_indices():
     points = [{"customdata": {"0": 43059}}, {"customdata": [7]}, {"customdata": 12}, {"customdata": {"0": 43059}},
               {"x": 1.0}, {"customdata": []}]
     assert selected_images(points) == [43059, 7, 12]
-    fig = pca_figure(np.zeros((3, 2)), np.array([1, 2, 1]), np.array([10, 20, 30]), np.array([0.1, 0.05]))
+    fig = digit_map_figure(np.zeros((3, 2)), np.array([1, 2, 1]), np.array([10, 20, 30]), ("PC1", "PC2"))
     assert sorted(int(row[0]) for trace in fig.data for row in trace.customdata) == [10, 20, 30]
+    marked = digit_map_figure(np.arange(6.0).reshape(3, 2), np.array([1, 2, 1]), np.array([10, 20, 30]), ("x", "y"),
+                              wrong=np.array([False, True, False]), drawing=np.array([9.0, 9.0]))
+    misread, drawn = marked.data[-2], marked.data[-1]
+    assert misread.name == "misread" and [int(row[0]) for row in misread.customdata] == [20]
+    assert drawn.name == "your drawing" and (drawn.x[0], drawn.y[0]) == (9.0, 9.0) and drawn.customdata is None
 
 
 def test_sampling_filters_by_digit_and_reshuffles_by_seed():

@@ -13,7 +13,10 @@ import torch
 from dashboard.text import format_duration, progress_line
 from mnist_models import TrainConfig, load_mnist
 from mnist_models.cli import EXIT_BUSY, main
+from mnist_models.evidence import CORRUPTIONS, evidence_path, load_evidence
+from mnist_models.feature_space import map_path
 from mnist_models.store.runs import list_runs
+from mnist_models.training.child import EVIDENCE_ENV
 from mnist_models.training.locking import TrainingBusy
 from mnist_models.training.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
 
@@ -199,3 +202,25 @@ def test_failure_messages_and_progress_lines_read_well(worker):
     assert worker.wait(TIMEOUT)
     fraction, text = progress_line(worker.snapshot()[0])
     assert fraction == pytest.approx(1.0) and text.startswith("MLP: epoch 2/2 · 100% · ") and "left" not in text
+
+
+def test_a_saved_run_gets_its_evidence_after_its_job_finished(worker, runs_dir, monkeypatch):
+    monkeypatch.setenv(EVIDENCE_ENV, "calibration,robustness")
+    worker.submit([config(epochs=1)])
+    assert worker.wait(TIMEOUT)
+    (job,) = worker.snapshot()
+    assert job.state is JobState.FINISHED and job.log[-1] == "evidence saved: see the Evidence page"
+    (run,) = list_runs(runs_dir)
+    evidence = load_evidence(evidence_path(run.checkpoint))
+    assert evidence.calibration is not None and evidence.selective is not None and set(evidence.robustness) == set(
+        CORRUPTIONS)
+    assert not map_path(run.checkpoint).exists()  # not asked for
+
+
+def test_a_run_whose_evidence_fails_stays_saved_with_the_reason(worker, runs_dir, monkeypatch):
+    monkeypatch.setenv(EVIDENCE_ENV, "robustness,astrology")
+    worker.submit([config(epochs=1)])
+    assert worker.wait(TIMEOUT)
+    (job,) = worker.snapshot()
+    assert job.state is JobState.FINISHED and "astrology" in job.log[-1] and "could not be computed" in job.log[-1]
+    assert [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]

@@ -11,7 +11,7 @@ def test_warm_up_fills_the_caches_every_session_then_reads(mnist_root, monkeypat
     monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_root))
     cache._catalog.clear()
     steps = warmup.warm_up()
-    assert set(steps) == {"imports", "models", "training processes", "dataset", "pca map"}
+    assert set(steps) == {"imports", "models", "training processes", "digit map", "dataset", "pca map"}
     calls = []
     monkeypatch.setattr(cache, "load_catalog", lambda *args: calls.append(args) or [])
     assert cache.catalog() and not calls, "the catalog was loaded again instead of read from the warmed cache"
@@ -25,7 +25,8 @@ def test_a_failing_step_is_skipped_and_the_others_still_run(mnist_root, monkeypa
 
     monkeypatch.setattr(cache, "catalog", broken)
     steps = warmup.warm_up()
-    assert "models" not in steps and {"imports", "training processes", "dataset", "pca map"} <= set(steps)
+    assert "models" not in steps and "digit map" not in steps
+    assert {"imports", "training processes", "dataset", "pca map"} <= set(steps)
     assert "warm-up step 'models' skipped: disk on fire" in capsys.readouterr().out
 
 

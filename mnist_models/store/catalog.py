@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from ..evidence import Evidence, evidence_path, load_evidence
 from ..inference import predict_logits, probabilities_from_logits
 from ..models.registry import MODEL_NAMES, get_spec
 from ..novelty import scores_for
 from ..paths import resolve_checkpoint_dir, resolve_runs_dir
 from .checkpoints import CheckpointError, checkpoint_path, evaluation_path, load_checkpoint, load_evaluation
-from .records import CheckpointMeta, Evaluation
+from .records import CheckpointMeta, Evaluation, RecordError
 from .runs import list_runs
 
 
@@ -34,19 +35,29 @@ class CatalogEntry:
     evaluation: Evaluation | None = None  # the saved evaluation, when present and readable
     error: str | None = None  # why the network could not be loaded
     evaluation_error: str | None = None  # why an evaluation file that exists cannot be shown
+    evidence: Evidence | None = None  # robustness, calibration, selective prediction, when computed and readable
+    evidence_error: str | None = None  # why an evidence file that exists cannot be shown
 
     @property
     def available(self) -> bool:
         return self.network is not None
 
+    @property
+    def temperature(self) -> float | None:
+        """The temperature fitted on the validation digits (the evidence's calibration), None when not computed."""
+        calibration = self.evidence.calibration if self.evidence is not None else None
+        return calibration.temperature if calibration is not None else None
+
 
 def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
                       runs_dir: str | os.PathLike | None = None) -> tuple:
-    """Names, sizes and times of the checkpoint and run files: a cache key that changes when any file does."""
+    """Names, sizes and times of the checkpoint and run files (weights, evaluations, evidence, maps): a cache key that
+    changes when any file does."""
     signature = []
     for directory in (resolve_checkpoint_dir(checkpoint_dir), resolve_runs_dir(runs_dir)):
         signature.append(str(directory))
-        for path in sorted(directory.glob("*.pt")) + sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        for path in sorted(path for pattern in ("*.pt", "*.json", "*.pkl") for path in directory.glob(pattern)
+                           ) if directory.is_dir() else []:
             try:
                 stat = path.stat()
             except FileNotFoundError:  # deleted between the listing and now (another session deleting a run)
@@ -66,6 +77,18 @@ def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: 
     except CheckpointError as error:
         if evaluation_path(entry.checkpoint).exists():  # a missing one only means "not evaluated yet"
             entry.evaluation_error = str(error)
+    if evidence_path(entry.checkpoint).exists():  # a missing one only means "not computed yet"
+        try:
+            evidence = load_evidence(evidence_path(entry.checkpoint))
+        except RecordError as error:
+            entry.evidence_error = str(error)
+        else:
+            weights = entry.meta.weights_id if entry.meta is not None else None
+            if None not in (weights, evidence.weights_id) and weights != evidence.weights_id:
+                entry.evidence_error = ("it was computed for earlier weights (retrained since); `digit-lab evaluate` "
+                                        "computes it for these")
+            else:
+                entry.evidence = evidence
     return entry
 
 
@@ -102,16 +125,19 @@ class Prediction:
         return float(self.probabilities.max())
 
 
-def predict_with_each(entries: list[CatalogEntry], image: np.ndarray) -> list[Prediction]:
+def predict_with_each(entries: list[CatalogEntry], image: np.ndarray, calibrated: bool = False) -> list[Prediction]:
     """Every available model's probabilities for one 28×28 image, each with its own inference time, and its novelty
-    score and verdict against the threshold in its evaluation (both from the same forward pass)."""
+    score and verdict against the threshold in its evaluation (both from the same forward pass). ``calibrated``:
+    probabilities from the logits divided by the temperature fitted for the model (its evidence), for the models
+    that have one; the answer is the same, only how sure it says it is changes."""
     predictions = []
     for entry in entries:
         if not entry.available:
             continue
         start = time.perf_counter()
         logits = predict_logits(entry.network, image)[0]
-        probabilities = probabilities_from_logits(logits)
+        temperature = entry.temperature if calibrated else None
+        probabilities = probabilities_from_logits(logits if temperature is None else logits / temperature)
         threshold = entry.evaluation.novelty if entry.evaluation is not None else None
         score = float(scores_for(logits, threshold)[0]) if threshold is not None else None
         novel = score > threshold.threshold if threshold is not None else None

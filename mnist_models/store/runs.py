@@ -95,7 +95,10 @@ def next_run(model: str, runs_dir: str | os.PathLike | None = None) -> SavedRun:
 
 
 def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
-    """Remove a run: its evaluation first, so it stops being listed before its checkpoint goes."""
+    """Remove a run: its evaluation first, so it stops being listed, then its checkpoint, then what else was saved
+    beside it under its id (its evidence, its map)."""
     run = find_run(run_id, runs_dir)
     run.evaluation.unlink(missing_ok=True)
     run.checkpoint.unlink(missing_ok=True)
+    for leftover in run.checkpoint.parent.glob(f"{run.run_id}.*"):
+        leftover.unlink(missing_ok=True)

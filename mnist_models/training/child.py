@@ -22,16 +22,21 @@ from typing import Any, TextIO
 import torch
 
 from ..data import load_mnist
+from ..evaluation import EVIDENCE_PARTS, held_out_validation, refresh_evidence
 from ..models.registry import get_spec
+from ..store.checkpoints import load_checkpoint
 from .jobs import JobAction, JobState, JobUpdate, Order, describe_failure
 from .loop import CancelFlag
-from .pipeline import resume_training, train_and_save
+from .pipeline import SavedModel, resume_training, train_and_save
 from .recovery import complete
 from .stopping import StopRequest, stop_on_signals
 
 LOGGER = logging.getLogger(__name__)
 NICENESS_ENV, NICENESS = "DIGIT_LAB_TRAINING_NICENESS", 10  # below the server: its pages get the CPU first
 THREADS_ENV = "DIGIT_LAB_TRAINING_THREADS"
+EVIDENCE_ENV = "DIGIT_LAB_RUN_EVIDENCE"
+"""The parts of the evidence computed for every run saved from the Train page, comma-separated (default: all of
+``evaluation.EVIDENCE_PARTS``; empty: none). The run is listed, and its job finished, before they are computed."""
 
 DataLoader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
 
@@ -100,11 +105,14 @@ def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: 
                 report(index, state=JobState.CANCELLED, note="cancelled before it started")
                 continue
             try:
-                _run(order, index, data, runs_dir, stop, report)
+                saved = _run(order, index, data, runs_dir, stop, report)
             except Exception as error:  # the job's boundary: a failure ends this job only, with its reason
                 LOGGER.exception("training job %s (%s) failed", index, order.action)
                 reason = describe_failure(error)
                 report(index, state=JobState.FAILED, error=reason, note=f"failed: {reason}")
+                continue
+            if saved is not None and not saved.meta.cancelled and not stop.is_set():
+                _add_evidence(saved, index, data, report)
     messages.close()
 
 
@@ -118,8 +126,35 @@ def _starting_note(order: Order) -> str:
             f"{config.train_subset or 'all'} training images, seed {config.seed}")
 
 
+def _evidence_parts() -> list[str]:
+    setting = os.environ.get(EVIDENCE_ENV)
+    parts = list(EVIDENCE_PARTS) if setting is None else [part.strip() for part in setting.split(",") if part.strip()]
+    unknown = set(parts) - set(EVIDENCE_PARTS)
+    if unknown:
+        raise ValueError(f"{EVIDENCE_ENV} names unknown part(s) {sorted(unknown)}; use {', '.join(EVIDENCE_PARTS)}")
+    return parts
+
+
+def _add_evidence(saved: SavedModel, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
+                  report: Reporter) -> None:
+    """The saved run's evidence, after its job has finished (the run is already on every page): a failure here is
+    reported and leaves the run as it is."""
+    try:
+        parts = _evidence_parts()
+        if not parts:
+            return
+        report(index, note=f"computing the run's evidence ({', '.join(parts)}); the run can be used meanwhile")
+        network, meta = load_checkpoint(saved.checkpoint)
+        refresh_evidence(network, meta, data("test"), held_out_validation(meta, data("train")), parts)
+        report(index, note="evidence saved: see the Evidence page")
+    except Exception as error:  # the run stays usable; its evidence can be computed again with `digit-lab evaluate`
+        LOGGER.exception("the evidence of %s could not be computed", saved.checkpoint)
+        report(index, note=f"the run's evidence could not be computed: {describe_failure(error)}")
+
+
 def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]], runs_dir: Path,
-         stop: StopRequest, report: Reporter) -> None:
+         stop: StopRequest, report: Reporter) -> SavedModel | None:
+    """One job: train, resume or complete, then save; the saved model, None when nothing was saved."""
     report(index, state=JobState.EVALUATING if order.action is JobAction.COMPLETE else JobState.RUNNING,
            note=_starting_note(order))
 
@@ -142,10 +177,11 @@ def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, tor
             result, saved = train_and_save(order.config, data("train"), data("test"), **common)
         if saved is None:
             report(index, state=JobState.CANCELLED, note="cancelled before the first epoch finished: nothing to save")
-            return
+            return None
         cancelled = result.cancelled
     name = saved.run.run_id if saved.run is not None else str(saved.checkpoint)
     report(index, state=JobState.CANCELLED if cancelled else JobState.FINISHED,
            run_id=saved.run.run_id if saved.run is not None else None,
            run_title=saved.run.title if saved.run is not None else None, metrics=saved.evaluation.metrics,
            note=f"saved as {name}: test accuracy {saved.evaluation.metrics.accuracy:.2%}")
+    return saved

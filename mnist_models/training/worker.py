@@ -210,7 +210,7 @@ class TrainingWorker:
     def _describe(request: Request) -> str:
         running = next((job for job in request.jobs if job.state.active), None)
         if running is None:
-            return "finishing"
+            return "finishing: computing the evidence of the run it saved"
         latest = running.latest
         where = (f", epoch {latest.epoch}/{latest.epochs}, about {math.ceil(latest.eta_s / 60)} min left"
                  if latest else "")
