@@ -251,9 +251,10 @@ def _model_colours(titles) -> dict[str, str]:
     return {title: PALETTE[position % len(PALETTE)] for position, title in enumerate(titles)}
 
 
-def robustness_figure(curves_by_title: dict[str, dict[str, RobustnessCurve]], titles: dict[str, str]) -> go.Figure:
-    """Test accuracy as each corruption grows: a panel per corruption (``titles``: name → axis title), a line per
-    model in the same colour in every panel."""
+def robustness_figure(curves_by_title: dict[str, dict[str, RobustnessCurve]], titles: dict[str, str],
+                      units: dict[str, str] | None = None) -> go.Figure:
+    """Test accuracy as each corruption grows: a panel per corruption (``titles``: name → panel title, ``units``:
+    name → its level's unit, under the axis), a line per model in the same colour in every panel."""
     names = list(titles)
     columns = 4
     rows = -(-len(names) // columns)
@@ -271,9 +272,12 @@ def robustness_figure(curves_by_title: dict[str, dict[str, RobustnessCurve]], ti
                             line=dict(color=colours[title]), marker_size=5,
                             hovertemplate=f"{title}: %{{y:.1f}}% at %{{x}}<extra></extra>",
                             row=position // columns + 1, col=position % columns + 1)
+        if units and units.get(name):
+            fig.update_xaxes(title_text=units[name], title_font_size=11, row=position // columns + 1,
+                             col=position % columns + 1)
     fig.update_yaxes(range=[0, 101])
     fig.update_yaxes(title_text="test accuracy (%)", col=1)
-    return _compact(fig, 300 * rows)
+    return _compact(fig, 320 * rows)
 
 
 def reliability_figure(calibrations: dict[str, Calibration], calibrated: bool) -> go.Figure:

@@ -63,12 +63,13 @@ def robustness() -> None:
     st.markdown(robustness_ranking(curves))
     st.markdown(dropout_verdict(names, titles))
     st.markdown(rnn_verdict(names, titles, {entry.name: entry.evaluation.metrics.accuracy for entry in with_curves}))
-    st.plotly_chart(robustness_figure(curves, {name: f"{c.title} ({c.unit})" if c.unit else c.title
-                                               for name, c in CORRUPTIONS.items()}), key="robustness_chart")
+    st.plotly_chart(robustness_figure(curves, {name: c.title for name, c in CORRUPTIONS.items()},
+                                      {name: c.unit for name, c in CORRUPTIONS.items()}), key="robustness_chart")
     st.dataframe([{"model": title, "overall": overall_robustness(model_curves),
                    **{CORRUPTIONS[name].title if name in CORRUPTIONS else name: curve.score
                       for name, curve in model_curves.items()}} for title, model_curves in curves.items()],
-                 hide_index=True, column_config={"overall": st.column_config.NumberColumn(format="%.3f")})
+                 hide_index=True, column_config={column: st.column_config.NumberColumn(format="%.3f") for column in
+                                                 ["overall", *(c.title for c in CORRUPTIONS.values())]})
 
 
 def calibration() -> None:

@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from dashboard.text import format_duration, progress_line
-from mnist_models import TrainConfig, load_mnist
+from mnist_models import TrainConfig, load_mnist, train
 from mnist_models.cli import EXIT_BUSY, main
 from mnist_models.evidence import CORRUPTIONS, evidence_path, load_evidence
 from mnist_models.feature_space import map_path
 from mnist_models.store.runs import list_runs
+from mnist_models.training import child
 from mnist_models.training.child import EVIDENCE_ENV
 from mnist_models.training.locking import TrainingBusy
+from mnist_models.training.pipeline import save_trained
+from mnist_models.training.stopping import StopRequest
 from mnist_models.training.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
 
 TIMEOUT = 120
@@ -224,3 +227,15 @@ def test_a_run_whose_evidence_fails_stays_saved_with_the_reason(worker, runs_dir
     (job,) = worker.snapshot()
     assert job.state is JobState.FINISHED and "astrology" in job.log[-1] and "could not be computed" in job.log[-1]
     assert [run.run_id for run in list_runs(runs_dir)] == ["run001-mlp"]
+
+
+def test_a_stop_during_a_run_s_evidence_ends_it_and_says_how_to_compute_it(tiny_dataset, runs_dir, monkeypatch):
+    monkeypatch.setenv(EVIDENCE_ENV, "robustness")
+    train_data, test_data = (load_mnist(split, tiny_dataset, download=False) for split in ("train", "test"))
+    saved = save_trained(train(config(epochs=1), data=train_data), test_data)
+    stop, notes = StopRequest(), []
+    stop.set()
+    child._add_evidence(saved, 0, {"train": train_data, "test": test_data}.__getitem__, stop,
+                        lambda index, **update: notes.append(update.get("note")))
+    assert notes[-1] == "the run's evidence was stopped; `digit-lab evaluate` computes it"
+    assert not evidence_path(saved.checkpoint).exists()

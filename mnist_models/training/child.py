@@ -112,7 +112,7 @@ def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: 
                 report(index, state=JobState.FAILED, error=reason, note=f"failed: {reason}")
                 continue
             if saved is not None and not saved.meta.cancelled and not stop.is_set():
-                _add_evidence(saved, index, data, report)
+                _add_evidence(saved, index, data, stop, report)
     messages.close()
 
 
@@ -136,20 +136,34 @@ def _evidence_parts() -> list[str]:
 
 
 def _add_evidence(saved: SavedModel, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
-                  report: Reporter) -> None:
-    """The saved run's evidence, after its job has finished (the run is already on every page): a failure here is
-    reported and leaves the run as it is."""
+                  stop: StopRequest, report: Reporter) -> None:
+    """The saved run's evidence, after its job has finished (the run is already on every page), one part at a time:
+    a cancel or a stopping server ends it between two steps; a failure is reported and leaves the run as it is."""
+
+    def follow(part: str, done: int, total: int) -> None:
+        if stop.is_set():
+            raise EvidenceStopped
+
     try:
         parts = _evidence_parts()
         if not parts:
             return
         report(index, note=f"computing the run's evidence ({', '.join(parts)}); the run can be used meanwhile")
         network, meta = load_checkpoint(saved.checkpoint)
-        refresh_evidence(network, meta, data("test"), held_out_validation(meta, data("train")), parts)
+        validation = held_out_validation(meta, data("train"))
+        for part in parts:
+            follow(part, 0, 1)
+            refresh_evidence(network, meta, data("test"), validation, [part], follow)
         report(index, note="evidence saved: see the Evidence page")
+    except EvidenceStopped:
+        report(index, note="the run's evidence was stopped; `digit-lab evaluate` computes it")
     except Exception as error:  # the run stays usable; its evidence can be computed again with `digit-lab evaluate`
         LOGGER.exception("the evidence of %s could not be computed", saved.checkpoint)
         report(index, note=f"the run's evidence could not be computed: {describe_failure(error)}")
+
+
+class EvidenceStopped(Exception):
+    """A cancel or a stopping server arrived while a run's evidence was being computed."""
 
 
 def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]], runs_dir: Path,
