@@ -15,7 +15,9 @@ import torch
 from mnist_models import evidence as ev
 from mnist_models.data import load_mnist
 from mnist_models.inference import predict_proba
-from mnist_models.store.checkpoints import load_checkpoint
+from mnist_models.models.registry import MODEL_NAMES
+from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.store.checkpoints import load_checkpoint, load_evaluation
 from mnist_models.store.records import RecordError
 
 
@@ -316,3 +318,13 @@ def test_compute_evidence_on_a_few_real_digits(cnn, test_split, tmp_path):
     assert without_validation.selective == evidence.selective
     with pytest.raises(ValueError, match="unknown evidence part"):
         ev.compute_evidence(network, meta, (images, labels), None, parts=("speed",))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_the_shipped_evidence_starts_every_curve_at_the_saved_test_accuracy(name):
+    """The clean level of each robustness curve is the saved evaluation's accuracy, exactly (the same folded copy,
+    the same 10,000 digits), and the calibration covers those digits."""
+    evidence = ev.load_evidence(ev.evidence_path(CHECKPOINT_DIR / f"{name}.pt"))
+    accuracy = load_evaluation(name).metrics.accuracy
+    assert {curve.clean_accuracy for curve in evidence.robustness.values()} == {round(accuracy, 5)}
+    assert evidence.calibration.count == 10_000 and evidence.selective is not None
