@@ -30,8 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import normalize, to_unit_float
-from .inference import BATCH_SIZE, as_image_batch
+from .inference import BATCH_SIZE, as_image_batch, predict_logits
 from .store.files import atomic_write
 from .store.records import RecordError, utc_now
 
@@ -91,27 +90,19 @@ def _last_linear(network: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-@torch.inference_mode()
 def _penultimate(network: nn.Module, images, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(features (N, D) float32, logits (N, C) float32) from one batched pass, as ``inference._forward`` runs it."""
-    batch = as_image_batch(images)
-    device = next(network.parameters()).device
+    """(features (N, D) float32, logits (N, C) float32) from one batched pass of ``predict_logits``, with a hook on
+    the last linear layer capturing what it reads."""
+    if len(as_image_batch(images)) == 0:
+        raise ValueError("no images given")
     captured: list[torch.Tensor] = []
     hook = _last_linear(network).register_forward_pre_hook(lambda _module, inputs: captured.append(inputs[0]))
-    modes = [(module, module.training) for module in network.modules()]
-    network.eval()
     try:
-        logits = [network(normalize(to_unit_float(batch[start:start + batch_size].to(device))).contiguous(
-                      memory_format=torch.channels_last)).float().cpu()
-                  for start in range(0, len(batch), batch_size)]
+        logits = predict_logits(network, images, batch_size)
     finally:
         hook.remove()
-        for module, training in modes:
-            module.training = training
-    if not logits:
-        raise ValueError("no images given")
     features = torch.cat([chunk.float().cpu().flatten(1) for chunk in captured])
-    return features.numpy(), torch.cat(logits).numpy()
+    return features.numpy(), logits
 
 
 def penultimate_features(network: nn.Module, images, batch_size: int = BATCH_SIZE) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -38,6 +40,20 @@ def folded_for_inference(network: nn.Module) -> nn.Module:
     return fuse(copy.deepcopy(network).eval(), inplace=True).to(memory_format=torch.channels_last)
 
 
+@contextmanager
+def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
+    """``network`` in eval mode (no dropout, batch norm's running statistics) for the block, then every submodule
+    handed back in the mode the caller had it in: predicting in the middle of a training, or of a fine-tuning with
+    some layers frozen in eval mode, changes nothing."""
+    modes = [(module, module.training) for module in network.modules()]
+    network.eval()
+    try:
+        yield network
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 @torch.inference_mode()
 def _forward(network: nn.Module, images, batch_size: int) -> torch.Tensor:
     """The network's raw outputs (N, 10) on the CPU, in batches, in eval mode (see predict_proba).
@@ -46,15 +62,10 @@ def _forward(network: nn.Module, images, batch_size: int) -> torch.Tensor:
     (``load_checkpoint`` converts them); for one channel it costs nothing, and flat models read it unchanged."""
     batch = as_image_batch(images)
     device = next(network.parameters()).device
-    modes = [(module, module.training) for module in network.modules()]
-    network.eval()
-    try:
+    with eval_mode(network):
         chunks = [network(normalize(to_unit_float(batch[start:start + batch_size].to(device))).contiguous(
                       memory_format=torch.channels_last)).float().cpu()
                   for start in range(0, len(batch), batch_size)]
-    finally:
-        for module, training in modes:
-            module.training = training
     return torch.cat(chunks)
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import normalize, to_unit_float
-from .inference import BATCH_SIZE, as_image_batch, predict_proba
+from .inference import BATCH_SIZE, as_image_batch, eval_mode, predict_proba
 
 EPSILON_METHODS = ("fgsm", "pgd")
 """The attacks ``adversarial`` offers: one signed-gradient step (FGSM) or ``steps`` projected ones (PGD)."""
@@ -171,19 +171,13 @@ def adversarial(model: nn.Module, image, epsilon: float, method: str = "fgsm", t
         return _unchanged(batch, single)
 
     device = next(model.parameters()).device
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        # Gradients even when a caller holds inference or no-grad mode; cuDNN's recurrent layers refuse backward in
-        # eval mode on a GPU, so cuDNN is off for the attack (no effect on the CPU).
-        with torch.inference_mode(False), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-            chunks = [_attack(model, to_unit_float(batch[start:start + BATCH_SIZE].to(device)),
-                              None if targets is None else targets[start:start + BATCH_SIZE].to(device),
-                              float(epsilon), method, int(steps))
-                      for start in range(0, len(batch), BATCH_SIZE)]
-    finally:
-        for module, training in modes:
-            module.training = training
+    # Gradients even when a caller holds inference or no-grad mode; cuDNN's recurrent layers refuse backward in eval
+    # mode on a GPU, so cuDNN is off for the attack (no effect on the CPU).
+    with eval_mode(model), torch.inference_mode(False), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+        chunks = [_attack(model, to_unit_float(batch[start:start + BATCH_SIZE].to(device)),
+                          None if targets is None else targets[start:start + BATCH_SIZE].to(device),
+                          float(epsilon), method, int(steps))
+                  for start in range(0, len(batch), BATCH_SIZE)]
     return _to_uint8(torch.cat(chunks), single)
 
 
