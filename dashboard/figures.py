@@ -155,16 +155,18 @@ def roc_by_model_figure(evaluation: Evaluation, title: str) -> go.Figure:
     return _roc_axes(fig, f"{title}: macro AUC {metrics.auc.macro:.5f}")
 
 
-def roc_by_class_figure(evaluations_by_title: dict[str, Evaluation], digit: int) -> go.Figure:
-    """Every model's ROC curve for one digit against the rest."""
+def roc_by_class_figure(evaluations_by_title: dict[str, Evaluation], digit: int | None) -> go.Figure:
+    """Every model's ROC curve for one digit against the rest, or (``digit`` None) its micro-average over all ten."""
+    key = "micro" if digit is None else str(digit)
     fig = go.Figure()
     for title, evaluation in evaluations_by_title.items():
-        curve = evaluation.metrics.roc.get(str(digit))
+        curve = evaluation.metrics.roc.get(key)
         if curve is None:
             continue
-        fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
-                        name=f"{title} (AUC {evaluation.metrics.auc.per_class[str(digit)]:.5f})")
-    return _roc_axes(fig, f"digit {digit} against the rest")
+        auc = evaluation.metrics.auc.micro if digit is None else evaluation.metrics.auc.per_class[key]
+        fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{title} (AUC {auc:.5f})")
+    return _roc_axes(fig, "every digit against the rest (micro-average)" if digit is None
+                     else f"digit {digit} against the rest")
 
 
 def _roc_axes(fig: go.Figure, title: str) -> go.Figure:

@@ -36,6 +36,8 @@ from .paths import (
     resolve_runs_dir,
 )
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
+from .stakeholder_report import DEFAULT_REPORT_TITLE
+from .store.catalog import load_catalog
 from .store.checkpoints import (
     CHECKPOINT_SUFFIX,
     CheckpointError,
@@ -320,12 +322,36 @@ def command_recover(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
+    if args.html:
+        return _write_html_report(args)
     table = render_results_markdown(leaderboard_rows(args.checkpoint_dir))
     if args.update_readme:
         update_readme(Path(args.update_readme), table)
         print(f"updated the results table in {args.update_readme}", file=sys.stderr)
     else:
         print(table)
+    return 0
+
+
+def _write_html_report(args: argparse.Namespace) -> int:
+    """The stakeholder report. Its charts are the dashboard's Plotly figures, so it is drawn by
+    ``dashboard.report_html`` (installed with the package), imported here only: the library never loads Plotly."""
+    from dashboard.report_html import write_report
+
+    entries = load_catalog(args.checkpoint_dir)
+    if args.model:
+        by_name = {entry.name: entry for entry in entries}
+        unknown = [name for name in args.model if name not in by_name]
+        if unknown:
+            print(f"error: no model or saved run called {', '.join(unknown)}; known: {', '.join(by_name)}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        entries = [by_name[name] for name in args.model]
+    for entry in entries:
+        if entry.evaluation is None:
+            print(f"note: {entry.name} has no evaluation; the report lists it as not evaluated", file=sys.stderr)
+    path = write_report(args.html, entries, args.title, args.data_dir)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(entries)} models)", file=sys.stderr)
     return 0
 
 
@@ -412,8 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     recover_parser.add_argument("--all", action="store_true", help="every listed item (complete or delete)")
     recover_parser.set_defaults(handler=command_recover)
 
-    report_parser = sub.add_parser("report", parents=[common], help="the results table from the saved JSON")
+    report_parser = sub.add_parser("report", parents=[common],
+                                   help="the results table, or the stakeholder report (--html), from the saved JSON")
     report_parser.add_argument("--update-readme", metavar="README", help="rewrite the table inside this file")
+    report_parser.add_argument("--html", metavar="FILE",
+                               help="write the stakeholder report: one self-contained HTML file (prints to PDF)")
+    report_parser.add_argument("--title", default=DEFAULT_REPORT_TITLE, help="the report's title (with --html)")
+    report_parser.add_argument("--model", action="append", metavar="NAME",
+                               help="a model or saved run to include (repeatable; default: all of them)")
     report_parser.set_defaults(handler=command_report)
 
     serve_parser = sub.add_parser("serve", parents=[common], help="start the dashboard (needs a checkout)")

@@ -2,10 +2,13 @@
 
 import streamlit as st
 
+from dashboard.cache import data_root
 from dashboard.figures import leaderboard_figure
+from dashboard.report_html import report_html
 from dashboard.sidebar import selected_entries
 from dashboard.widgets import leaderboard, leaderboard_table, model_problems
 from mnist_models.reporting import recommend
+from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE
 
 st.title("digit-lab")
 rows = leaderboard(selected_entries())
@@ -30,6 +33,18 @@ else:
     st.subheader("Leaderboard", anchor="leaderboard")
     leaderboard_table(rows)
     st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
+
+    st.subheader("Report", anchor="report")
+    entries = selected_entries()
+    st.caption(f"A stakeholder report on the {len(entries)} models selected in the sidebar, written from their saved "
+               "measurements: dataset, architectures, training set-ups, results beside the reports' figures, "
+               "robustness, calibration, the recommendation and findings. One HTML file that opens offline; print it "
+               "to PDF from the browser.")
+    title = st.text_input("Title", DEFAULT_REPORT_TITLE, key="report_title")
+    root = data_root()
+    # Written when clicked (on Streamlit's download thread), not on every rerun of the page.
+    st.download_button("Download report", lambda: report_html(entries, title, root), file_name="digit-lab-report.html",
+                       mime="text/html", on_click="ignore", icon=":material/description:", type="primary")
 
 st.subheader("Pages")
 columns = st.columns(4)
