@@ -219,6 +219,34 @@ def render_evidence(results: dict[str, Any]) -> str:
     return format_markdown_table(["model", *parts, "total", "files"], rows)
 
 
+def render_reading(results: dict[str, Any]) -> str:
+    goals, reference = results["goals"], results["reference_model"]
+
+    def met(value: float, goal: float) -> str:
+        return f"{value:.2%} ({'met' if value >= goal else 'not met'})"
+
+    models = format_markdown_table(
+        ["model", f"whole number (goal {goals['whole_number_accuracy']:.0%})",
+         f"digits (goal {goals['digit_accuracy']:.1%})", "digits, on pages cut right", "touching pages: whole number",
+         "wrong count", "wrong digit", "reading (p50)"],
+        [[f"`{name}`", met(figures["whole_number_accuracy"], goals["whole_number_accuracy"]),
+          met(figures["digit_accuracy"], goals["digit_accuracy"]), f"{figures['digit_accuracy_when_count_right']:.2%}",
+          f"{figures['touching_pages']['whole_number_accuracy']:.1%} of {figures['touching_pages']['pages']}",
+          figures["failures"]["wrong_count"], figures["failures"]["wrong_digit"],
+          f"{figures['read_ms']['p50_ms']:.2f} ms"]
+         for name, figures in results["models"].items()])
+    counts = format_markdown_table(
+        ["digits", "pages", "whole number", "digits"],
+        [[count, figures["pages"], f"{figures['whole_number_accuracy']:.1%}", f"{figures['digit_accuracy']:.2%}"]
+         for count, figures in results["models"][reference]["per_count"].items()])
+    blank, segmentation = results["blank"], results["segmentation_ms"]
+    cut_right = results["models"][reference]["count_right"]
+    return (f"{models}\n\nBy digit count, `{reference}`:\n\n{counts}\n\n{results['pages']} synthetic pages (seeds "
+            f"{results['first_seed']} on), {cut_right:.1%} cut into the right number of digits; cutting a page into "
+            f"digits: {_ms(segmentation, 1)} (p50 / p95). Pages without a number read as one: "
+            f"**{blank['read_as_something']} of {blank['pages']}**.")
+
+
 def _verdict(median_ms: float, goal_ms: float) -> str:
     return f"{goal_ms:,.0f} ms: {'met' if median_ms <= goal_ms else 'not met'}"
 
@@ -227,7 +255,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
     "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
-    "evidence": render_evidence,
+    "evidence": render_evidence, "reading": render_reading,
 }
 
 

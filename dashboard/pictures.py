@@ -65,3 +65,49 @@ def magnified(picture: np.ndarray, width: int) -> np.ndarray:
     its shape kept (a wide grid of feature maps stays wide)."""
     factor = max(1, round(width / picture.shape[1]))
     return picture.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+AGREED = (20, 160, 60)  # a digit every model reads the same
+DISPUTED = (235, 120, 0)  # a digit the models read differently
+
+
+def as_rgb(picture: np.ndarray) -> np.ndarray:
+    """uint8 RGB of a gray, gray+alpha, RGB or RGBA picture (uint8 or 0..1 floats), transparency laid on white paper,
+    the way a transparent scan looks in a viewer."""
+    array = np.asarray(picture)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    colour = array[..., :3] if array.shape[2] >= 3 else np.repeat(array[..., :1], 3, axis=2)
+    if array.shape[2] in (2, 4):
+        alpha = array[..., -1:].astype(np.float32) / 255
+        colour = (colour * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return colour
+
+
+def boxed_number(picture: np.ndarray, boxes, labels: list[str], disputed: list[bool],
+                 max_side: int = 900) -> np.ndarray:
+    """uint8 RGB of ``picture`` (scaled down to ``max_side``: a phone photo is 4000 px) with a box around each digit
+    and its reading above it, orange where the models disagree. ``boxes`` are in the picture's own pixels."""
+    from PIL import Image, ImageDraw, ImageFont  # here: the other pictures need only numpy
+
+    image = Image.fromarray(as_rgb(picture))
+    scale = min(1.0, max_side / max(image.size))
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(image)
+    line = max(2, round(max(image.size) / 300))
+    for box, label, differ in zip(boxes, labels, disputed, strict=True):
+        colour = DISPUTED if differ else AGREED
+        left, top, right, bottom = (round(value * scale) for value in (box.left, box.top, box.right, box.bottom))
+        draw.rectangle((left, top, right - 1, bottom - 1), outline=colour, width=line)
+        font = ImageFont.load_default(size=max(12, min(48, round((bottom - top) * 0.4))))
+        text_left, text_top, text_right, text_bottom = draw.textbbox((0, 0), label, font=font)
+        width, height = text_right - text_left, text_bottom - text_top
+        above = top - height - 2 * line >= 0  # the label goes under the box when the digit touches the top
+        y = top - height - 2 * line if above else min(bottom, image.height - height - 2 * line)
+        draw.rectangle((left, y, left + width + 2 * line, y + height + 2 * line), fill=colour)
+        draw.text((left + line - text_left, y + line - text_top), label, fill="white", font=font)
+    return np.asarray(image)

@@ -169,3 +169,43 @@ def selective_sentence(title: str, selective) -> str:
         return f"{title} never reaches {selective.target:.1%} accuracy, even on the digits it is surest of."
     return (f"{title} is right {selective.target:.1%} of the time on the {selective.coverage_at_target:.1%} of "
             f"digits it is surest of (confidence ≥ {selective.threshold:.4f}), and abstains on the rest.")
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def listed(names: list[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def disputed_positions(readings: dict[str, str]) -> list[int]:
+    """Positions (from 0) of the digits that the models (title → the number it reads) read differently."""
+    length = min((len(text) for text in readings.values()), default=0)
+    return [position for position in range(length) if len({text[position] for text in readings.values()}) > 1]
+
+
+def number_disagreement(readings: dict[str, str]) -> str:
+    """One sentence on which digits of a number the models (title → the number it reads) disagree on, and how each
+    reads them, the odd ones out first: "Models disagree on the 3rd digit: RNN reads 1, the other 6 read 7."""
+    if not readings:
+        return "No model is available."
+    disputed = disputed_positions(readings)
+    if not disputed:
+        (title, text), count = next(iter(readings.items())), len(readings)
+        return f"{title} reads {text}." if count == 1 else f"All {count} models read {text}."
+    parts = []
+    for position in disputed:
+        votes: dict[str, list[str]] = {}
+        for title, text in readings.items():
+            votes.setdefault(text[position], []).append(title)
+        ranked = sorted(votes.items(), key=lambda item: len(item[1]))
+        said = [f"{listed(titles)} read{'s' if len(titles) == 1 else ''} {digit}" for digit, titles in ranked]
+        majority = ranked[-1][1]
+        if len(majority) > 2 and len(majority) > len(ranked[-2][1]):  # "the other 6", not six titles
+            said[-1] = f"the other {len(majority)} read {ranked[-1][0]}"
+        parts.append(f"the {ordinal(position + 1)} digit: {', '.join(said)}")
+    return f"Models disagree on {'; and on '.join(parts)}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from mnist_models.preprocess import InvalidImageError, load_uploaded_image
 from mnist_models.reporting import LeaderboardRow, leaderboard_row
 from mnist_models.store.catalog import CatalogEntry
 
@@ -114,3 +115,19 @@ def model_problems(needs_evaluation: bool = False) -> None:
         elif needs_evaluation and entry.evaluation_error:
             st.warning(f"**{entry.title}** can be used, but its evaluation cannot be shown: {entry.evaluation_error}",
                        icon=":material/error:")
+
+
+def uploaded_picture(upload) -> np.ndarray | None:
+    """The picture in an uploaded file or camera photo, decoded within the server's limits, with a choice of frame
+    for an animation and what decoding did to it; None, with a clear error, when the file is not a usable picture."""
+    frame_key = f"frame_{upload.file_id}"  # a new file starts at its first frame
+    try:
+        decoded = load_uploaded_image(upload.getvalue(), st.session_state.get(frame_key, 1) - 1)
+    except InvalidImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+    if decoded.frame_count > 1:
+        st.number_input(f"Frame to read (the file has {decoded.frame_count})", 1, decoded.frame_count, key=frame_key)
+    for note in decoded.notes:
+        st.caption(note)
+    return decoded.image

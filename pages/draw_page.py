@@ -1,29 +1,69 @@
 """Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer, or why no
-answer is given (no digit in the picture, or one the models do not recognise as a digit)."""
+answer is given (no digit in the picture, or one the models do not recognise as a digit); or a whole number, drawn on
+a wide canvas or photographed, read digit by digit by every model."""
 
 import time
 
+import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard.figures import probabilities_figure
 from dashboard.handoff import EXPLAIN_PAGE, remember_drawing
+from dashboard.reading import show_number
 from dashboard.sidebar import calibrated, selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record
-from dashboard.widgets import enlarge, model_problems
+from dashboard.widgets import enlarge, model_problems, uploaded_picture
 from mnist_models.novelty import refuse
-from mnist_models.preprocess import (
-    EmptyDrawingError,
-    InvalidImageError,
-    NotADigitError,
-    load_uploaded_image,
-    preprocess_stages,
-)
+from mnist_models.preprocess import EmptyDrawingError, NotADigitError, preprocess_stages
 from mnist_models.store.catalog import predict_with_each
+
+DRAW, NUMBER, UPLOAD, PHOTO = "Draw", "Draw a number", "Upload an image", "Photo or scan of a number"
+PICTURE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+# (width, height) in px. st_canvas takes a fixed size: a canvas wider than the page scrolls inside itself, and a
+# finger drawing on it cannot scroll it, so a phone gets one that fits its screen (390 px less the page's margins).
+NUMBER_CANVASES = {"Wide": (840, 280), "Medium": (560, 220), "Phone": (340, 140)}
 
 st.title("Draw a digit")
 model_problems()
+
+
+def canvas_picture(width: int, height: int, key: str, caption: str) -> np.ndarray | None:
+    """A black canvas with white ink, like MNIST, and the stroke width beside it; what is drawn on it, None before
+    the first stroke. The canvas keeps its ``key`` for the page's life: it clears itself in the browser (its bin
+    button), so strokes made right after clearing are never lost to a server round trip or a remounted canvas."""
+    left, right = st.columns([2, 1]) if width <= 280 else (st.container(), st.container())
+    with right:
+        stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
+        st.caption(caption)
+    with left:
+        canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=height,
+                           width=width, drawing_mode="freedraw", return_image_data=True, key=key)
+    return canvas.image_data
+
+
+def number_canvas() -> np.ndarray | None:
+    """The wide canvas for several digits in a row, in the size chosen (a phone's screen is narrow)."""
+    size = st.segmented_control("Canvas width", list(NUMBER_CANVASES), default="Wide", key="number_canvas_size",
+                                format_func=lambda name: f"{name} ({NUMBER_CANVASES[name][0]} px)",
+                                help="The canvas has a fixed width: choose one that fits your screen (Phone on a "
+                                     "phone held upright)")
+    width, height = NUMBER_CANVASES[size or "Wide"]
+    return canvas_picture(width, height, f"number_canvas_{width}",
+                          "Write a few digits side by side, with a little space between them. The readings update "
+                          "when you lift the pen; the bin above the canvas clears it.")
+
+
+def photo_of_a_number() -> np.ndarray | None:
+    """A photo or scan of a number, uploaded or taken with the camera (asked for only when wanted: the browser asks
+    the visitor's permission for it)."""
+    if st.toggle("Take a photo with the camera", key="use_camera"):
+        upload = st.camera_input("A photo of a number: digits side by side, dark on light paper")
+    else:
+        upload = st.file_uploader("A photo or scan of a number: digits side by side, dark on light or light on dark",
+                                  type=PICTURE_TYPES, key="number_upload")
+    return uploaded_picture(upload) if upload is not None else None
 
 
 @st.fragment
@@ -31,36 +71,22 @@ def drawing_and_answers() -> None:
     """What a stroke changes. A fragment: a new drawing reruns only this, not the sidebar and the rest of the app, so
     the server sends the answers without re-sending the page around them."""
     started = time.perf_counter()
-    source = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, label_visibility="collapsed")
-    image = None
-    if source == "Draw":
-        left, right = st.columns([2, 1])
-        with right:
-            stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
-            st.caption("White ink on black, like MNIST. The predictions update when you lift the pen. To start again, "
-                       "click the bin (**Reset canvas**) above the canvas.")
-        with left:
-            # One key for the page's life: the canvas clears itself in the browser (its bin button), so strokes made
-            # right after clearing are never lost to a server round trip or a remounted canvas.
-            canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000", height=280,
-                               width=280, drawing_mode="freedraw", return_image_data=True, key="canvas")
-        image = canvas.image_data
+    source = st.radio("Input", [DRAW, NUMBER, UPLOAD, PHOTO], horizontal=True, label_visibility="collapsed")
+    if source in (NUMBER, PHOTO):
+        picture = number_canvas() if source == NUMBER else photo_of_a_number()
+        if picture is None:
+            st.info("Write a few digits side by side, or upload a photo of a number, to see what each model reads.",
+                    icon=":material/pin:")
+        else:
+            show_number(picture, selected_entries(), calibrated())
+        return
+    if source == DRAW:
+        image = canvas_picture(280, 280, "canvas", "White ink on black, like MNIST. The predictions update when you "
+                               "lift the pen. To start again, click the bin (**Reset canvas**) above the canvas.")
     else:
         upload = st.file_uploader("A picture of one digit (dark on light or light on dark; a phone photo works)",
-                                  type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"])
-        if upload is not None:
-            frame_key = f"frame_{upload.file_id}"  # a new file starts at its first frame
-            try:
-                decoded = load_uploaded_image(upload.getvalue(), st.session_state.get(frame_key, 1) - 1)
-            except InvalidImageError as error:
-                st.error(str(error), icon=":material/broken_image:")
-            else:
-                image = decoded.image
-                if decoded.frame_count > 1:
-                    st.number_input(f"Frame to read (the file has {decoded.frame_count})", 1, decoded.frame_count,
-                                    key=frame_key)
-                for note in decoded.notes:
-                    st.caption(note)
+                                  type=PICTURE_TYPES)
+        image = uploaded_picture(upload) if upload is not None else None
 
     if image is None:
         st.info("Draw a digit on the canvas, or upload a picture, to see every model's prediction.",

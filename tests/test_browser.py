@@ -3,8 +3,8 @@
 Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
 draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws right after clearing, switches page
 during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, selects
-digits on the Evidence page's map, then trains a small CNN run from the Train page, watches its live progress and
-expects it on Compare.
+digits on the Evidence page's map, reads a photo of a number, draws with a finger on a phone-sized screen, then
+trains a small CNN run from the Train page, watches its live progress and expects it on Compare.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -22,6 +22,7 @@ from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_un
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import RUNS_DIR_ENV
 from mnist_models.training.child import EVIDENCE_ENV
+from tests.test_draw_page import number_picture, png
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
@@ -203,6 +204,72 @@ def test_every_page_link_works_as_the_first_visit_of_a_fresh_server(mnist_root, 
             assert page.get_by_text("Page not found").count() == 0, path
             assert page.locator('[data-testid="stException"]').count() == 0, path
             context.close()
+
+
+def test_a_photo_of_a_number_is_read_with_a_box_over_each_digit(page, server, screenshot_dir):
+    page.goto(f"{server}/draw")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    page.get_by_text("Photo or scan of a number", exact=True).click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        {"name": "number.png", "mimeType": "image/png", "buffer": png(number_picture("4075"))})
+    table = page.locator('[data-testid="stTable"]')
+    playwright_api.expect(table.get_by_role("row").filter(has_text=re.compile(r"^\s*CNN\s*4075"))).to_have_count(
+        1, timeout=60_000)
+    _settle(page)
+    assert table.get_by_role("row").count() == 1 + len(MODEL_NAMES)
+    playwright_api.expect(page.get_by_text(re.compile("^4 digits found, left to right"))).to_be_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "draw-number.png"), full_page=True)
+
+
+def _touch_stroke(page, canvas, points: list[tuple[float, float]]) -> None:
+    """One finger stroke through ``points`` (fractions of the canvas), as a phone's touch screen sends it: Playwright's
+    touchscreen only taps, so the events go through the DevTools protocol."""
+    box = canvas.bounding_box()
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    session = page.context.new_cdp_session(page)
+    session.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": at[0][0], "y": at[0][1]}]})
+    for (x0, y0), (x1, y1) in zip(at, at[1:], strict=False):
+        for step in range(1, 11):
+            session.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": x0 + (x1 - x0) * step / 10, "y": y0 + (y1 - y0) * step / 10}]})
+    session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    session.detach()
+
+
+def test_a_finger_draws_on_a_phone_and_the_answers_come_below_the_canvas(server, browser, screenshot_dir):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(f"{server}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=60_000)
+    _settle(page)
+    _touch_stroke(page, canvas, ONE)
+    playwright_api.expect(_metric_of(page, "CNN")).to_have_text("1", timeout=60_000)
+    _settle(page)
+    fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    assert page.evaluate(fits)  # no sideways scrolling of the page
+    canvas_box = canvas.bounding_box()
+    assert canvas_box["x"] >= 0 and canvas_box["x"] + canvas_box["width"] <= 390
+    assert _metric_of(page, "CNN").bounding_box()["y"] > canvas_box["y"] + canvas_box["height"]
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.set_viewport_size({"width": 390, "height": 1500})  # the app scrolls inside itself: a taller screen shows more
+    page.screenshot(path=str(screenshot_dir / "draw-phone.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_text("Draw a number", exact=True).click()
+    page.get_by_text("Phone (340 px)", exact=True).click()
+    canvas = page.locator("canvas.upper-canvas").first
+    playwright_api.expect(canvas).to_have_attribute("width", re.compile(r"^(340|680)$"), timeout=60_000)
+    _settle(page)
+    _touch_stroke(page, canvas, [(0.25, 0.15), (0.25, 0.85)])
+    _touch_stroke(page, canvas, [(0.7, 0.15), (0.7, 0.85)])
+    table = page.locator('[data-testid="stTable"]')
+    playwright_api.expect(table.get_by_role("row").filter(has_text=re.compile(r"^\s*CNN\s*11"))).to_have_count(
+        1, timeout=60_000)
+    assert page.evaluate(fits) and canvas.bounding_box()["width"] <= 390
+    context.close()
 
 
 def _box_select(page, chart, width: int = 80, height: int = 60) -> None:

@@ -16,7 +16,9 @@ from dashboard.figures import (
     roc_by_model_figure,
     training_curves_figure,
 )
-from dashboard.text import agreement, provenance
+from dashboard.pictures import AGREED, DISPUTED, as_rgb, boxed_number
+from dashboard.reading import NumberReading, position_labels, read_with_each
+from dashboard.text import agreement, number_disagreement, ordinal, provenance
 from dashboard.widgets import enlarge, selected_images
 from mnist_models import MODEL_NAMES, get_spec, load_checkpoint, load_evaluation, save_checkpoint
 from mnist_models.evidence import Evidence, evidence_path, load_evidence
@@ -29,6 +31,7 @@ from mnist_models.exploration import (
 )
 from mnist_models.inference import predict_logits
 from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.preprocess import DigitBox, read_digits
 from mnist_models.store.catalog import CatalogEntry, Prediction, load_catalog, predict_with_each
 from mnist_models.store.records import CheckpointMeta
 
@@ -171,3 +174,57 @@ def test_an_unusable_evaluation_keeps_the_model_and_says_why(tmp_path):
     (tmp_path / "mlp.metrics.json").unlink()
     entry = next(entry for entry in load_catalog(tmp_path) if entry.name == "mlp")
     assert entry.evaluation_error is None and provenance(entry).startswith("test accuracy not evaluated · ")
+
+
+def test_number_disagreement_names_the_digit_and_how_each_model_reads_it():
+    assert number_disagreement({"CNN": "4075", "RNN": "4015"}) == (
+        "Models disagree on the 3rd digit: CNN reads 7, RNN reads 1.")
+    assert number_disagreement({"CNN": "4075", "MLP": "4075", "MobileNet": "4075", "RNN": "4076"}) == (
+        "Models disagree on the 4th digit: RNN reads 6, the other 3 read 5.")
+    assert number_disagreement({"CNN": "12", "MLP": "72", "RNN": "17"}) == (
+        "Models disagree on the 1st digit: MLP reads 7, CNN and RNN read 1; and on the 2nd digit: RNN reads 7, "
+        "CNN and MLP read 2.")
+    assert number_disagreement({"CNN": "4075", "RNN": "4075"}) == "All 2 models read 4075."
+    assert number_disagreement({"CNN": "4075"}) == "CNN reads 4075."
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "111th"]
+
+
+def _boxes_of_ones(count: int) -> list[DigitBox]:
+    one = np.zeros((28, 28), np.float32)
+    one[4:24, 13:16] = 1.0
+    return [DigitBox(10, 10 + 40 * i, 50, 40 + 40 * i, one) for i in range(count)]
+
+
+def test_a_number_is_read_in_one_batch_per_model_as_the_library_reads_it(tmp_path):
+    network, _ = load_checkpoint("cnn")
+    boxes = _boxes_of_ones(3)
+    entries = [CatalogEntry("cnn", "CNN", tmp_path / "cnn.pt", network=network),
+               CatalogEntry("rnn", "RNN", tmp_path / "rnn.pt", error="no checkpoint")]
+    (reading,) = read_with_each(entries, boxes)
+    text, confidences = read_digits(network, boxes)
+    assert reading.title == "CNN" and reading.text == text == "111"
+    np.testing.assert_allclose(reading.confidences, confidences, rtol=1e-5)
+    hot = dataclasses.replace(load_evidence(evidence_path(CHECKPOINT_DIR / "cnn.pt")).calibration, temperature=4.0)
+    entries[0].evidence = Evidence("cnn", "cnn.pt", calibration=hot)
+    (calibrated,) = read_with_each(entries, boxes, calibrated=True)
+    assert calibrated.text == "111" and max(calibrated.confidences) < min(reading.confidences)
+    assert read_with_each(entries, []) == []
+
+
+def test_the_readings_over_a_number_give_the_digit_or_the_votes_where_models_differ():
+    readings = [NumberReading("CNN", (4, 0, 7), (1.0,) * 3), NumberReading("MLP", (4, 0, 1), (1.0,) * 3),
+                NumberReading("RNN", (4, 0, 1), (1.0,) * 3)]
+    assert position_labels(readings) == ["4", "0", "1/7"]
+
+
+def test_a_number_s_boxes_are_drawn_over_the_picture_scaled_down_to_fit():
+    paper = np.full((1000, 2000), 230, np.uint8)
+    picture = boxed_number(paper, _boxes_of_ones(2), ["1", "7/1"], [False, True], max_side=500)
+    assert picture.shape == (250, 500, 3) and picture.dtype == np.uint8
+    colours = {tuple(colour) for colour in picture.reshape(-1, 3)}
+    assert AGREED in colours and DISPUTED in colours
+    small = boxed_number(np.zeros((60, 100), np.uint8), _boxes_of_ones(1), ["1"], [False])
+    assert small.shape == (60, 100, 3)  # a small picture keeps its size
+    transparent = np.zeros((4, 4, 2), np.uint8)  # gray + alpha, fully transparent: white paper
+    assert (as_rgb(transparent) == 255).all() and as_rgb(np.ones((2, 2), np.float32)).max() == 255

@@ -1,5 +1,6 @@
 """The Draw page under AppTest with what a demo room brings: taps and specks on the canvas, bad and awkward uploads,
-and pictures the models themselves do not recognise as digits. Each gets a clear message and never an exception."""
+and pictures the models themselves do not recognise as digits. Each gets a clear message and never an exception. And
+whole numbers: a photo (uploaded or from the camera) and the wide canvas, read digit by digit by every model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import io
 import json
 import shutil
+from functools import cache
 
 import numpy as np
 import pytest
@@ -14,7 +16,9 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.common import canvas_stroke
+from dashboard.text import number_disagreement
 from mnist_models import MODEL_NAMES
+from mnist_models.data import load_mnist
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, REPO_ROOT
 from tests import ink_corpus
 from tests.upload_corpus import seven_sketch, streamed_png, transparent_png
@@ -146,3 +150,86 @@ def test_a_drawn_digit_is_answered_with_the_server_time_shown():
     assert not app.exception
     assert {metric.label: metric.value for metric in app.metric}["CNN"] == "7"
     assert any(caption.value.startswith("The server answered in ") for caption in app.caption)
+
+
+@cache
+def _first_test_digits() -> dict[str, np.ndarray]:
+    """MNIST's first test image of each digit: a number made of them is one every model reads the same."""
+    images, labels = load_mnist("test", download=False)
+    return {str(digit): images[int((labels == digit).nonzero()[0][0])].numpy() for digit in range(10)}
+
+
+def number_picture(text: str, height: int = 84, gap: int = 24, on_paper: bool = True) -> np.ndarray:
+    """uint8 gray: ``text`` written with MNIST test digits side by side, dark ink on paper lit unevenly (a photo or a
+    scan), or white on black (``on_paper=False``: the canvas)."""
+    glyphs = [np.array(Image.fromarray(_first_test_digits()[character]).resize((height, height))) / 255.0
+              for character in text]
+    ink = np.zeros((height + 2 * gap, len(text) * (height + gap) + gap), np.float32)
+    for position, glyph in enumerate(glyphs):
+        left = gap + position * (height + gap)
+        ink[gap:gap + height, left:left + height] = glyph
+    if not on_paper:
+        return (ink * 255).round().astype(np.uint8)
+    paper = np.linspace(235, 190, ink.shape[1])[None, :]  # light falling off to one side
+    return (paper * (1 - ink) + 30 * ink).round().astype(np.uint8)
+
+
+def _jpeg(picture: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture).convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _readings(app: AppTest) -> dict[str, str]:
+    """Model → the number it reads, from the page's table."""
+    return app.table[0].value["reads"].to_dict()
+
+
+def _photo_mode(camera: bool = False) -> AppTest:
+    app = draw_page()
+    app.radio[0].set_value("Photo or scan of a number").run()
+    if camera:
+        app.toggle(key="use_camera").set_value(True).run()
+    return app
+
+
+@pytest.mark.parametrize("camera", [False, True], ids=["uploaded", "camera"])
+def test_a_photo_of_a_number_is_read_by_every_model_with_its_digits_boxed(mnist_root, camera):
+    app = _photo_mode(camera)
+    photo = _jpeg(number_picture("4075"))
+    (app.camera_input[0] if camera else app.get("file_uploader")[0]).upload("number.jpg", photo, "image/jpeg").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    readings = _readings(app)
+    assert len(readings) == len(MODEL_NAMES) and readings["CNN"] == "4075"
+    table = app.table[0].value
+    assert list(table.columns) == ["reads", "1st", "2nd", "3rd", "4th"] and table.loc["CNN", "3rd"].startswith("7 · ")
+    assert (app.success or app.warning)[0].value == number_disagreement(readings)
+    boxed, digits = app.get("image")
+    assert boxed.captions[0].startswith("4 digits found")  # the photo with its boxes and readings
+    assert digits.captions == ["1st", "2nd", "3rd", "4th"]  # the four 28×28 digits the models were given
+
+
+def test_a_picture_with_no_digit_reads_nothing_and_says_so():
+    app = _photo_mode()
+    app.get("file_uploader")[0].upload("paper.png", png(np.full((300, 600), 220, np.uint8)), "image/png").run()
+    assert not app.exception
+    assert "No digit found in this picture" in messages(app) and len(app.table) == 0
+
+
+def test_a_damaged_photo_gets_a_clear_error():
+    app = _photo_mode()
+    app.get("file_uploader")[0].upload("cut.png", png(_seven_on_paper())[:300], "image/png").run()
+    assert not app.exception
+    assert "damaged or truncated" in messages(app) and len(app.table) == 0
+
+
+def test_a_number_drawn_on_the_wide_canvas_is_read_like_a_photo(mnist_root):
+    app = draw_page()
+    app.radio[0].set_value("Draw a number").run()
+    drawn = Image.fromarray(number_picture("931", height=200, gap=40, on_paper=False)).convert("RGBA")
+    canvas = Image.new("RGBA", (840, 280), (0, 0, 0, 255))
+    canvas.paste(drawn, (0, 0))
+    app.session_state["number_canvas_840"] = canvas_state(np.array(canvas))
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert _readings(app)["CNN"] == "931"

@@ -48,6 +48,12 @@ class CatalogEntry:
         calibration = self.evidence.calibration if self.evidence is not None else None
         return calibration.temperature if calibration is not None else None
 
+    def probabilities(self, logits: np.ndarray, calibrated: bool = False) -> np.ndarray:
+        """Softmax of ``logits`` from this model; ``calibrated``: divided first by its fitted temperature, when it has
+        one (the answer stays the same, only how sure it says it is changes)."""
+        temperature = self.temperature if calibrated else None
+        return probabilities_from_logits(logits if temperature is None else logits / temperature)
+
 
 def catalog_signature(checkpoint_dir: str | os.PathLike | None = None,
                       runs_dir: str | os.PathLike | None = None) -> tuple:
@@ -136,8 +142,7 @@ def predict_with_each(entries: list[CatalogEntry], image: np.ndarray, calibrated
             continue
         start = time.perf_counter()
         logits = predict_logits(entry.network, image)[0]
-        temperature = entry.temperature if calibrated else None
-        probabilities = probabilities_from_logits(logits if temperature is None else logits / temperature)
+        probabilities = entry.probabilities(logits, calibrated)
         threshold = entry.evaluation.novelty if entry.evaluation is not None else None
         score = float(scores_for(logits, threshold)[0]) if threshold is not None else None
         novel = score > threshold.threshold if threshold is not None else None
