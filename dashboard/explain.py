@@ -48,8 +48,8 @@ def attributions(name: str, model_version: tuple, image: bytes, target: int) -> 
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def row_probabilities(name: str, model_version: tuple, image: bytes) -> np.ndarray:
-    return explain.rnn_row_probabilities(_network(name), _digit(image))
+def step_probabilities(name: str, model_version: tuple, image: bytes) -> np.ndarray:
+    return explain.step_probabilities(_network(name), _digit(image))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mnist_models.evidence import Calibration, RobustnessCurve, Selective
+from mnist_models.models.architectures import Reading
 from mnist_models.reporting import LeaderboardRow
 from mnist_models.store.records import Evaluation
 from mnist_models.training.loop import Progress
@@ -28,10 +29,13 @@ def leaderboard_figure(rows: list[LeaderboardRow]) -> go.Figure:
     fig = go.Figure([
         go.Bar(name="measured here", x=titles, y=[100 * row.accuracy for row in rows],
                text=[f"{100 * row.accuracy:.2f}%" for row in rows], textposition="outside"),
-        go.Bar(name="report", x=titles, y=[100 * row.report_accuracy for row in rows],
-               text=[f"{100 * row.report_accuracy:.1f}%" for row in rows], textposition="outside"),
+        go.Bar(name="report", x=titles, y=[None if row.report_accuracy is None else 100 * row.report_accuracy
+                                           for row in rows],
+               text=["suggested" if row.report_accuracy is None else f"{100 * row.report_accuracy:.1f}%"
+                     for row in rows], textposition="outside"),
     ])
-    low = min([row.report_accuracy for row in rows] + [row.accuracy for row in rows], default=0.9)
+    reported = [row.report_accuracy for row in rows if row.report_accuracy is not None]
+    low = min(reported + [row.accuracy for row in rows], default=0.9)
     fig.update_yaxes(title="test accuracy (%)", range=[100 * low - 1, 100.2])
     return _compact(fig.update_layout(barmode="group"), 360)
 
@@ -112,16 +116,17 @@ def probabilities_figure(titles: list[str], probabilities: np.ndarray) -> go.Fig
     return _compact(fig, 60 + 34 * len(titles))
 
 
-def row_probabilities_figure(probabilities: np.ndarray, rows_read: int) -> go.Figure:
-    """A row-by-row reader's probability of each digit after each row, a line per digit, with the row shown."""
+def step_probabilities_figure(probabilities: np.ndarray, reading: Reading, steps_read: int) -> go.Figure:
+    """A step-by-step reader's probability of each digit after each row or column, a line per digit, with the step
+    shown."""
     probabilities = np.asarray(probabilities, dtype=float)
-    rows, answer = np.arange(1, len(probabilities) + 1), probabilities[-1].argmax()
-    fig = go.Figure([go.Scatter(x=rows, y=probabilities[:, digit], name=DIGITS[digit], mode="lines",
-                                line=dict(color=PALETTE[digit], width=3 if digit == answer else 1.5),
-                                hovertemplate=f"after row %{{x}}: {digit} with %{{y:.1%}}<extra></extra>")
+    steps, answer = np.arange(1, len(probabilities) + 1), probabilities[-1].argmax()
+    fig = go.Figure([go.Scatter(x=steps, y=probabilities[:, digit], name=DIGITS[digit], mode="lines+markers",
+                                line=dict(color=PALETTE[digit], width=3 if digit == answer else 1.5), marker_size=3,
+                                hovertemplate=f"after {reading.unit} %{{x}}: {digit} with %{{y:.1%}}<extra></extra>")
                      for digit in range(10)])
-    fig.add_vline(x=rows_read, line_dash="dot", line_color="green")
-    fig.update_xaxes(title="rows read (top to bottom)", range=[1, len(probabilities)])
+    fig.add_vline(x=steps_read, line_dash="dot", line_color="green")
+    fig.update_xaxes(title=f"{reading.unit}s read ({reading.direction})", range=[1, len(probabilities)])
     fig.update_yaxes(title="probability", range=[0, 1.02])
     return _compact(fig, 300)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnist_models.models.architectures import Reading
+
 POSITIVE = np.array([230, 40, 40], dtype=np.float32)  # evidence for the digit asked about
 NEGATIVE = np.array([40, 110, 255], dtype=np.float32)  # evidence against it
 DIGIT_BRIGHTNESS = 0.4  # the digit stays visible under the heat without hiding it
@@ -51,12 +53,15 @@ def map_grid(maps: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
     return grid
 
 
-def rows_read(digit: np.ndarray, rows: int) -> np.ndarray:
-    """uint8 RGB of the digit with the first ``rows`` rows as read and the rest dimmed, a line under the last read."""
+def steps_read(digit: np.ndarray, reading: Reading, steps: int) -> np.ndarray:
+    """uint8 RGB of the digit with the pixels of the first ``steps`` steps (rows, or feature columns) as read and the
+    rest dimmed, a green line along the last pixels read."""
     picture = np.repeat(np.asarray(digit, dtype=np.uint8)[..., None], 3, axis=2).copy()
-    picture[rows:] = (picture[rows:] * 0.25).astype(np.uint8)
-    if 0 < rows <= picture.shape[0]:
-        picture[rows - 1] = np.maximum(picture[rows - 1], np.array([0, 160, 0], dtype=np.uint8))
+    view = picture if reading.unit == "row" else picture.transpose(1, 0, 2)  # columns read as rows of the transpose
+    read = min(steps * reading.pixels_per_step, view.shape[0])
+    view[read:] = (view[read:] * 0.25).astype(np.uint8)
+    if read > 0:
+        view[read - 1] = np.maximum(view[read - 1], np.array([0, 160, 0], dtype=np.uint8))
     return picture
 
 

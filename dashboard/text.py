@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from mnist_models.evidence import overall_robustness
+from mnist_models.models.architectures import Reading
 from mnist_models.novelty import DEFAULT_FALSE_REJECTION_RATE
 from mnist_models.store.catalog import CatalogEntry, Prediction
 from mnist_models.training.worker import Job, JobState
@@ -89,14 +90,16 @@ def novelty_verdict(predictions: list[Prediction]) -> str:
             f"they never trained on stay under).")
 
 
-def decision_row(row_probabilities, title: str) -> str:
-    """When a row-by-row reader made up its mind: the first row from which its answer never changes again."""
-    answers = [int(row.argmax()) for row in row_probabilities]
+def decision_step(step_probabilities, title: str, reading: Reading) -> str:
+    """When a step-by-step reader made up its mind: the first row or column from which its answer never changes."""
+    answers = [int(step.argmax()) for step in step_probabilities]
     final, settled = answers[-1], len(answers)
     while settled > 1 and answers[settled - 2] == final:
         settled -= 1
-    return (f"{title} reads the digit one row at a time, top to bottom. It settled on **{final}** at row {settled} "
-            f"of {len(answers)} and kept that answer to the end ({float(row_probabilities[-1].max()):.0%} sure).")
+    what = "row" if reading.pixels_per_step == 1 else f"{reading.unit} of features ({reading.pixels_per_step} pixels)"
+    return (f"{title} reads the digit one {what} at a time, {reading.direction}. It settled on **{final}** at "
+            f"{reading.unit} {settled} of {len(answers)} and kept that answer to the end "
+            f"({float(step_probabilities[-1].max()):.0%} sure).")
 
 
 def flip_order(epsilons: dict[str, float | None]) -> str:

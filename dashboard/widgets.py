@@ -30,7 +30,9 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
         hide_index=True,
         column_config={
             "test accuracy": st.column_config.NumberColumn(format="percent"),
-            "report": st.column_config.NumberColumn("report's figure", format="percent"),
+            "report": st.column_config.NumberColumn(
+                "report's figure", format="percent",
+                help="Test accuracy the analysis report gave; empty for the next steps the reports only suggested"),
             "macro AUC": st.column_config.NumberColumn(format="%.5f"),
             "log loss": st.column_config.NumberColumn(format="%.4f"),
             "ECE": st.column_config.NumberColumn("calibration error", format="percent"),

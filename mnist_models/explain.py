@@ -18,7 +18,8 @@ Each tool answers a different question, and applies to the models whose structur
   Grad-CAM assumes), 0.87 for cnn_basic, 0.71 for cnn, 0.24 for cnn_dropout and 0.08 for speedrun; the rectified
   map would be blank for many of them. (At the convolution's own output, before pooling, batch norm and activation,
   the shares were 0.04-0.38 for the small CNNs.)
-* ``rnn_row_probabilities``: the recurrent model's answer after each row it has read (``RowRNN.logits_after_each_row``).
+* ``step_probabilities``: a recurrent model's answer after each step it has read: the RNN's rows, the CNN + GRU's
+  feature columns (the model's ``READING`` and ``logits_after_each_step``).
 * ``feature_maps``: every convolution's output for the digit.
 * ``strongest_first_units``: for models reading the 784 pixels through a dense layer, the most active first-layer
   units and their weights drawn as 28×28 templates.
@@ -48,6 +49,7 @@ from torch import nn
 from .data import normalize, to_unit_float
 from .errors import DigitLabError
 from .inference import as_image_batch
+from .models.architectures import Reading
 
 ATTRIBUTION_METHODS = ("integrated_gradients", "saliency", "gradcam")
 IG_STEPS = 32
@@ -136,9 +138,9 @@ def has_convolution(model: nn.Module) -> bool:
     return _last_convolution(model) is not None
 
 
-def reads_row_by_row(model: nn.Module) -> bool:
-    """True when the model can answer after each row (``rnn_row_probabilities`` applies)."""
-    return callable(getattr(model, "logits_after_each_row", None))
+def reading(model: nn.Module) -> Reading | None:
+    """How the model walks over a digit step by step (``step_probabilities`` applies), None when it reads it whole."""
+    return getattr(model, "READING", None)
 
 
 def reads_flat_pixels(model: nn.Module) -> bool:
@@ -184,15 +186,16 @@ def attribute(model: nn.Module, image, method: str, target: int | None = None) -
     return _with_copy(model, work)
 
 
-def rnn_row_probabilities(model: nn.Module, image) -> np.ndarray:
-    """(28, 10) float32: row k holds the class probabilities after the model has read rows 0..k of the image."""
-    if not reads_row_by_row(model):
-        raise ValueError("this model reads the image whole, not row by row, so it has no answer after each row")
+def step_probabilities(model: nn.Module, image) -> np.ndarray:
+    """(steps, 10) float32: line k holds the class probabilities after the model has read steps 0..k (rows or
+    feature columns, see ``reading``) of the image."""
+    if reading(model) is None:
+        raise ValueError("this model reads the image whole, not step by step, so it has no answer after each step")
     inputs = _model_input(image)
 
     def work(network: nn.Module) -> np.ndarray:
         with torch.inference_mode():
-            logits = network.logits_after_each_row(inputs)[0]
+            logits = network.logits_after_each_step(inputs)[0]
             return torch.softmax(logits.float(), dim=-1).numpy().astype(np.float32, copy=True)
 
     return _with_copy(model, work)

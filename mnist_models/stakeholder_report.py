@@ -184,7 +184,9 @@ def _model_section(entry: CatalogEntry) -> ModelSection:
             value = _lookup(record, path)
             if value is not None:
                 figures[column] = _eval(entry.name, path, value, template, scale)
-        figures["report_accuracy"] = Measured(spec.report_accuracy, "{:.1%}", f"{entry.name}:registry:report_accuracy")
+        if spec.report_accuracy is not None:
+            figures["report_accuracy"] = Measured(spec.report_accuracy, "{:.1%}",
+                                                  f"{entry.name}:registry:report_accuracy")
         if entry.evidence is not None and entry.evidence.calibration is not None:
             figures["calibrated_ece"] = Measured(entry.evidence.calibration.ece_after, "{:.2%}",
                                                  f"{entry.name}:evidence:calibration.ece_after")
@@ -292,10 +294,11 @@ def findings(models: list[ModelSection]) -> list[Sentence]:
         ratio = worst.row.errors / max(best.row.errors, 1)
         out.append((f"{worst.title} makes ", worst.figures["errors"], f" errors on the test digits where {best.title} "
                     "makes ", best.figures["errors"], ": ", Measured(ratio, "{:.1f}×"), " as many."))
-    beaten = [section for section in sections if section.row.accuracy > section.row.report_accuracy]
+    reported = [section for section in sections if section.row.report_accuracy is not None]
+    beaten = [section for section in reported if section.row.accuracy > section.row.report_accuracy]
     if beaten:
         gain = max(beaten, key=lambda section: section.row.accuracy - section.row.report_accuracy)
-        out.append((f"{len(beaten)} of {len(sections)} models beat the figure their analysis report gave; the largest "
+        out.append((f"{len(beaten)} of {len(reported)} models beat the figure their analysis report gave; the largest "
                     f"gain is {gain.title}'s: ", gain.figures["accuracy"], " against ", gain.figures["report_accuracy"],
                     "."))
     for section in (best, worst) if worst is not best else (best,):

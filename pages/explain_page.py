@@ -9,17 +9,17 @@ import streamlit as st
 from dashboard import explain as cached
 from dashboard import handoff
 from dashboard.cache import mnist
-from dashboard.figures import flip_epsilon_figure, row_probabilities_figure
-from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, rows_read
+from dashboard.figures import flip_epsilon_figure, step_probabilities_figure
+from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, steps_read
 from dashboard.sidebar import calibrated, selected_entries
-from dashboard.text import decision_row, flip_order
+from dashboard.text import decision_step, flip_order
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems
 from mnist_models.explain import (
     ATTRIBUTION_METHODS,
     has_convolution,
+    reading,
     reads_flat_pixels,
-    reads_row_by_row,
 )
 from mnist_models.robustness import EPSILON_METHODS, FLIP_SEARCH_LIMIT, perturb
 from mnist_models.store.catalog import predict_with_each
@@ -106,18 +106,20 @@ def where_each_model_looks() -> None:
 
 
 def how_each_reads() -> None:
-    """Each architecture's own way in: the RNN row by row, the CNNs' feature maps, the MLP's strongest units."""
+    """Each architecture's own way in: the recurrent readers step by step, the CNNs' feature maps, the MLP's units."""
     for entry in entries:
         network, answer = entry.network, answers[entry.name]
         st.markdown(f"#### {entry.title}")
-        if reads_row_by_row(network):
-            probabilities = cached.row_probabilities(entry.name, version, image_key)
-            st.caption(decision_row(probabilities, entry.title))
+        order = reading(network)
+        if order is not None:
+            probabilities = cached.step_probabilities(entry.name, version, image_key)
+            st.caption(decision_step(probabilities, entry.title, order))
             left, right = st.columns([1, 3])
-            rows = left.slider("Rows read so far", 1, 28, 28, key=f"rows_{entry.name}")
-            left.image(enlarge(rows_read(digit, rows), 140), caption=f"after row {rows}: "
-                       f"{int(probabilities[rows - 1].argmax())} ({probabilities[rows - 1].max():.0%})")
-            right.plotly_chart(row_probabilities_figure(probabilities, rows), key=f"row_chart_{entry.name}")
+            steps = left.slider(f"{order.unit.capitalize()}s read so far", 1, order.steps, order.steps,
+                                key=f"steps_{entry.name}")
+            left.image(enlarge(steps_read(digit, order, steps), 140), caption=f"after {order.unit} {steps}: "
+                       f"{int(probabilities[steps - 1].argmax())} ({probabilities[steps - 1].max():.0%})")
+            right.plotly_chart(step_probabilities_figure(probabilities, order, steps), key=f"step_chart_{entry.name}")
         elif reads_flat_pixels(network):
             units = cached.strongest_units(entry.name, version, image_key, 8)
             st.caption(f"{entry.title} sees 784 separate pixels. Its first-layer units that fire most for this "

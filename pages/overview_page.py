@@ -7,6 +7,7 @@ from dashboard.figures import leaderboard_figure
 from dashboard.report_html import report_html
 from dashboard.sidebar import selected_entries
 from dashboard.widgets import leaderboard, leaderboard_table, model_problems
+from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.reporting import recommend
 from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE
 
@@ -14,8 +15,9 @@ st.title("digit-lab")
 rows = leaderboard(selected_entries())
 tested = f"its {rows[0].count:,} test images" if rows else "its test images"
 st.markdown(
-    "Six handwritten-digit classifiers, the architectures of two analysis reports (MLP, RNN, CNN, basic CNN, "
-    f"CNN + dropout, MobileNet), trained on MNIST and measured on {tested}. "
+    f"{len(MODEL_NAMES)} handwritten-digit classifiers, trained on MNIST and measured on {tested}: the architectures "
+    "of two analysis reports (MLP, RNN, CNN, basic CNN, CNN + dropout, MobileNet), the next steps they suggested (a "
+    "ResNet and a CNN + GRU hybrid), and a CNN built to reach 99% in seconds. "
     "Draw a digit and watch every model answer, explore the dataset, or compare the models in depth.")
 
 model_problems(needs_evaluation=True)

@@ -123,8 +123,8 @@ def test_bad_requests_are_refused_with_a_reason():
         explain.attribute(model, inked_everywhere(), "lime")
     with pytest.raises(explain.NoConvolutionError, match="no convolution layer"):
         explain.attribute(model, inked_everywhere(), "gradcam")
-    with pytest.raises(ValueError, match="not row by row"):
-        explain.rnn_row_probabilities(model, inked_everywhere())
+    with pytest.raises(ValueError, match="not step by step"):
+        explain.step_probabilities(model, inked_everywhere())
     with pytest.raises(ValueError, match="784 pixels"):
         explain.strongest_first_units(QuadrantConv(), inked_everywhere())
     assert explain.feature_maps(model, inked_everywhere()) == {}
@@ -155,7 +155,8 @@ def inplace_flags(model: nn.Module) -> dict[str, bool]:
 
 def test_capabilities_of_each_model(shipped):
     assert {name for name in MODEL_NAMES if not explain.has_convolution(shipped[name])} == {"mlp", "rnn"}
-    assert {name for name in MODEL_NAMES if explain.reads_row_by_row(shipped[name])} == {"rnn"}
+    assert {name: explain.reading(shipped[name]).unit for name in MODEL_NAMES if explain.reading(shipped[name])} == {
+        "rnn": "row", "crnn": "column"}
     assert {name for name in MODEL_NAMES if explain.reads_flat_pixels(shipped[name])} == {"mlp"}
 
 
@@ -191,24 +192,36 @@ def test_every_model_explains_a_real_digit_and_is_left_untouched(name, shipped, 
     np.testing.assert_array_equal(predict_proba(model, images[:10]).argmax(axis=1), predictions)
 
 
+def test_the_hybrid_answers_after_each_feature_column(shipped, test_digits):
+    images, _ = test_digits
+    model = shipped["crnn"]
+    columns = explain.step_probabilities(model, images[0])
+    assert columns.shape == (7, 10) and columns.dtype == np.float32
+    np.testing.assert_allclose(columns.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(columns[-1], predict_proba(model, images[0])[0], atol=1e-5)
+    blank_right = images[0].copy()
+    blank_right[:, 16:] = 0  # the first columns' features see only pixels 0..15 (two 3×3 convolutions, two pools)
+    np.testing.assert_allclose(explain.step_probabilities(model, blank_right)[:2], columns[:2], atol=1e-5)
+
+
 def test_rnn_answers_after_each_row(shipped, test_digits):
     images, labels = test_digits
     model = shipped["rnn"]
-    rows = explain.rnn_row_probabilities(model, images[0])
+    rows = explain.step_probabilities(model, images[0])
     assert rows.shape == (28, 10) and rows.dtype == np.float32
     np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(rows[-1], predict_proba(model, images[0])[0], atol=1e-5)
 
     with torch.inference_mode():  # the method's last step is forward's answer, for a batch too
         batch = normalised(images[:5]).reshape(5, 1, 28, 28)
-        torch.testing.assert_close(model.logits_after_each_row(batch)[:, -1], model(batch), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.logits_after_each_step(batch)[:, -1], model(batch), atol=1e-5, rtol=1e-5)
 
     k = 5
     first_ink = (images > 0).any(axis=2).argmax(axis=1)
     late = np.flatnonzero(first_ink >= k)
     first = late[0]
     second = next(index for index in late if labels[index] != labels[first])
-    a, b = (explain.rnn_row_probabilities(model, images[index]) for index in (first, second))
+    a, b = (explain.step_probabilities(model, images[index]) for index in (first, second))
     np.testing.assert_allclose(a[:k], b[:k], atol=1e-6)  # the same blank rows read so far: the same answer
     assert not np.allclose(a[-1], b[-1], atol=1e-3)  # and different digits by the end
     assert a[-1].argmax() == labels[first] and b[-1].argmax() == labels[second]

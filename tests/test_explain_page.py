@@ -96,11 +96,12 @@ def test_each_architecture_is_shown_reading_in_its_own_way(drawn_one):
     app = show(drawn_one, "How each one reads it")
     assert "RNN reads the digit one row at a time" in texts(app) and "settled on **1**" in texts(app)
     charts = [chart.proto.id for chart in app.get("plotly_chart")]
-    assert any("row_chart_rnn" in chart for chart in charts)
+    assert any("step_chart_rnn" in chart for chart in charts) and any("step_chart_crnn" in chart for chart in charts)
+    assert "CNN + GRU reads the digit one column of features (4 pixels) at a time, left to right" in texts(app)
     assert any(caption.startswith("unit ") for caption in captions(app))  # the MLP's strongest units
     first_layer = "convolution 1 of 2 (features.0): 32 maps of 26×26"  # the CNN's first layer
     assert any(caption.startswith(first_layer) for caption in captions(app))
-    app.slider(key="rows_rnn").set_value(3).run()
+    app.slider(key="steps_rnn").set_value(3).run()
     assert not app.exception and any(caption.startswith("after row 3:") for caption in captions(app))
 
 
@@ -151,4 +152,4 @@ def test_a_saved_run_is_explained_like_a_shipped_model(tiny_dataset, monkeypatch
     assert sum(caption.startswith(f"{run.title}: ") for caption in captions(app)) == 2  # its IG and Saliency maps
     app = show(app, "How each one reads it")
     assert f"{run.title} reads the digit one row at a time" in texts(app)
-    assert any(f"row_chart_{run.run_id}" in chart.proto.id for chart in app.get("plotly_chart"))
+    assert any(f"step_chart_{run.run_id}" in chart.proto.id for chart in app.get("plotly_chart"))

@@ -3,9 +3,10 @@ sentences and figures it builds from the library's figures."""
 
 import numpy as np
 
-from dashboard.figures import flip_epsilon_figure, row_probabilities_figure
-from dashboard.pictures import NEGATIVE, POSITIVE, diverging, heat_overlay, magnified, map_grid, rows_read
-from dashboard.text import decision_row, flip_order
+from dashboard.figures import flip_epsilon_figure, step_probabilities_figure
+from dashboard.pictures import NEGATIVE, POSITIVE, diverging, heat_overlay, magnified, map_grid, steps_read
+from dashboard.text import decision_step, flip_order
+from mnist_models.models.architectures import CRNN, RowRNN
 
 
 def test_the_overlay_is_red_for_evidence_for_blue_against_and_keeps_the_digit_elsewhere():
@@ -38,10 +39,12 @@ def test_feature_maps_tile_into_a_grid_each_on_its_own_scale():
     assert grid[4, 0] == 64  # the gap
 
 
-def test_rows_not_yet_read_are_dimmed():
+def test_rows_or_columns_not_yet_read_are_dimmed():
     digit = np.full((28, 28), 200, np.uint8)
-    picture = rows_read(digit, 10)
-    assert picture[5, 5, 0] == 200 and picture[20, 5, 0] == 50
+    picture = steps_read(digit, RowRNN.READING, 10)
+    assert picture[5, 5, 0] == 200 and picture[20, 5, 0] == 50 and picture[9, 5, 1] == 200
+    picture = steps_read(digit, CRNN.READING, 2)  # two feature columns: 8 pixels
+    assert picture[20, 5, 0] == 200 and picture[5, 20, 0] == 50 and picture[5, 8, 0] == 50
 
 
 def test_the_decision_row_is_where_the_answer_stops_changing():
@@ -49,8 +52,11 @@ def test_the_decision_row_is_where_the_answer_stops_changing():
     probabilities[:, 0] = 0.5  # 0 at first
     probabilities[16:, 0], probabilities[16:, 7] = 0.05, 0.9
     probabilities[20, 7], probabilities[20, 3] = 0.1, 0.8  # a wobble: 3 at row 21, then 7 again
-    sentence = decision_row(probabilities, "RNN")
-    assert "settled on **7** at row 22 of 28" in sentence
+    sentence = decision_step(probabilities, "RNN", RowRNN.READING)
+    assert "one row at a time, top to bottom" in sentence and "settled on **7** at row 22 of 28" in sentence
+    sentence = decision_step(probabilities[:7], "CNN + GRU", CRNN.READING)
+    assert "one column of features (4 pixels) at a time, left to right" in sentence
+    assert "settled on **0** at column 1 of 7" in sentence
 
 
 def test_the_flip_order_sorts_by_epsilon_and_names_those_that_held():
@@ -63,8 +69,9 @@ def test_the_flip_order_sorts_by_epsilon_and_names_those_that_held():
 def test_the_figures_show_their_inputs():
     probabilities = np.full((28, 10), 0.1)
     probabilities[-1] = np.eye(10)[4]
-    figure = row_probabilities_figure(probabilities, 12)
+    figure = step_probabilities_figure(probabilities, RowRNN.READING, 12)
     assert len(figure.data) == 10 and figure.data[4].line.width == 3
+    assert figure.layout.xaxis.title.text == "rows read (top to bottom)"
     bars = flip_epsilon_figure({"CNN": 0.2, "MLP": None}, 0.5).data[0]
     assert list(bars.y) == [0.2, 0.5] and list(bars.text) == ["0.20", "held"]
 

@@ -6,6 +6,8 @@ reads (rows, a flat vector, a 96×96 RGB image), so inference code never needs t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,8 +36,21 @@ class MLP(nn.Module):
 RECURRENT_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a recurrent model walks over a digit, for the Explain page's answer after each step: a model with a
+    ``READING`` also has ``logits_after_each_step(x) -> (N, steps, 10)``."""
+
+    unit: str  # "row" or "column"
+    steps: int
+    pixels_per_step: int
+    direction: str  # "top to bottom", "left to right"
+
+
 class RowRNN(nn.Module):
     """Reads the 28 rows top to bottom as a sequence of 28-pixel vectors; the last state feeds a dense head."""
+
+    READING = Reading("row", 28, 1, "top to bottom")
 
     def __init__(self, cell: str = "rnn", hidden_size: int = 128, num_layers: int = 1, dense_size: int = 64) -> None:
         super().__init__()
@@ -53,7 +68,7 @@ class RowRNN(nn.Module):
         outputs, _ = self.recurrent(rows)
         return self.head(outputs[:, -1])
 
-    def logits_after_each_row(self, x: torch.Tensor) -> torch.Tensor:
+    def logits_after_each_step(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 28, 10): the head applied to the state after each row, i.e. the answer had the image ended there;
         the last step is what ``forward`` returns."""
         rows = x.reshape(x.shape[0], 28, 28)
@@ -113,6 +128,86 @@ class SpeedrunCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm whose output is added to the block's input (through a 1×1 projection
+    when the width or resolution changes): the identity path lets deeper stacks train as easily as shallow ones."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+        self.out = nn.ReLU(inplace=True)  # its own module: Grad-CAM and the feature maps read the block's output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small residual network for 28×28 digits (the reports' "deeper CNN architectures like ResNet"): a 3×3 stem
+    and max-pool to 14×14, then stages of residual blocks, each after the first halving the resolution and widening;
+    global average pooling → dropout → 10."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128), blocks: tuple[int, ...] = (2, 2, 2),
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        if len(widths) != len(blocks) or min(blocks) < 1:
+            raise ValueError(f"widths and blocks need one entry per stage, each stage at least one block: "
+                             f"{widths}, {blocks}")
+        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
+                                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        channels = widths[0]
+        for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+            for index in range(count):
+                layers.append(ResidualBlock(channels, width, 2 if stage > 0 and index == 0 else 1))
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                        nn.Linear(channels, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class CRNN(nn.Module):
+    """The reports' hybrid: a convolutional front end (conv 32 → pool → conv 64 → pool, 7×7 maps) whose 7 feature
+    columns a recurrent layer reads left to right, as a handwriting reader scans a line; its last state → 10."""
+
+    READING = Reading("column", 7, 4, "left to right")
+
+    def __init__(self, cell: str = "gru", hidden_size: int = 128, filters: tuple[int, int] = (32, 64),
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        if cell not in RECURRENT_CELLS or cell == "rnn":
+            raise ValueError(f"cell must be 'gru' or 'lstm', not {cell!r}")
+        first, second = filters
+        self.features = nn.Sequential(
+            nn.Conv2d(1, first, 3, padding=1, bias=False), nn.BatchNorm2d(first), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # 14×14
+            nn.Conv2d(first, second, 3, padding=1, bias=False), nn.BatchNorm2d(second), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # 7×7
+        )
+        self.recurrent = RECURRENT_CELLS[cell](second * 7, hidden_size, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, 10))
+
+    def _columns(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.features(x)  # (N, C, 7, 7)
+        return maps.permute(0, 3, 1, 2).flatten(2)  # (N, 7 columns, C × 7 rows)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.recurrent(self._columns(x))
+        return self.head(outputs[:, -1])
+
+    def logits_after_each_step(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 7, 10): the answer had the reader stopped after each feature column (4 pixels of the digit each)."""
+        outputs, _ = self.recurrent(self._columns(x))
+        return self.head(outputs)
 
 
 MOBILENET_VARIANTS = {
