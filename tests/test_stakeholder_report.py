@@ -142,6 +142,15 @@ def test_the_findings_are_computed_from_the_evaluations():
     assert report.dataset is None and "/nonexistent" in report.dataset_problem
 
 
+def test_next_steps_drop_what_the_report_already_measures():
+    entries = load_catalog()
+    with_all = build_report(entries, "t", data_root="/nonexistent").next_steps
+    reported_only = build_report([entry for entry in entries if get_spec(entry.name).report_accuracy is not None], "t",
+                                 data_root="/nonexistent").next_steps
+    assert not any("ResNet" in step for step in with_all) and any("ResNet" in step for step in reported_only)
+    assert len(reported_only) == len(with_all) + 1
+
+
 def test_most_confused_finds_the_largest_mistake_off_the_diagonal():
     matrix = np.diag([50] * 10)
     matrix[4, 9], matrix[7, 1] = 6, 3
