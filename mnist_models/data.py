@@ -1,17 +1,21 @@
-"""MNIST as whole tensors: loaded once per split, normalised and augmented a batch at a time.
+"""The datasets as whole tensors: loaded once per split, normalised and augmented a batch at a time.
 
 Training and evaluation never touch PIL or per-sample transforms: a split is one uint8 tensor (N, 28, 28) and one
-int64 label tensor, and everything else is tensor arithmetic on batches.
+int64 label tensor, and everything else is tensor arithmetic on batches. Two datasets share that format: MNIST
+(handwritten digits) and Fashion-MNIST (ten kinds of clothing), each described by a :class:`DatasetSpec`.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.datasets import MNIST
@@ -26,8 +30,40 @@ VALIDATION_SIZE = 5000
 SPLIT_SEED = 20240501  # fixed, so the validation images are the same in every run and checkpoint
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the data layer knows of a 28×28 gray ten-class dataset."""
+
+    name: str  # what the CLI, the records and load_dataset call it
+    title: str
+    classes: tuple[str, ...]  # label k's name
+    mean: float  # of the training pixels on a 0..1 scale: the normalisation its models are trained with
+    std: float
+    folder: str  # torchvision's layout: <data root>/<folder>/raw holds the IDX files
+    system_folders: tuple[Path, ...] = ()  # where an operating-system package keeps them (gzipped)
+    install_hint: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
+    DatasetSpec("mnist", "MNIST", tuple("0123456789"), MNIST_MEAN, MNIST_STD, "MNIST"),
+    DatasetSpec("fashion", "Fashion-MNIST",
+                ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"), 0.2860, 0.3530, "FashionMNIST", (Path("/usr/share/datasets/fashion-mnist"),),
+                "on Debian or Ubuntu: `apt-get install dataset-fashion-mnist`"),
+)}
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
 class DatasetMissingError(DigitLabError, RuntimeError):
-    """MNIST is not on disk and could not be downloaded; the message says where it looked and how to fix it."""
+    """A dataset is not on disk and could not be downloaded; the message says where it looked and how to fix it."""
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
 
 
 def _missing_message(root: Path, reason: str) -> str:
@@ -38,22 +74,37 @@ def _missing_message(root: Path, reason: str) -> str:
     )
 
 
-def load_mnist(split: str, root: str | os.PathLike | None = None, download: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (images uint8 (N, 28, 28), labels int64 (N,)) for 'train' (60,000) or 'test' (10,000).
+def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, download: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of dataset ``name``'s 'train' or 'test' split.
 
-    A missing dataset is downloaded from torchvision's mirrors when ``download`` is true and the network allows;
-    otherwise a DatasetMissingError names the folder searched. The files are read once per (split, folder); each
-    call returns its own copy, so a caller that writes into its tensors cannot corrupt a later caller's.
+    Files are looked for under the data root in torchvision's layout (``<root>/<folder>/raw``, plain or gzipped),
+    then in the folders an operating-system package installs them to. MNIST is downloaded from torchvision's mirrors
+    when ``download`` is true and it is missing. A DatasetMissingError names the folders searched. The files are
+    read once per (dataset, split, folder); each call returns its own copy, so a caller that writes into its tensors
+    cannot corrupt a later caller's.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    images, labels = _load_cached(split, resolve_data_root(root).resolve(), download)
+    get_dataset(name)
+    images, labels = _load_cached(name, split, resolve_data_root(root).resolve(), download)
     return images.clone(), labels.clone()
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(split: str, root: str | os.PathLike | None = None, download: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST's 'train' (60,000) or 'test' (10,000) split: ``load_dataset("mnist", ...)``."""
+    return load_dataset("mnist", split, root, download)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if name == "mnist":
+        return _load_mnist_files(split, root, download)
+    return _load_idx_pair(get_dataset(name), split, root)
+
+
+def _load_mnist_files(split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         dataset = MNIST(str(root), train=split == "train", download=False)
     except RuntimeError:
@@ -67,19 +118,56 @@ def _load_cached(split: str, root: Path, download: bool) -> tuple[torch.Tensor, 
     return dataset.data.contiguous(), dataset.targets.to(torch.int64).contiguous()
 
 
-def require_dataset(root: str | os.PathLike | None = None) -> Path:
-    """The dataset folder, once both splits have been read there without downloading (and cached), else a
-    DatasetMissingError. Makes no copies: it only checks."""
+def _load_idx_pair(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    folders = [root / spec.folder / "raw", *spec.system_folders]
+    for folder in folders:
+        paths = [_existing(folder / name) for name in IDX_FILES[split]]
+        if all(paths):
+            images, labels = (read_idx(path) for path in paths)
+            if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+                raise DatasetMissingError(f"{spec.title}'s {split} files in {folder} hold images of shape "
+                                          f"{images.shape} and labels of shape {labels.shape}, not one label per "
+                                          f"28×28 image: damaged, or not its files")
+            return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+    searched = ", ".join(str(folder) for folder in folders)
+    raise DatasetMissingError(f"{spec.title} was not found (looked for its IDX files in {searched}). Install it "
+                              f"({spec.install_hint}), or put the files in <data root>/{spec.folder}/raw and point "
+                              f"{DATA_DIR_ENV} or --data-dir at the data root.")
+
+
+def _existing(path: Path) -> Path | None:
+    """``path`` itself or its gzipped twin, whichever exists."""
+    return next((candidate for candidate in (path, path.with_name(path.name + ".gz")) if candidate.is_file()), None)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file (the format of MNIST and Fashion-MNIST; plain or gzipped) of unsigned bytes as an array."""
+    path = Path(path)
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as file:
+        data = file.read()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
+        raise DatasetMissingError(f"{path} is not an IDX file of unsigned bytes")
+    dimensions = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * index:8 + 4 * index], "big") for index in range(dimensions))
+    offset = 4 + 4 * dimensions
+    if len(data) - offset != math.prod(shape):
+        raise DatasetMissingError(f"{path} is truncated or damaged: {len(data) - offset} bytes for shape {shape}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def require_dataset(root: str | os.PathLike | None = None, name: str = "mnist") -> Path:
+    """The data root, once both splits of dataset ``name`` have been read there without downloading (and cached),
+    else a DatasetMissingError. Makes no copies: it only checks."""
     resolved = resolve_data_root(root).resolve()
     for split in SPLITS:
-        _load_cached(split, resolved, False)
+        _load_cached(get_dataset(name).name, split, resolved, False)
     return resolved
 
 
-def dataset_available(root: str | os.PathLike | None = None) -> bool:
-    """True when both splits can be read without downloading."""
+def dataset_available(root: str | os.PathLike | None = None, name: str = "mnist") -> bool:
+    """True when both splits of dataset ``name`` can be read without downloading."""
     try:
-        require_dataset(root)
+        require_dataset(root, name)
     except DatasetMissingError:
         return False
     return True

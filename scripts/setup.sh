@@ -45,3 +45,15 @@ if [[ "${1:-}" == "--dev" && ! -x /usr/bin/chromium ]]; then
     echo "note: /usr/bin/chromium is missing (apt-get install chromium); the browser test will be skipped" >&2
   fi
 fi
+
+# Fashion-MNIST, the second dataset: a Debian package (gzipped IDX files under /usr/share/datasets/fashion-mnist).
+if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; } \
+      || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped" >&2
+  else
+    echo "note: Fashion-MNIST is missing (apt-get install dataset-fashion-mnist, or its IDX files in" \
+         "<data root>/FashionMNIST/raw); its tests will be skipped" >&2
+  fi
+fi

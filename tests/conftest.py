@@ -13,10 +13,12 @@ from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_roo
 from mnist_models.training.child import EVIDENCE_ENV
 
 
-def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0) -> Path:
-    """Write the four MNIST IDX files (torchvision's layout) with random digits, for tests that need no real data."""
+def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0, folder: str = "MNIST"
+                      ) -> Path:
+    """Write the four IDX files (torchvision's layout, under ``folder``: MNIST's, or e.g. FashionMNIST) with random
+    pictures, for tests that need no real data."""
     rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
+    raw = root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, count in (("train", train_count), ("t10k", test_count)):
         images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
@@ -41,6 +43,15 @@ def runs_dir(tmp_path: Path, monkeypatch) -> Path:
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
     return write_idx_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def fashion_root(mnist_root) -> Path:
+    """The data root when Fashion-MNIST can be read there or where its system package installs it; skip otherwise."""
+    if not dataset_available(mnist_root, "fashion"):
+        pytest.skip("Fashion-MNIST not found (apt-get install dataset-fashion-mnist; scripts/setup.sh does it where "
+                    "apt is available)")
+    return mnist_root
 
 
 @pytest.fixture(scope="session")

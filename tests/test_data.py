@@ -1,3 +1,6 @@
+import dataclasses
+import gzip
+
 import numpy as np
 import pytest
 import torch
@@ -5,15 +8,21 @@ from torchvision.datasets import MNIST
 
 from mnist_models import DatasetMissingError, load_mnist
 from mnist_models.data import (
+    DATASETS,
     MNIST_MEAN,
     MNIST_STD,
     augment_batch,
+    dataset_available,
+    get_dataset,
+    load_dataset,
     normalize,
+    read_idx,
     split_train_validation,
     tensor_checksum,
     to_unit_float,
 )
 from mnist_models.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, resolve_data_root
+from tests.conftest import write_idx_dataset
 
 
 def test_tiny_idx_fixture_loads_as_uint8_tensors(tiny_dataset):
@@ -106,3 +115,52 @@ def test_real_mnist_has_the_known_sizes_and_balance(mnist_root):
     assert train_images.shape == (60000, 28, 28) and test_images.shape == (10000, 28, 28)
     counts = np.bincount(test_labels.numpy(), minlength=10)
     assert counts.sum() == 10000 and counts.min() > 850  # MNIST is roughly balanced: 892..1135 per digit
+
+
+def test_fashion_mnist_loads_whole_with_its_own_statistics(fashion_root):
+    images, labels = load_dataset("fashion", "train", fashion_root)
+    assert images.shape == (60_000, 28, 28) and images.dtype == torch.uint8 and labels.dtype == torch.int64
+    assert torch.bincount(labels).tolist() == [6000] * 10
+    unit = images.float() / 255
+    spec = get_dataset("fashion")
+    assert abs(unit.mean().item() - spec.mean) < 5e-4 and abs(unit.std().item() - spec.std) < 5e-4
+    assert len(spec.classes) == 10 and spec.classes[9] == "Ankle boot"
+    test_images, test_labels = load_dataset("fashion", "test", fashion_root)
+    assert test_images.shape == (10_000, 28, 28) and torch.bincount(test_labels).tolist() == [1000] * 10
+    assert not torch.equal(test_images[:100], load_mnist("test", fashion_root)[0][:100])
+
+
+def test_mnist_through_load_dataset_is_load_mnist(tiny_dataset):
+    for split in ("train", "test"):
+        assert all(torch.equal(a, b) for a, b in zip(load_dataset("mnist", split, tiny_dataset),
+                                                     load_mnist(split, tiny_dataset), strict=True))
+    assert get_dataset("mnist").mean == MNIST_MEAN and get_dataset("mnist").std == MNIST_STD
+
+
+def test_a_dataset_in_torchvision_layout_is_read_plain_or_gzipped(tmp_path):
+    write_idx_dataset(tmp_path, 30, 10, folder="FashionMNIST")
+    raw = tmp_path / "FashionMNIST" / "raw"
+    plain = raw / "t10k-images-idx3-ubyte"
+    with gzip.open(raw / "t10k-images-idx3-ubyte.gz", "wb") as file:
+        file.write(plain.read_bytes())
+    expected = read_idx(plain)
+    plain.unlink()  # only the gzipped twin left
+    images, labels = load_dataset("fashion", "test", tmp_path)
+    assert images.shape == (10, 28, 28) and np.array_equal(images.numpy(), expected)
+    assert labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert dataset_available(tmp_path, "fashion")
+
+
+def test_missing_or_damaged_dataset_files_say_what_and_where(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "fashion", dataclasses.replace(DATASETS["fashion"], system_folders=()))
+    with pytest.raises(DatasetMissingError, match="apt-get install dataset-fashion-mnist") as missing:
+        load_dataset("fashion", "train", tmp_path / "empty")
+    assert str(tmp_path / "empty" / "FashionMNIST" / "raw") in str(missing.value)
+    assert not dataset_available(tmp_path / "empty", "fashion")
+    write_idx_dataset(tmp_path / "cut", 30, 10, folder="FashionMNIST")
+    damaged = tmp_path / "cut" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    with pytest.raises(DatasetMissingError, match="truncated or damaged"):
+        load_dataset("fashion", "train", tmp_path / "cut")
+    with pytest.raises(KeyError, match="choose one of mnist, fashion"):
+        load_dataset("cifar", "train")
