@@ -21,8 +21,8 @@ mean ROC AUC (test digits against each non-digit family); the combined rule over
 over every selection of models ("at least half of the selected models flag it", ``novelty.refuse``); the page's
 whole verdict (ink analysis, then that rule over all six models).
 
-Fashion-MNIST is read from /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist package) or
---fashion-dir; without it those families are skipped.
+Fashion-MNIST's test pictures come from the data layer (``load_dataset("fashion", ...)``: the data root's
+FashionMNIST/raw, or Debian's dataset-fashion-mnist package); without it those families are skipped.
 
 Run from the repository root:
 
@@ -33,7 +33,6 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from benchmarks.common import (
     print_environment,
     write_json,
 )
-from mnist_models.data import load_mnist, split_train_validation
+from mnist_models.data import DatasetMissingError, load_dataset, load_mnist, split_train_validation
 from mnist_models.errors import DigitLabError
 from mnist_models.inference import predict_logits
 from mnist_models.models.registry import MODEL_NAMES
@@ -69,7 +68,6 @@ from mnist_models.store.checkpoints import CheckpointError, load_checkpoint, loa
 from mnist_models.store.records import NOVELTY_SCORES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "novelty.json"
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 CANVAS = 280
 SEED = 20261123
 RATES = (0.005, 0.01, 0.02)
@@ -139,12 +137,12 @@ def _shadow(rng: np.random.Generator) -> np.ndarray:
     return (np.clip(paper, 0, 1) * 255).astype(np.uint8)
 
 
-def _fashion(fashion_dir: Path) -> np.ndarray | None:
-    path = fashion_dir / "t10k-images-idx3-ubyte.gz"
-    if not path.is_file():
+def _fashion_test_images() -> np.ndarray | None:
+    """Fashion-MNIST's test pictures, None where it is not installed."""
+    try:
+        return load_dataset("fashion", "test", download=False)[0].numpy()
+    except DatasetMissingError:
         return None
-    with gzip.open(path) as file:
-        return np.frombuffer(file.read(), np.uint8, offset=16).reshape(-1, 28, 28)
 
 
 def mnist_steps(canvas: np.ndarray) -> np.ndarray | None:
@@ -189,7 +187,8 @@ def _as_is(images: np.ndarray) -> Family:
     return Family(images, np.ones(len(images), bool), images, drawn=False)
 
 
-def make_families(test_images: np.ndarray, count: int, fashion_dir: Path, seed: int = SEED) -> dict[str, Family]:
+def make_families(test_images: np.ndarray, count: int, fashion: np.ndarray | None, seed: int = SEED
+                  ) -> dict[str, Family]:
     rng = np.random.default_rng(seed)
     digits = test_images[rng.choice(len(test_images), count, replace=False)]
     canvases = {
@@ -204,7 +203,6 @@ def make_families(test_images: np.ndarray, count: int, fashion_dir: Path, seed: 
         "letter": lambda i: _letter(rng),
         "shadow": lambda i: _shadow(rng),
     }
-    fashion = _fashion(fashion_dir)
     if fashion is not None:
         pictures = fashion[rng.choice(len(fashion), count, replace=False)]
         canvases["fashion_drawn"] = lambda i: pictures[i]
@@ -247,7 +245,6 @@ def main() -> None:
     parser.add_argument("--validation-images", type=int,
                         help="validation images calibrated on (default all 5000 of the split; 1000 quick)")
     parser.add_argument("--model", action="append", choices=MODEL_NAMES, help="only these models (default all)")
-    parser.add_argument("--fashion-dir", type=Path, default=FASHION, help=f"Fashion-MNIST's IDX files ({FASHION})")
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes")
     parser.add_argument("--json", metavar="FILE", help=f"write the results there (default {RESULTS} for a full "
                                                         f"run; none for --quick)")
@@ -263,7 +260,7 @@ def main() -> None:
     _, (validation, _) = split_train_validation(train_images, train_labels)  # as the shipped models were trained
     validation = validation[:args.validation_images or (1000 if args.quick else None)].numpy()
     families = {"test": _as_is(test_images[:args.test_images or (500 if args.quick else None)]),
-                **make_families(test_images, count, args.fashion_dir)}
+                **make_families(test_images, count, _fashion_test_images())}
     real = [name for name in REAL if name in families]
     not_digits = [name for name in NOT_DIGITS if name in families]
 
