@@ -158,8 +158,9 @@ def test_unavailable_imagenet_weights_fail_that_model_with_exit_code_1(capsys, t
 
 
 def test_bad_usage_exits_2():
+    """An architecture the registry does not hold is refused before anything loads or trains."""
     with pytest.raises(SystemExit) as raised:
-        main(["train", "--model", "resnet"])
+        main(["train", "--model", "transformer"])
     assert raised.value.code == 2
 
 
