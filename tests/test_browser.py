@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
 from mnist_models.models.registry import MODEL_NAMES
-from mnist_models.paths import RUNS_DIR_ENV
+from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV
 from mnist_models.training.child import EVIDENCE_ENV
 from tests.test_draw_page import number_picture, png
 
@@ -39,8 +39,11 @@ def _dashboard(data_root: Path, runs: Path):
     """A dashboard server started the way ./run.sh starts it (dashboard.serve), stopped on exit; yields its URL."""
     # Module-scoped servers start before the per-test settings of conftest: the runs' evidence is switched off here
     # (a run trained by a test would otherwise compute a minute of it while the server is being stopped).
+    # Its own training lock too: the machine-wide default is shared with any other checkout's tests or trainings.
+    runs.mkdir(parents=True, exist_ok=True)
     process, url = start_dashboard({**os.environ, "MNIST_DATA_DIR": str(data_root), RUNS_DIR_ENV: str(runs),
-                                    EVIDENCE_ENV: ""}, subprocess.PIPE)
+                                    EVIDENCE_ENV: "", TRAINING_LOCK_ENV: str(runs / "training.lock")},
+                                   subprocess.PIPE)
     if not wait_until_healthy(url):
         process.kill()
         pytest.fail(f"the dashboard did not start: {process.stdout.read()}")
