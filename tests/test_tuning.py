@@ -3,12 +3,14 @@ becomes a run with a test evaluation; every registry model's search space yields
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import pytest
 import torch
 from optuna.trial import FixedTrial, TrialState
 
-from mnist_models import MODEL_NAMES, load_mnist
+from mnist_models import MODEL_NAMES, load_mnist, tuning
 from mnist_models.cli import main
 from mnist_models.models.registry import get_spec
 from mnist_models.store.catalog import load_catalog
@@ -95,6 +97,18 @@ def test_a_study_resumes_after_a_restart_and_a_cancelled_trial_leaves_it_intact(
     (extra,) = run_study(resumed, tiny_data[0], trials=1, max_epochs=1, device="cpu")
     assert extra.number == 3 and extra.state == TrialState.COMPLETE
     assert extra.params != resumed.trials[0].params  # the sampler's seed moved on: no repeat of the first draws
+
+
+def test_a_trial_left_running_by_a_killed_process_is_failed_when_the_study_runs_again(tiny_data, storage, monkeypatch):
+    monkeypatch.setattr(tuning, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tuning, "GRACE_S", 1)
+    study = open_study("mlp", storage=storage)
+    backend = optuna.storages.RDBStorage(storage_url(storage))
+    orphan = backend.create_new_trial(backend.get_study_id_from_name("mlp"))  # its process then died mid-trial
+    backend.record_heartbeat(orphan)
+    time.sleep(1.5)
+    run_study(study, tiny_data[0], trials=1, max_epochs=1, device="cpu")
+    assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
 
 
 def test_the_best_trial_is_saved_as_a_run_with_a_test_evaluation(tiny_data, storage):
