@@ -2,8 +2,13 @@
 
 A trial is a ``TrainConfig``: the model's registry recipe with the searched settings (``search_space``) replaced.
 It trains on the training images with the loop's fixed validation split held out, reports the validation accuracy
-after every epoch (step = epoch, 1-based) to Optuna's median pruner, and is worth the validation accuracy of its last
-epoch: the weights a saved run of that config would have, not a lucky epoch in the middle of a schedule.
+after every epoch to Optuna's median pruner, and is worth the validation accuracy of its last epoch: the weights a
+saved run of that config would have, not a lucky epoch in the middle of a schedule.
+
+Trials differ in their number of epochs, and a one-cycle schedule ends on its best epoch, so the reports are aligned
+at the end of each schedule: step = epoch + (the space's most epochs − the trial's epochs), every trial's last epoch
+being the same step. A trial is thus compared with others as far from the end of theirs, never with finished ones
+while it is still at a high learning rate. A trial's last epoch is never pruned (there is nothing left to save).
 
 The study lives in Optuna's storage, by default the SQLite file ``studies.db`` in the runs folder (any Optuna storage
 URL can be given instead): it survives a restart, and running the study again adds trials to it. The test set is
@@ -43,7 +48,7 @@ DROPOUT_RANGE = (0.0, 0.6)  # for models that have a dropout
 WIDTH_SCALES = (0.5, 1.0, 1.5, 2.0)  # one factor on every width the model has (see WIDTH_KNOBS)
 WIDTH_KNOBS = ("dense_size", "hidden_size", "hidden_sizes", "filters", "widths")  # registry architecture names
 # The median pruner: after two complete trials, a trial whose best validation accuracy so far is below the median of
-# the complete trials' at the same epoch stops, from its second epoch on (the first is mostly warm-up).
+# the complete trials' at the same step stops, from its second epoch on (the first is mostly warm-up).
 PRUNER_STARTUP_TRIALS = 2
 PRUNE_FROM_EPOCH = 2
 
@@ -149,8 +154,7 @@ def open_study(model: str, study_name: str | None = None, storage: str | None = 
     study = optuna.create_study(
         storage=backend, study_name=name, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed + trials_before),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                                     n_warmup_steps=PRUNE_FROM_EPOCH))
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS))
     study.set_user_attr("model", model)
     return study
 
@@ -197,8 +201,8 @@ def run_study(study: optuna.Study, train_data: Split, *, trials: int | None = No
         def report(event: Progress) -> None:
             if event.kind != "epoch":
                 return
-            trial.report(event.val_accuracy, event.epoch)
-            if trial.should_prune():
+            trial.report(event.val_accuracy, event.epoch + space.epochs[1] - event.epochs)  # aligned at the end
+            if PRUNE_FROM_EPOCH <= event.epoch < event.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"validation accuracy {event.val_accuracy:.4f} after epoch {event.epoch}")
 
         result = train(config, progress=report, cancel=cancel, data=train_data)
@@ -249,8 +253,7 @@ def describe_trial(trial: FrozenTrial) -> str:
     if trial.value is not None:
         accuracy = f"val {trial.value:.2%}"
     elif trial.intermediate_values:
-        step = max(trial.intermediate_values)
-        accuracy = f"val {trial.intermediate_values[step]:.2%} @ epoch {step}"
+        accuracy = f"val {trial.intermediate_values[max(trial.intermediate_values)]:.2%} when stopped"
     else:
         accuracy = "no epoch"
     seconds = trial.duration.total_seconds() if trial.duration is not None else math.nan

@@ -65,19 +65,25 @@ def test_a_tiny_study_records_its_trials_with_params_within_the_search_space(tin
         assert config["lr"] == params["lr"] and config["architecture"]["dropout"] == params["dropout"]
         assert config["augment"] == (params["augment_strength"] > 0)
         assert config["architecture"]["hidden_sizes"] == [round(256 * params["width"]), round(128 * params["width"])]
-        assert sorted(trial.intermediate_values) == list(range(1, len(trial.intermediate_values) + 1))
+        steps = sorted(trial.intermediate_values)  # aligned at the end of the schedule: the last epoch is step 2
+        assert steps == list(range(3 - params["epochs"], 3 - params["epochs"] + len(steps)))
+        if trial.state == TrialState.COMPLETE:
+            assert steps[-1] == 2 and trial.value == trial.intermediate_values[2]
 
 
 def test_the_median_pruner_stops_a_trial_worse_than_the_others_at_the_same_epoch(mnist_root, storage):
     study = open_study("mlp", storage=storage)
-    good = {"lr": 3e-3, "batch_size": 32, "epochs": 2, "augment_strength": 0.0, "dropout": 0.1, "width": 1.0}
-    for seed_like in (good, {**good, "dropout": 0.2}, {**good, "lr": 2e-4, "batch_size": 256}):
-        study.enqueue_trial(seed_like)
-    run_study(study, load_mnist("train", mnist_root), trials=3, train_subset=MNIST_SUBSET, device="cpu")
+    good = {"lr": 3e-3, "batch_size": 32, "epochs": 3, "augment_strength": 0.0, "dropout": 0.1, "width": 1.0}
+    bad = {**good, "lr": 2e-4, "batch_size": 256}
+    for params in (good, {**good, "dropout": 0.2}, bad, {**bad, "epochs": 2}):
+        study.enqueue_trial(params)
+    run_study(study, load_mnist("train", mnist_root), trials=4, max_epochs=3, train_subset=MNIST_SUBSET,
+              device="cpu")
     states = [trial.state for trial in study.trials]
-    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
-    assert list(study.trials[2].intermediate_values) == [1, 2]  # epoch 1 is never pruned
-    assert study.trials[2].intermediate_values[2] < min(trial.value for trial in study.trials[:2])
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    assert list(study.trials[2].intermediate_values) == [1, 2]  # epoch 1 is never pruned, and it stopped after 2
+    assert study.trials[2].intermediate_values[2] < min(trial.intermediate_values[2] for trial in study.trials[:2])
+    assert study.trials[3].value < min(trial.value for trial in study.trials[:2])  # worse, but its last epoch
 
 
 def test_a_study_resumes_after_a_restart_and_a_cancelled_trial_leaves_it_intact(tiny_data, storage):
@@ -106,7 +112,7 @@ def test_a_trial_left_running_by_a_killed_process_is_failed_when_the_study_runs_
     backend = optuna.storages.RDBStorage(storage_url(storage))
     orphan = backend.create_new_trial(backend.get_study_id_from_name("mlp"))  # its process then died mid-trial
     backend.record_heartbeat(orphan)
-    time.sleep(1.5)
+    time.sleep(2.5)  # SQLite keeps heartbeats to the second: 2.5 s is always more than 1 s of grace
     run_study(study, tiny_data[0], trials=1, max_epochs=1, device="cpu")
     assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
 
