@@ -174,7 +174,8 @@ def command_tune(args: argparse.Namespace) -> int:
 
     from . import tuning
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is printed here instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is printed here instead (Optuna's own
+    # reports of each trial include a traceback for the one a Ctrl-C cancels)
     if args.list:
         print("\n".join(tuning.list_studies(args.storage)) or "no studies yet")
         return 0
@@ -204,7 +205,10 @@ def command_tune(args: argparse.Namespace) -> int:
                              train_subset=args.train_subset, seed=args.seed, device=args.device, cancel=stop,
                              on_trial=lambda trial: print(tuning.describe_trial(trial), file=sys.stderr))
         if stop.is_set():
-            print(f"{stop.reason}: the study keeps its finished trials ({len(study.trials)} in all)", file=sys.stderr)
+            kept = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                            optuna.trial.TrialState.PRUNED))
+            print(f"{stop.reason}: the study keeps its {len(kept)} complete and pruned trials; run it again to add "
+                  f"more", file=sys.stderr)
             return EXIT_INTERRUPTED
         if not args.save_best:
             return 0

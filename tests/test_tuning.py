@@ -3,6 +3,8 @@ becomes a run with a test evaluation; every registry model's search space yields
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import optuna
@@ -150,6 +152,20 @@ def test_the_command_line_tunes_lists_shows_and_saves_the_best_trial(capsys, tin
     assert main(["tune", "--show", "nothing"]) == 2
     with acquire_training_lock("another training"):
         assert main(["tune", "--model", "mlp", "--trials", "1", *common]) == 75
+
+
+def test_sigterm_during_a_study_ends_it_with_exit_130_keeping_its_trials(capsys, tiny_dataset, monkeypatch):
+    describe = tuning.describe_trial
+
+    def describe_then_terminate(trial):  # the first trial's line is printed, then the signal arrives
+        os.kill(os.getpid(), signal.SIGTERM)
+        return describe(trial)
+
+    monkeypatch.setattr(tuning, "describe_trial", describe_then_terminate)
+    args = ["tune", "--model", "mlp", "--trials", "3", "--max-epochs", "1", "--data-dir", str(tiny_dataset)]
+    assert main(args) == 130
+    assert "stopped by SIGTERM: the study keeps its 1 complete and pruned trials" in capsys.readouterr().err
+    assert [trial.state for trial in open_study("mlp").trials] == [TrialState.COMPLETE]
 
 
 def test_a_storage_path_becomes_an_sqlite_url_and_a_url_is_kept(tmp_path, runs_dir):
