@@ -1,4 +1,5 @@
-"""Command line: inspect, train, evaluate, recover, report, serve. ``digit-lab --help`` (or ``python -m mnist_models``).
+"""Command line: inspect, train, tune, evaluate, recover, report, serve. ``digit-lab --help`` (or
+``python -m mnist_models``).
 
 Stopping a training: SIGTERM or Ctrl-C drops the epoch in progress and saves the finished ones as a cancelled run in
 the runs folder (the model's checkpoint is left as it was); a second Ctrl-C aborts at once. After every epoch the
@@ -57,6 +58,7 @@ from .training.pipeline import SavedModel, TrainResult, resume_training, storage
 from .training.stopping import StopRequest, stop_on_signals
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 75, 130
+TUNE_TRIALS = 20
 RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "betas", "label_smoothing",
                  "augment", "augment_strength", "train_subset", "seed", "device", "weights")
@@ -163,6 +165,68 @@ def command_train(args: argparse.Namespace) -> int:
             if stop.is_set():
                 return EXIT_INTERRUPTED
     return EXIT_FAILED if failures else 0
+
+
+def command_tune(args: argparse.Namespace) -> int:
+    """Search a model's hyperparameters (see ``mnist_models.tuning``), print its trials, or save its best trial as a
+    run. Optuna is imported only here, so the other commands start without it."""
+    import optuna
+
+    from . import tuning
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is printed here instead (Optuna's own
+    # reports of each trial include a traceback for the one a Ctrl-C cancels)
+    if args.list:
+        print("\n".join(tuning.list_studies(args.storage)) or "no studies yet")
+        return 0
+    if args.show:
+        try:
+            print("\n".join(tuning.summarise(tuning.load_study(args.show, args.storage))))
+        except KeyError as error:
+            print(f"error: {error.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+    if args.model is None and not (args.study and args.save_best):
+        print("name a model with --model NAME (or --study NAME --save-best, --list, --show NAME)", file=sys.stderr)
+        return EXIT_USAGE
+    stop = StopRequest()
+    with acquire_training_lock("digit-lab tune"), stop_on_signals(stop, second_interrupt_aborts=True):
+        try:
+            study = (tuning.open_study(args.model, args.study, args.storage, args.seed) if args.model else
+                     tuning.load_study(args.study, args.storage))
+        except (KeyError, ValueError) as error:
+            print(f"error: {error.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        train_data = load_mnist("train", args.data_dir)
+        if args.model and args.trials:
+            print(f"study {study.study_name}: {args.trials} more trial(s) of {args.model} after {len(study.trials)}, "
+                  f"in {tuning.storage_url(args.storage)}", file=sys.stderr)
+            tuning.run_study(study, train_data, trials=args.trials, timeout_s=args.timeout, max_epochs=args.max_epochs,
+                             train_subset=args.train_subset, seed=args.seed, device=args.device, cancel=stop,
+                             on_trial=lambda trial: print(tuning.describe_trial(trial), file=sys.stderr))
+        if stop.is_set():
+            kept = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                            optuna.trial.TrialState.PRUNED))
+            print(f"{stop.reason}: the study keeps its {len(kept)} complete and pruned trials; run it again to add "
+                  f"more", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if not args.save_best:
+            return 0
+        try:
+            saved = tuning.save_best_trial(study, train_data, load_mnist("test", args.data_dir),
+                                           progress=ProgressBar(study.study_name), cancel=stop)
+        except StorageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_NO_ROOM
+        except ValueError as error:  # no complete trial to save
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        if saved is None or stop.is_set():
+            print(f"\n{stop.reason or 'cancelled'}: the best trial was not saved as a run", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"best trial {study.best_trial.number} saved as {saved.run.run_id}: test accuracy "
+              f"{saved.evaluation.metrics.accuracy:.2%} → {saved.checkpoint}", file=sys.stderr)
+    return 0
 
 
 def _evidence_progress(name: str, stream=None):
@@ -405,6 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
                               help="architecture hyperparameter, e.g. --arch cell=lstm --arch hidden_size=256")
     train_parser.add_argument("--output-dir", help="where to write the checkpoints (default: the checkpoint folder)")
     train_parser.set_defaults(handler=command_train)
+
+    tune_parser = sub.add_parser(
+        "tune", parents=[common], help="search a model's hyperparameters with Optuna (validation accuracy only)",
+        description="Trials of the model's recipe with the learning rate, batch size, epochs, augmentation strength, "
+                    "dropout and width searched (TPE sampler, median pruner on each epoch's validation accuracy), one "
+                    "at a time. The study is kept in runs/studies.db (or --storage): running it again adds trials. "
+                    "--save-best retrains the best trial on all the training images and saves it as a run with its "
+                    "test evaluation. Needs the training lock; Ctrl-C stops the trial in progress, keeping the rest.")
+    which = tune_parser.add_mutually_exclusive_group()
+    which.add_argument("--model", choices=MODEL_NAMES, help="the model to search (its study is named after it)")
+    which.add_argument("--list", action="store_true", help="list the studies in the storage")
+    which.add_argument("--show", metavar="NAME", help="print a study's trials and its best")
+    tune_parser.add_argument("--trials", type=int, default=TUNE_TRIALS, help=f"trials to add (default {TUNE_TRIALS})")
+    tune_parser.add_argument("--timeout", type=float, metavar="S", help="start no trial after this many seconds")
+    tune_parser.add_argument("--study", help="the study's name (default: the model's)")
+    tune_parser.add_argument("--storage", help="an Optuna storage URL or an SQLite file (default: runs/studies.db)")
+    tune_parser.add_argument("--train-subset", type=int, help="trials train on only this many images")
+    tune_parser.add_argument("--max-epochs", type=int, help="cap the searched epochs (default: the recipe's)")
+    tune_parser.add_argument("--save-best", action="store_true",
+                             help="then retrain the best trial on all the training images and save it as a run")
+    tune_parser.add_argument("--seed", type=int, default=0, help="the sampler's and the trials' seed")
+    tune_parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    tune_parser.set_defaults(handler=command_tune)
 
     evaluate_parser = sub.add_parser("evaluate", parents=[common], help="evaluate checkpoints on the test set")
     evaluate_parser.add_argument("--model", action="append", choices=MODEL_NAMES)
