@@ -19,6 +19,7 @@ import sys
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli
 
+from dashboard.replica import training_place
 from dashboard.warmup import warm_up
 from mnist_models.paths import REPO_ROOT
 
@@ -27,6 +28,10 @@ APP = REPO_ROOT / "app.py"
 
 def main(arguments: list[str] | None = None) -> None:
     PagesManager.uses_pages_directory = False
+    try:
+        training_place()  # a mistyped DIGIT_LAB_TRAINING stops the start, not the Train page's first visit
+    except ValueError as error:
+        sys.exit(f"digit-lab: {error}")
     steps = warm_up()
     print("digit-lab: warmed up in " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()),
           flush=True)

@@ -8,6 +8,7 @@ from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
 from mnist_models.store.catalog import CatalogEntry
 
 from .cache import catalog
+from .replica import replica_name
 from .text import provenance
 
 SELECTED_MODELS_KEY = "selected_models"
@@ -65,3 +66,6 @@ def render_sidebar() -> None:
                     continue
                 st.markdown(f"**{entry.title}** · `{entry.checkpoint.name}`  \n{provenance(entry)}")
         st.caption(f"Dataset folder: `{resolve_data_root()}` (set `{DATA_DIR_ENV}` to change it)")
+        if replica := replica_name():  # one of several servers behind a proxy (scripts/serve_replicas.sh)
+            st.caption(f"Served by replica `{replica}`", help="This site runs several dashboard processes behind a "
+                       "proxy; each visitor stays with one. Checkpoints and saved runs are shared.")

@@ -36,6 +36,7 @@ def _without_bare_mode_warnings() -> Iterator[None]:
 def warm_up() -> dict[str, float]:
     """Seconds spent on each step; a step that fails (no dataset, say) is skipped, its page handles that itself."""
     from dashboard import cache
+    from dashboard.replica import training_place
     from mnist_models.data import dataset_available
     from mnist_models.store.catalog import predict_with_each
     from mnist_models.training.worker import start_process_server
@@ -54,7 +55,8 @@ def warm_up() -> dict[str, float]:
     with _without_bare_mode_warnings():
         step("imports", lambda: [importlib.import_module(name) for name in PAGE_MODULES])
         step("models", lambda: predict_with_each(cache.catalog(), np.zeros((28, 28), np.uint8)))
-        step("training processes", start_process_server)
+        if training_place().here:  # a replica that does not train never starts a training process
+            step("training processes", start_process_server)
         step("digit map", lambda: next((found for entry in cache.catalog()
                                         if entry.available and (found := cache.feature_map(entry)) is not None), None))
         root = cache.data_root()

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard.cache import catalog, mnist
 from dashboard.figures import live_training_figure
+from dashboard.replica import training_place
 from dashboard.text import progress_line, stopwatch, target_verdict
 from dashboard.train_options import (
     ONE_CLICK_MODEL,
@@ -39,6 +40,41 @@ st.caption("Training runs in a background process on the server, at a lower prio
            "machine, its models one after another. Finished runs are saved under `runs/` and join the other pages "
            "beside the shipped models; each finished epoch is saved as it ends, so stopping the server loses at most "
            "the epoch in progress.")
+
+
+def saved_runs() -> None:
+    """The runs saved in runs/ (shared by every replica), with Delete."""
+    st.subheader("Saved runs")
+    runs = [entry for entry in catalog() if entry.is_run]
+    if not runs:
+        st.caption("No saved runs yet. Each finished or cancelled run is saved here and appears on the other pages.")
+    else:
+        leaderboard_table(leaderboard(runs))
+        broken = [entry for entry in runs if not entry.available]
+        for entry in broken:
+            st.error(f"**{entry.title}** cannot be loaded: {entry.error}", icon=":material/error:")
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        doomed = left.selectbox("Run", [entry.name for entry in runs], format_func={e.name: e.title for e in runs}.get,
+                                key="delete_run_choice")
+        if right.button("Delete run", icon=":material/delete:", key="delete_run"):
+            try:
+                delete_run(doomed)
+            except KeyError:
+                st.toast(f"{doomed} was already deleted (in another tab?).")
+            else:
+                st.toast(f"Deleted {doomed}.")
+            st.rerun()
+
+
+place = training_place()
+if not place.here:  # another replica trains (scripts/serve_replicas.sh): its progress can only be watched there
+    where = f"[its Train page]({place.url})" if place.url else "the server that trains"
+    st.info(f"Training is not offered on this server: another dashboard process serving this site trains, one "
+            f"request at a time, and its live progress can be watched on {where}. Runs it saves appear here too.",
+            icon=":material/model_training:")
+    saved_runs()
+    st.stop()
+
 train_data = mnist("train")
 trainable = len(train_data[1]) - VALIDATION_SIZE if train_data is not None else None
 devices = available_devices()
@@ -243,23 +279,4 @@ def interrupted_trainings() -> None:
 
 interrupted_trainings()
 
-st.subheader("Saved runs")
-runs = [entry for entry in catalog() if entry.is_run]
-if not runs:
-    st.caption("No saved runs yet. Each finished or cancelled run is saved here and appears on the other pages.")
-else:
-    leaderboard_table(leaderboard(runs))
-    broken = [entry for entry in runs if not entry.available]
-    for entry in broken:
-        st.error(f"**{entry.title}** cannot be loaded: {entry.error}", icon=":material/error:")
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    doomed = left.selectbox("Run", [entry.name for entry in runs], format_func={e.name: e.title for e in runs}.get,
-                            key="delete_run_choice")
-    if right.button("Delete run", icon=":material/delete:", key="delete_run"):
-        try:
-            delete_run(doomed)
-        except KeyError:
-            st.toast(f"{doomed} was already deleted (in another tab?).")
-        else:
-            st.toast(f"Deleted {doomed}.")
-        st.rerun()
+saved_runs()
