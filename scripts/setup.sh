@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv with the pinned stack; idempotent and quick when nothing changed.
 #   scripts/setup.sh        runtime (dashboard, the `digit-lab` command)
-#   scripts/setup.sh --dev  + test tools (pytest, Playwright, ruff), and Debian's Chromium for the browser test
+#   scripts/setup.sh --dev  + test tools (pytest, Playwright, ruff), and Debian's Chromium and nginx for the browser tests
 # torch and torchvision are installed as the registry's matching pair with uv, which ignores pip's configuration:
 # a pip config that adds a folder with a CPU-only torch wheel would otherwise pair it with an incompatible torchvision.
 set -euo pipefail
@@ -43,6 +43,17 @@ if [[ "${1:-}" == "--dev" && ! -x /usr/bin/chromium ]]; then
     apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
   else
     echo "note: /usr/bin/chromium is missing (apt-get install chromium); the browser test will be skipped" >&2
+  fi
+fi
+
+# nginx for the two-replica set-up (scripts/serve_replicas.sh) and its test; run as the current user, not as a service.
+if [[ "${1:-}" == "--dev" ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get install -y -q nginx-light >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; } \
+      || echo "note: could not install nginx-light; the proxy test will be skipped" >&2
+  else
+    echo "note: nginx is missing (apt-get install nginx-light); the proxy test will be skipped" >&2
   fi
 fi
 
