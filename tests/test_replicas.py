@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.replica import REPLICA_ENV, TRAINING_ENV, TrainingPlace, training_place
 from mnist_models.paths import REPO_ROOT
+from mnist_models.training.locking import acquire_training_lock
 
 TRAIN_PAGE = "pages/train_page.py"
 
@@ -52,3 +56,15 @@ def test_the_training_replica_offers_training(monkeypatch, mnist_root):
     app = open_train_page()
     assert app.button(key="one_click") is not None and not app.button(key="one_click").disabled
     assert not [info.value for info in app.info if "not offered" in info.value]
+
+
+def test_the_training_lock_holds_across_server_processes():
+    """What keeps one training at a time across replicas, whatever DIGIT_LAB_TRAINING says: another process (a second
+    replica, the command line) is refused while this one holds the lock, and accepted once it is released."""
+    attempt = [sys.executable, "-c", "from mnist_models.training.locking import acquire_training_lock as take; "
+                                     "take('replica 2')"]
+    with acquire_training_lock("replica 1's training worker"):
+        refused = subprocess.run(attempt, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "TrainingBusy" in refused.stderr
+        assert "replica 1's training worker" in refused.stderr
+    assert subprocess.run(attempt, cwd=REPO_ROOT, timeout=120).returncode == 0
