@@ -134,32 +134,51 @@ async def page_switches(browser, url: str, rounds: int) -> list[dict[str, Any]]:
     return switches
 
 
-async def drawer(browser, url: str, drawings: int) -> list[dict[str, Any]]:
-    """One visitor's ``drawings`` on the Draw page, a 1 then a 7 and so on, the canvas cleared in between."""
+async def open_draw_page(browser, url: str):
+    """A visitor's session on the Draw page, instrumented (INSTRUMENT) and ready to draw; close its context after."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1400})
     await context.add_init_script(INSTRUMENT)
     page = await context.new_page()
-    timelines = []
     try:
         await page.goto(f"{url}/draw")
         await page.locator("canvas.upper-canvas").first.wait_for(timeout=90_000)
         await _settled(page)
-        for drawing in range(drawings):
-            digit = "17"[drawing % 2]
-            await page.evaluate("() => { window.__answeredAt = undefined; }")
-            await _stroke(page, STROKES[digit])
-            try:
-                await page.evaluate(ANSWERED, [digit, len(MODEL_NAMES), ANSWER_TIMEOUT_MS])
-                timelines.append(breakdown(await page.evaluate(TIMELINE)))
-            except Exception:  # noqa: BLE001 - the page's timeout: the drawing was not answered
-                timelines.append({"lost": True})
-            await _settled(page)
-            await page.get_by_role("button", name="Reset canvas & history").click()
-            await page.wait_for_function(CLEARED, timeout=ANSWER_TIMEOUT_MS, polling="raf")
-            await _settled(page)
-    finally:
+    except BaseException:
         await context.close()
+        raise
+    return page
+
+
+async def draw_on(page, drawings: int, timeout_ms: int = ANSWER_TIMEOUT_MS, until: float | None = None
+                  ) -> list[dict[str, Any]]:
+    """``drawings`` on an open Draw page (fewer if time.monotonic() passes ``until``), a 1 then a 7 and so on, the
+    canvas cleared in between; each one's breakdown, or {"lost": True} when not answered within ``timeout_ms``."""
+    timelines = []
+    for drawing in range(drawings):
+        if until is not None and time.monotonic() > until:
+            break
+        digit = "17"[drawing % 2]
+        await page.evaluate("() => { window.__answeredAt = undefined; }")
+        await _stroke(page, STROKES[digit])
+        try:
+            await page.evaluate(ANSWERED, [digit, len(MODEL_NAMES), timeout_ms])
+            timelines.append(breakdown(await page.evaluate(TIMELINE)))
+        except Exception:  # noqa: BLE001 - the page's timeout: the drawing was not answered
+            timelines.append({"lost": True})
+        await _settled(page)
+        await page.get_by_role("button", name="Reset canvas & history").click()
+        await page.wait_for_function(CLEARED, timeout=timeout_ms, polling="raf")
+        await _settled(page)
     return timelines
+
+
+async def drawer(browser, url: str, drawings: int) -> list[dict[str, Any]]:
+    """One visitor's ``drawings`` on the Draw page in a session of its own."""
+    page = await open_draw_page(browser, url)
+    try:
+        return await draw_on(page, drawings)
+    finally:
+        await page.context.close()
 
 
 def breakdown(timeline: dict[str, Any]) -> dict[str, Any]:

@@ -72,12 +72,13 @@ class Dashboard:
             raise RuntimeError(f"the dashboard did not start: {self.log_path.read_text()[-2000:]}")
         threading.Thread(target=self._sample_memory, daemon=True).start()
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and its children (a training process included), in MB."""
+    def rss_mb(self, children: bool = True) -> float:
+        """Resident memory of the server and (unless ``children`` is False) its children, a training process
+        included, in MB."""
         pids = [self.process.pid]
         try:
             pids += [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-                     .read_text().split()]
+                     .read_text().split()] if children else []
         except OSError:
             pass
         total = 0

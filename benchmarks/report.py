@@ -128,6 +128,22 @@ def render_load(results: dict[str, Any]) -> str:
          for phase in results["phases"]])
 
 
+def render_viewers(results: dict[str, Any]) -> str:
+    table = format_markdown_table(
+        ["sessions open", "server RSS: loaded / after drawing", "drawings answered", "lost",
+         "browser: mouse-up → answers (p50 / p95)", "server: Draw run (p50 / p95)", "load average (1 min)"],
+        [[phase["sessions"], f"{phase['rss_open_mb']:,} / {phase['rss_after_drawing_mb']:,} MB",
+          phase["drawings_answered"], phase["lost"],
+          f"{phase['browser_p50_ms']:,.0f} / {phase['browser_p95_ms']:,.0f} ms",
+          f"{phase['server_p50_ms']:,.0f} / {phase['server_p95_ms']:,.0f} ms", f"{phase['load_average_1']:.1f}"]
+         for phase in results["phases"]])
+    return (f"{table}\n\nThe server process with no session: {results['baseline_rss_mb']:,} MB (and "
+            f"{results['children_rss_mb']:,} MB in its training fork server). Per session (least-squares "
+            f"slope): **{results['mb_per_session_open']:.1f} MB** with the Draw page loaded, "
+            f"**{results['mb_per_session_after_drawing']:.1f} MB** after drawing; every session draws at once, up to "
+            f"{results['drawings_per_session']} drawings each per count.")
+
+
 def render_decode(results: dict[str, Any]) -> str:
     return format_markdown_table(
         ["upload", "at once", "file", "memory added while decoding", "seconds"],
@@ -255,7 +271,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_99": render_time_to_99, "inference": render_inference, "training": render_training,
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
     "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
-    "evidence": render_evidence, "reading": render_reading,
+    "evidence": render_evidence, "reading": render_reading, "viewers": render_viewers,
 }
 
 
