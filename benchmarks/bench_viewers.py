@@ -6,8 +6,9 @@ Sessions are added, never replaced: 1 is opened, then 7 more, then 24 more. At e
   (its children, the training fork server, are measured once: sessions do not live there); memory per session is
   the slope of a least-squares line through (sessions, memory), the server with no session included;
 - every open session draws at once (a 1, then a 7, …, at most --drawings each, for at most --seconds): mouse-up
-  to all answers on screen, from the page's own clock (bench_latency's instrumentation), and the server's own time
-  for each Draw run (dashboard/timing.py), median and p95.
+  to all answers on screen, from the page's own clock, with bench_latency's breakdown (its instrumentation and
+  summary: mouse-up to the answer's last message in, rendering after it), and the server's
+  own time for each Draw run (dashboard/timing.py), median and p95; and how long the drawing took in all.
 
 All the visitors' pages run in one Chromium on the same cores as the server; it runs at --browser-nice (default 15),
 so the server keeps its share, but its rendering of up to 32 pages is in the browser-side figures. In a real room each
@@ -28,12 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_latency import draw_on, open_draw_page
+from benchmarks.bench_latency import draw_on, open_draw_page, summarise
 from benchmarks.bench_load import Dashboard, niced_chromium
 from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, environment, format_table, print_environment, write_json
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT
-from mnist_models.timing import percentiles
 
 OPENING_AT_ONCE = 4  # sessions loading the Draw page together; more only queue behind each other on 2 cores
 ANSWER_TIMEOUT_MS = 90_000  # 32 drawings at once on 2 cores take long: slow is measured, only a hang is "lost"
@@ -75,19 +75,15 @@ async def measure(dashboard: Dashboard, chromium: str, counts: list[int], drawin
             added, opening_s = await open_sessions(browser, dashboard.url, count - len(pages))
             pages += added
             rss_open = settled_rss_mb(dashboard)
-            since, until = time.time(), time.monotonic() + seconds
+            since, until, start = time.time(), time.monotonic() + seconds, time.perf_counter()
             seen = await asyncio.gather(*(draw_on(page, drawings, ANSWER_TIMEOUT_MS, until) for page in pages))
+            drawing_s = time.perf_counter() - start
             rss_drawn = settled_rss_mb(dashboard)
-            answered = [drawing for result in seen for drawing in result if not drawing["lost"]]
-            browser_side = percentiles([drawing["total_ms"] for drawing in answered])
-            server_side = percentiles(dashboard.server_times(since))
-            phases.append({
-                "sessions": count, "opening_s": round(opening_s, 1), "load_average_1": round(load, 2),
-                "rss_open_mb": round(rss_open), "rss_after_drawing_mb": round(rss_drawn),
-                "drawings_answered": len(answered), "lost": sum(len(result) for result in seen) - len(answered),
-                "browser_p50_ms": browser_side.p50_ms, "browser_p95_ms": browser_side.p95_ms,
-                "server_p50_ms": server_side.p50_ms, "server_p95_ms": server_side.p95_ms,
-            })
+            summary = summarise([drawing for result in seen for drawing in result], dashboard.server_times(since))
+            summary.pop("totals_ms")
+            phases.append({"sessions": count, "opening_s": round(opening_s, 1), "load_average_1": round(load, 2),
+                           "rss_open_mb": round(rss_open), "rss_after_drawing_mb": round(rss_drawn),
+                           "drawing_s": round(drawing_s, 1), **summary})
             print(f"{count} session(s): {phases[-1]}", flush=True)
         await browser.close()
 
@@ -124,11 +120,12 @@ def main() -> None:
             dashboard.stop()
 
     print(format_table(
-        ["sessions", "RSS open MB", "RSS after drawing MB", "answered", "lost", "browser p50/p95 ms",
-         "server p50/p95 ms", "load"],
-        [[p["sessions"], p["rss_open_mb"], p["rss_after_drawing_mb"], p["drawings_answered"], p["lost"],
-          f"{p['browser_p50_ms']:.0f} / {p['browser_p95_ms']:.0f}", f"{p['server_p50_ms']:.0f} / "
-          f"{p['server_p95_ms']:.0f}", p["load_average_1"]] for p in results["phases"]]))
+        ["sessions", "RSS open MB", "RSS after drawing MB", "answered", "lost", "in s", "browser p50/p95 ms",
+         "last message", "render", "server p50/p95 ms", "load"],
+        [[p["sessions"], p["rss_open_mb"], p["rss_after_drawing_mb"], p["drawings"] - p["lost"], p["lost"],
+          p["drawing_s"], f"{p['p50_ms']:.0f} / {p['p95_ms']:.0f}", f"{p['median_last_message_ms']:.0f}",
+          f"{p['median_render_ms']:.0f}", f"{p['server_run_p50_ms']:.0f} / {p['server_run_p95_ms']:.0f}",
+          p["load_average_1"]] for p in results["phases"]]))
     print(f"server alone: {results['baseline_rss_mb']} MB; per session: {results['mb_per_session_open']} MB open, "
           f"{results['mb_per_session_after_drawing']} MB after drawing")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,

@@ -130,18 +130,20 @@ def render_load(results: dict[str, Any]) -> str:
 
 def render_viewers(results: dict[str, Any]) -> str:
     table = format_markdown_table(
-        ["sessions open", "server RSS: loaded / after drawing", "drawings answered", "lost",
-         "browser: mouse-up → answers (p50 / p95)", "server: Draw run (p50 / p95)", "load average (1 min)"],
+        ["sessions open", "server RSS: loaded / after drawing", "drawings answered (lost), in", "browser: mouse-up → "
+         "answers (p50 / p95)", "mouse-up → last message in (p50)", "rendering after the last (p50)",
+         "server: Draw run (p50 / p95)", "load average (1 min)"],
         [[phase["sessions"], f"{phase['rss_open_mb']:,} / {phase['rss_after_drawing_mb']:,} MB",
-          phase["drawings_answered"], phase["lost"],
-          f"{phase['browser_p50_ms']:,.0f} / {phase['browser_p95_ms']:,.0f} ms",
-          f"{phase['server_p50_ms']:,.0f} / {phase['server_p95_ms']:,.0f} ms", f"{phase['load_average_1']:.1f}"]
+          f"{phase['drawings'] - phase['lost']} ({phase['lost']}), {phase['drawing_s']:.0f} s",
+          f"{phase['p50_ms']:,.0f} / {phase['p95_ms']:,.0f} ms", f"{phase['median_last_message_ms']:,.0f} ms",
+          f"{phase['median_render_ms']:,.0f} ms", f"{phase['server_run_p50_ms']:,.0f} / "
+          f"{phase['server_run_p95_ms']:,.0f} ms", f"{phase['load_average_1']:.1f}"]
          for phase in results["phases"]])
     return (f"{table}\n\nThe server process with no session: {results['baseline_rss_mb']:,} MB (and "
-            f"{results['children_rss_mb']:,} MB in its training fork server). Per session (least-squares "
-            f"slope): **{results['mb_per_session_open']:.1f} MB** with the Draw page loaded, "
-            f"**{results['mb_per_session_after_drawing']:.1f} MB** after drawing; every session draws at once, up to "
-            f"{results['drawings_per_session']} drawings each per count.")
+            f"{results['children_rss_mb']:,} MB in its training fork server). Per session (least-squares slope): "
+            f"**{results['mb_per_session_open']:.1f} MB** with the Draw page loaded, "
+            f"**{results['mb_per_session_after_drawing']:.1f} MB** after drawing. Every open session draws at once, "
+            f"up to {results['drawings_per_session']} drawings each, none begun after {results['seconds']:.0f} s.")
 
 
 def render_decode(results: dict[str, Any]) -> str:
