@@ -35,12 +35,13 @@ def _listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def replicas(mnist_root, tmp_path_factory):
-    """The script running; yields (proxy URL, {replica: port}); stopped with SIGINT, which the last test checks."""
+def replicas(tmp_path_factory):
+    """The script running; yields (proxy URL, {replica: port}, its process); stopped with SIGINT, which the last test
+    checks. Drawing needs no dataset: an empty data folder spares both replicas' warm-up the dataset's statistics."""
     folder = tmp_path_factory.mktemp("replicas")
     ports = {"proxy": free_port(), "1": free_port(), "2": free_port()}
     env = {key: value for key, value in os.environ.items() if key not in (TRAINING_ENV, REPLICA_ENV)}
-    env.update({"MNIST_DATA_DIR": str(mnist_root), RUNS_DIR_ENV: str(folder / "runs"), EVIDENCE_ENV: "",
+    env.update({"MNIST_DATA_DIR": str(folder / "no-data"), RUNS_DIR_ENV: str(folder / "runs"), EVIDENCE_ENV: "",
                 TRAINING_LOCK_ENV: str(folder / "training.lock"), "NO_SETUP": "1", "PORT": str(ports["proxy"]),
                 "REPLICA_PORTS": f"{ports['1']} {ports['2']}"})
     log = folder / "serve_replicas.log"
