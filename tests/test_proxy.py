@@ -53,9 +53,13 @@ def replicas(tmp_path_factory):
             pytest.fail(f"the replicas did not start: {log.read_text()[-3000:]}")
         yield url, ports, process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:  # a test failed before the last one stopped it
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.fixture(scope="module")
