@@ -246,6 +246,7 @@ def command_tune(args: argparse.Namespace) -> int:
 def _tune_with_workers(args: argparse.Namespace, study_name: str, storage: str, stop: StopRequest) -> bool:
     """Run the study's new trials in ``args.workers`` processes (see ``mnist_models.parallel_tuning``), each with its
     share of the training threads; False when a worker failed (its reason is on stderr)."""
+    load_mnist("train", args.data_dir)  # downloaded here when missing, so that no two workers download it at once
     threads = max(1, training_threads() // args.workers)
     orders = [parallel_tuning.WorkerOrder(index=index, model=args.model, study_name=study_name, storage=storage,
                                           data_dir=args.data_dir, trials=share, timeout_s=args.timeout,

@@ -97,7 +97,7 @@ def _work(order: WorkerOrder) -> None:
     with stop_on_signals(stop, second_interrupt_aborts=False):  # the parent kills on a second Ctrl-C
         study = open_study(order.model, order.study_name, order.storage,
                            order.seed + order.index * WORKER_SEED_STRIDE)
-        train_data = load_mnist("train", order.data_dir)
+        train_data = load_mnist("train", order.data_dir, download=False)  # the parent has made sure it is there
         run_study(study, train_data, trials=order.trials, timeout_s=order.timeout_s, max_epochs=order.max_epochs,
                   train_subset=order.train_subset, seed=order.seed, device=order.device, cancel=stop,
                   on_trial=lambda trial: print(f"worker {order.index}: {describe_trial(trial)}", file=sys.stderr,

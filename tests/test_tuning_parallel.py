@@ -76,6 +76,13 @@ def test_the_parent_takes_the_training_lock_for_its_workers(tiny_dataset):
         assert main(["tune", "--model", "mlp", "--workers", "2", "--data-dir", str(tiny_dataset)]) == 75
 
 
+def test_a_failing_worker_fails_the_command_with_its_reason(tiny_dataset, capfd):
+    assert main(["tune", "--model", "mlp", "--trials", "3", "--workers", "2", "--device", "nowhere",
+                 "--data-dir", str(tiny_dataset)]) == 1
+    err = capfd.readouterr().err
+    assert "nowhere" in err and "worker 0 failed (exit code 1); worker 1 failed (exit code 1)" in err
+
+
 def test_two_workers_share_one_study_and_a_resume_adds_to_it(mnist_root, runs_dir, two_cores, capfd):
     assert main(["tune", "--model", "mlp", "--trials", "4", "--workers", "2", *SUBSET]) == 0
     err = capfd.readouterr().err  # the workers' lines too: they write to the file descriptor
