@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import parallel_tuning
 from .data import DatasetMissingError, load_mnist, require_dataset
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
@@ -51,6 +52,7 @@ from .store.checkpoints import (
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
 from .training import recovery
+from .training.child import training_threads
 from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
 from .training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
 from .training.loop import Progress
@@ -90,6 +92,12 @@ def _parse_assignment(text: str) -> tuple[str, Any]:
         return key, json.loads(raw)
     except json.JSONDecodeError:
         return key, raw
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _config(name: str, args: argparse.Namespace) -> TrainConfig:
@@ -176,12 +184,13 @@ def command_tune(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is printed here instead (Optuna's own
     # reports of each trial include a traceback for the one a Ctrl-C cancels)
+    storage = tuning.storage_url(args.storage, workers=args.workers)
     if args.list:
-        print("\n".join(tuning.list_studies(args.storage)) or "no studies yet")
+        print("\n".join(tuning.list_studies(storage)) or "no studies yet")
         return 0
     if args.show:
         try:
-            print("\n".join(tuning.summarise(tuning.load_study(args.show, args.storage))))
+            print("\n".join(tuning.summarise(tuning.load_study(args.show, storage))))
         except KeyError as error:
             print(f"error: {error.args[0]}", file=sys.stderr)
             return EXIT_USAGE
@@ -192,18 +201,23 @@ def command_tune(args: argparse.Namespace) -> int:
     stop = StopRequest()
     with acquire_training_lock("digit-lab tune"), stop_on_signals(stop, second_interrupt_aborts=True):
         try:
-            study = (tuning.open_study(args.model, args.study, args.storage, args.seed) if args.model else
-                     tuning.load_study(args.study, args.storage))
+            if args.workers > 1:
+                parallel_tuning.check_shared(storage)
+            study = (tuning.open_study(args.model, args.study, storage, args.seed) if args.model else
+                     tuning.load_study(args.study, storage))
         except (KeyError, ValueError) as error:
             print(f"error: {error.args[0]}", file=sys.stderr)
             return EXIT_USAGE
-        train_data = load_mnist("train", args.data_dir)
         if args.model and args.trials:
             print(f"study {study.study_name}: {args.trials} more trial(s) of {args.model} after {len(study.trials)}, "
-                  f"in {tuning.storage_url(args.storage)}", file=sys.stderr)
-            tuning.run_study(study, train_data, trials=args.trials, timeout_s=args.timeout, max_epochs=args.max_epochs,
-                             train_subset=args.train_subset, seed=args.seed, device=args.device, cancel=stop,
-                             on_trial=lambda trial: print(tuning.describe_trial(trial), file=sys.stderr))
+                  f"in {storage}" + (f", {args.workers} workers" if args.workers > 1 else ""), file=sys.stderr)
+            if args.workers > 1 and not _tune_with_workers(args, study.study_name, storage, stop):
+                return EXIT_FAILED
+            if args.workers == 1:
+                tuning.run_study(study, load_mnist("train", args.data_dir), trials=args.trials,
+                                 timeout_s=args.timeout, max_epochs=args.max_epochs, train_subset=args.train_subset,
+                                 seed=args.seed, device=args.device, cancel=stop,
+                                 on_trial=lambda trial: print(tuning.describe_trial(trial), file=sys.stderr))
         if stop.is_set():
             kept = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                             optuna.trial.TrialState.PRUNED))
@@ -213,7 +227,7 @@ def command_tune(args: argparse.Namespace) -> int:
         if not args.save_best:
             return 0
         try:
-            saved = tuning.save_best_trial(study, train_data, load_mnist("test", args.data_dir),
+            saved = tuning.save_best_trial(study, load_mnist("train", args.data_dir), load_mnist("test", args.data_dir),
                                            progress=ProgressBar(study.study_name), cancel=stop)
         except StorageError as error:
             print(f"error: {error}", file=sys.stderr)
@@ -227,6 +241,22 @@ def command_tune(args: argparse.Namespace) -> int:
         print(f"best trial {study.best_trial.number} saved as {saved.run.run_id}: test accuracy "
               f"{saved.evaluation.metrics.accuracy:.2%} → {saved.checkpoint}", file=sys.stderr)
     return 0
+
+
+def _tune_with_workers(args: argparse.Namespace, study_name: str, storage: str, stop: StopRequest) -> bool:
+    """Run the study's new trials in ``args.workers`` processes (see ``mnist_models.parallel_tuning``), each with its
+    share of the training threads; False when a worker failed (its reason is on stderr)."""
+    load_mnist("train", args.data_dir)  # downloaded here when missing, so that no two workers download it at once
+    threads = max(1, training_threads() // args.workers)
+    orders = [parallel_tuning.WorkerOrder(index=index, model=args.model, study_name=study_name, storage=storage,
+                                          data_dir=args.data_dir, trials=share, timeout_s=args.timeout,
+                                          max_epochs=args.max_epochs, train_subset=args.train_subset, seed=args.seed,
+                                          device=args.device, threads=threads)
+              for index, share in enumerate(parallel_tuning.shares(args.trials, args.workers))]
+    failed = [(index, code) for index, code in enumerate(parallel_tuning.run_workers(orders, stop)) if code != 0]
+    if failed and not stop.is_set():
+        print("; ".join(f"worker {index} failed (exit code {code})" for index, code in failed), file=sys.stderr)
+    return not failed or stop.is_set()
 
 
 def _evidence_progress(name: str, stream=None):
@@ -484,7 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("--trials", type=int, default=TUNE_TRIALS, help=f"trials to add (default {TUNE_TRIALS})")
     tune_parser.add_argument("--timeout", type=float, metavar="S", help="start no trial after this many seconds")
     tune_parser.add_argument("--study", help="the study's name (default: the model's)")
-    tune_parser.add_argument("--storage", help="an Optuna storage URL or an SQLite file (default: runs/studies.db)")
+    tune_parser.add_argument("--storage", help="an Optuna storage URL (postgresql://user:pass@host/db for several "
+                             "machines), an SQLite file, or a .journal file (default: runs/studies.db; with --workers, "
+                             "runs/studies.journal)")
+    tune_parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                             help="run the trials in N processes at once, sharing the study (default 1)")
     tune_parser.add_argument("--train-subset", type=int, help="trials train on only this many images")
     tune_parser.add_argument("--max-epochs", type=int, help="cap the searched epochs (default: the recipe's)")
     tune_parser.add_argument("--save-best", action="store_true",

@@ -11,7 +11,9 @@ being the same step. A trial is thus compared with others as far from the end of
 while it is still at a high learning rate. A trial's last epoch is never pruned (there is nothing left to save).
 
 The study lives in Optuna's storage, by default the SQLite file ``studies.db`` in the runs folder (any Optuna storage
-URL can be given instead): it survives a restart, and running the study again adds trials to it. The test set is
+URL can be given instead): it survives a restart, and running the study again adds trials to it. Several processes
+share a study through a journal file (``studies.journal``: the default for ``tune --workers N``, see
+``parallel_tuning``) or a database server (a ``postgresql://`` URL, for several machines). The test set is
 touched only by ``save_best_trial``, which retrains the best trial's config on all the training images through the
 one train → save → evaluate pipeline, so the result is an ordinary run every page can use.
 """
@@ -21,12 +23,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import DigitLabError
@@ -37,6 +41,8 @@ from .training.loop import CancelFlag, Progress, train
 from .training.pipeline import SavedModel, Split, train_and_save
 
 STUDY_FILE = "studies.db"  # in the runs folder: one SQLite database holding every model's study
+JOURNAL_FILE = "studies.journal"  # in the runs folder: the studies that several worker processes run at once
+JOURNAL_PREFIX = "journal:///"  # our URL for a journal file (Optuna has none): journal:/// and the path, as SQLite's
 HEARTBEAT_S = 60  # a trial whose process died (no heartbeat for GRACE_S) is marked failed when the study next runs
 GRACE_S = 180
 # The search space, relative to each model's registry recipe so that no model needs its own copy.
@@ -51,6 +57,7 @@ WIDTH_KNOBS = ("dense_size", "hidden_size", "hidden_sizes", "filters", "widths")
 # the complete trials' at the same step stops, from its second epoch on (the first is mostly warm-up).
 PRUNER_STARTUP_TRIALS = 2
 PRUNE_FROM_EPOCH = 2
+RUNNER_ATTR = "runner"  # a trial's user attr: the host, process and torch threads that ran it (of several workers)
 
 
 class TuningCancelled(DigitLabError):
@@ -117,25 +124,38 @@ def search_space(model: str, max_epochs: int | None = None) -> SearchSpace:
                        width_scales=WIDTH_SCALES if has_width else None)
 
 
-def storage_url(storage: str | os.PathLike | None = None, runs_dir: str | os.PathLike | None = None) -> str:
-    """An Optuna storage URL: ``storage`` as given when it is a URL, a file path as an SQLite URL, and by default
-    the runs folder's ``studies.db``."""
+def storage_url(storage: str | os.PathLike | None = None, runs_dir: str | os.PathLike | None = None, *,
+                workers: int = 1) -> str:
+    """A storage URL: ``storage`` as given when it is a URL, a file path as an SQLite URL (a journal URL when it ends
+    in ``.journal``), and by default the runs folder's ``studies.db``, or ``studies.journal`` for several workers
+    (SQLite is no place for several processes writing at once)."""
     if storage is not None and "://" in str(storage):
         return str(storage)
-    path = storage if storage is not None else resolve_runs_dir(runs_dir) / STUDY_FILE
-    return f"sqlite:///{os.fspath(path)}"
+    path = os.fspath(storage if storage is not None else
+                     resolve_runs_dir(runs_dir) / (STUDY_FILE if workers <= 1 else JOURNAL_FILE))
+    return f"{JOURNAL_PREFIX}{path}" if path.endswith(".journal") else f"sqlite:///{path}"
 
 
 def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The storage behind ``url``, the one place that chooses its kind; a database gets heartbeats so a trial left
-    running by a killed process is failed rather than left running for ever."""
-    if url.startswith("sqlite:///"):
-        folder = os.path.dirname(url.removeprefix("sqlite:///"))
+    """The storage behind ``url``, the one place that chooses its kind. A journal file is an append-only log that
+    several processes on one machine write safely (under a lock file next to it); it has no heartbeats. A database
+    gets heartbeats so a trial left running by a killed process is failed rather than left running for ever. A
+    ValueError when the database's driver is not installed."""
+    for prefix in (JOURNAL_PREFIX, "sqlite:///"):
+        folder = os.path.dirname(url.removeprefix(prefix)) if url.startswith(prefix) else ""
         if folder:
             os.makedirs(folder, exist_ok=True)
+    if url.startswith(JOURNAL_PREFIX):
+        return optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
     with warnings.catch_warnings():  # heartbeats are an "experimental" argument since Optuna 2.9, and still work
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except ImportError as error:  # Optuna's own, raised from the driver's ModuleNotFoundError
+            driver = getattr(error.__cause__, "name", None) or "its driver"
+            raise ValueError(f"{url.partition(':')[0]} storage needs its Python driver, and {driver!r} is not "
+                             f"installed (PostgreSQL's is in requirements.txt: psycopg[binary])") from None
 
 
 def open_study(model: str, study_name: str | None = None, storage: str | None = None, seed: int = 0,
@@ -197,6 +217,8 @@ def run_study(study: optuna.Study, train_data: Split, *, trials: int | None = No
         numbers.append(trial.number)
         config = space.config_for(space.suggest(trial), **fixed)
         trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr(RUNNER_ATTR, {"host": socket.gethostname(), "pid": os.getpid(),
+                                          "threads": torch.get_num_threads()})
 
         def report(event: Progress) -> None:
             if event.kind != "epoch":
