@@ -102,8 +102,9 @@ def render_distributed(results: dict[str, Any]) -> str:
           f"{row['threads_per_process']} thread(s)", f"{row['median']:,.0f}", f"{row['min']:,.0f}",
           f"{row['max']:,.0f}", f"{row['median'] / baseline:.2f}×"] for row in results["setups"]])
     return (f"{table}\n\n`{results['model']}`'s recipe (global batch {results['setups'][0]['batch_size']}), one epoch "
-            f"on {results['train_subset']:,} images, {results['repeats']} timed run(s) per setup after a warm-up; "
-            f"training steps only. CUDA with NCCL: not measured, no GPU here.")
+            f"on {results['train_subset']:,} images after a warm-up, the setups launched in turns, "
+            f"{results['repeats']} round(s); training steps only, over all ranks. CUDA with NCCL: not measured, no GPU "
+            f"here.")
 
 
 def render_dashboard(results: dict[str, Any]) -> str:

@@ -128,7 +128,11 @@ def command_train(args: argparse.Namespace) -> int:
     if not names:
         print("name a model with --model NAME (or --all)", file=sys.stderr)
         return EXIT_USAGE
-    team = distributed.join(args.device)  # under torchrun, this rank of the job (see training/distributed.py)
+    try:
+        team = distributed.join(args.device)  # under torchrun, this rank of the job (see training/distributed.py)
+    except ValueError as error:  # a device this machine lacks
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     train_data = load_mnist("train", args.data_dir)
     test_data = load_mnist("test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
@@ -158,8 +162,9 @@ def command_train(args: argparse.Namespace) -> int:
                 result, saved = train_and_save(config, train_data, test_data, checkpoint=destination,
                                                progress=ProgressBar(name) if team.is_main else None, cancel=stop)
             except KeyboardInterrupt:
-                print(f"\n{name}: interrupted; {destination} and its evaluation (if any) are unchanged."
-                      f"{_recover_hint(partial_path(destination))}", file=sys.stderr)
+                if team.is_main:
+                    print(f"\n{name}: interrupted; {destination} and its evaluation (if any) are unchanged."
+                          f"{_recover_hint(partial_path(destination))}", file=sys.stderr)
                 return EXIT_INTERRUPTED
             except (DigitLabError, ValueError, RuntimeError, OSError) as error:  # e.g. a full disk: nothing replaced
                 failures += 1
