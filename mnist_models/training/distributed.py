@@ -4,8 +4,8 @@ training runs as a single process, as before.
 
 How the work is split (the scaling rule): the global batch stays the configured batch size, and so does the learning
 rate. Every rank draws the same per-epoch permutation from the seed, cuts it into the same global batches, and trains
-on its contiguous share of each (``torch.tensor_split``: per-rank batch = global batch / world size, shares differing
-by at most one image). Each rank's mean loss is weighted by its share of the global batch times the world size, so
+on its contiguous share of each (per-rank batch = global batch / world size; when that does not divide, the first
+ranks take one image more). Each rank's mean loss is weighted by its share of the global batch times the world size, so
 DDP's gradient average is exactly the single-process gradient of the whole global batch. What still differs from one
 process: batch norm normalises each rank's share with that share's statistics (its running statistics are rank 0's,
 which DDP broadcasts before every forward), dropout draws per rank, and the floating-point order of the sums. A final
@@ -15,9 +15,10 @@ process's and the shared generator stays in step on every rank (it also orders t
 
 Only rank 0 reports progress, validates (the figures are broadcast, so every rank records the same), writes the
 per-epoch partial file and saves and evaluates the checkpoint through the usual pipeline. The machine-wide training
-lock is taken by each machine's local rank 0, and a refusal ends every rank. A rank whose training fails records its
-reason in torchrun's error file (the launcher prints it with the rank) and exits non-zero; torchrun then stops the
-others, and rank 0, losing its peers mid-epoch, saves nothing.
+lock is taken by each machine's local rank 0, and a refusal ends every rank. The ranks agree on a stop request before
+every batch, so they stop together and rank 0 saves the finished epochs as a cancelled run. The first rank whose
+training fails records its reason in torchrun's error file (the launcher prints it with the rank as the root cause)
+and exits non-zero; torchrun then stops the others. No checkpoint is written; finished epochs stay in the partial file.
 """
 
 from __future__ import annotations
