@@ -94,6 +94,19 @@ def render_training(results: dict[str, Any]) -> str:
          for name, row in results["models"].items()])
 
 
+def render_distributed(results: dict[str, Any]) -> str:
+    baseline = results["setups"][0]["median"]
+    table = format_markdown_table(
+        ["setup (same global batch)", "images/s (median)", "min", "max", "vs 1 process × 1 thread"],
+        [[("`torchrun`, " if row["processes"] > 1 else "") + f"{row['processes']} process(es) × "
+          f"{row['threads_per_process']} thread(s)", f"{row['median']:,.0f}", f"{row['min']:,.0f}",
+          f"{row['max']:,.0f}", f"{row['median'] / baseline:.2f}×"] for row in results["setups"]])
+    return (f"{table}\n\n`{results['model']}`'s recipe (global batch {results['setups'][0]['batch_size']}), one epoch "
+            f"on {results['train_subset']:,} images after a warm-up, the setups launched in turns, "
+            f"{results['repeats']} round(s); training steps only, over all ranks. CUDA with NCCL: not measured, no GPU "
+            f"here.")
+
+
 def render_dashboard(results: dict[str, Any]) -> str:
     update = results["canvas_update_ms"]
     loads = results["first_load"]
@@ -274,6 +287,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
     "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
     "evidence": render_evidence, "reading": render_reading, "viewers": render_viewers,
+    "distributed": render_distributed,
 }
 
 

@@ -51,7 +51,7 @@ from .store.checkpoints import (
 )
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
-from .training import recovery
+from .training import distributed, recovery
 from .training.child import training_threads
 from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
 from .training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
@@ -136,6 +136,11 @@ def command_train(args: argparse.Namespace) -> int:
     if not names:
         print("name a model with --model NAME (or --all)", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        team = distributed.join(args.device)  # under torchrun, this rank of the job (see training/distributed.py)
+    except ValueError as error:  # a device this machine lacks
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     train_data = load_mnist("train", args.data_dir)
     test_data = load_mnist("test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
@@ -147,7 +152,7 @@ def command_train(args: argparse.Namespace) -> int:
             failures += 1
             print(f"{name}: failed: {error}", file=sys.stderr)
     stop = StopRequest()
-    with acquire_training_lock("digit-lab train"), stop_on_signals(stop, second_interrupt_aborts=True):
+    with team.training_lock("digit-lab train"), stop_on_signals(stop, second_interrupt_aborts=True):
         try:
             check_room(output_dir, sum(storage_needed(config) for config in configs.values()),
                        f"training {', '.join(configs)}")
@@ -156,20 +161,29 @@ def command_train(args: argparse.Namespace) -> int:
             return EXIT_NO_ROOM
         for name, config in configs.items():
             destination = output_dir / f"{name}.pt"
-            print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr "
-                  f"{config.lr} ({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
+            if team.is_main:
+                print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr "
+                      f"{config.lr} ({config.schedule}), augment={'on' if config.augment else 'off'}"
+                      f"{f', {team.world_size} processes ({team.backend})' if team.distributed else ''}",
+                      file=sys.stderr)
             try:
                 result, saved = train_and_save(config, train_data, test_data, checkpoint=destination,
-                                               progress=ProgressBar(name), cancel=stop)
+                                               progress=ProgressBar(name) if team.is_main else None, cancel=stop)
             except KeyboardInterrupt:
-                print(f"\n{name}: interrupted; {destination} and its evaluation (if any) are unchanged."
-                      f"{_recover_hint(partial_path(destination))}", file=sys.stderr)
+                if team.is_main:
+                    print(f"\n{name}: interrupted; {destination} and its evaluation (if any) are unchanged."
+                          f"{_recover_hint(partial_path(destination))}", file=sys.stderr)
                 return EXIT_INTERRUPTED
             except (DigitLabError, ValueError, RuntimeError, OSError) as error:  # e.g. a full disk: nothing replaced
                 failures += 1
-                print(f"{name}: failed: {error}{_recover_hint(partial_path(destination))}", file=sys.stderr)
+                print(f"{name}: failed{team.label}: {error}{_recover_hint(partial_path(destination))}",
+                      file=sys.stderr)
+                if team.distributed:  # the other ranks cannot go on without this one: end the job
+                    team.fail(error)
+                    return EXIT_FAILED
                 continue
-            _report_saved(name, result, saved, destination, stop)
+            if team.is_main:
+                _report_saved(name, result, saved, destination, stop)
             if stop.is_set():
                 return EXIT_INTERRUPTED
     return EXIT_FAILED if failures else 0

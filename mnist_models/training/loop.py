@@ -12,7 +12,6 @@ with the same batches, learning rates and random draws as if the run had never s
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ..data import augment_batch, load_mnist, normalize, split_train_validation,
 from ..devices import resolve_device
 from ..models.pretrained import FROM_SCRATCH, load_pretrained_state
 from ..models.registry import get_spec
+from . import distributed
 from .config import ADAM_OPTIMIZERS, TrainConfig
 
 ONE_CYCLE_MIN_STEPS = 8
@@ -172,7 +172,8 @@ def train(
     """Train ``config.model`` on MNIST's training images (or ``data``: uint8 images, int64 labels), from scratch or
     from where ``resume`` left off.
 
-    A fixed validation split is held out for the per-epoch curves; the test set is never seen here.
+    A fixed validation split is held out for the per-epoch curves; the test set is never seen here. Under torchrun
+    each rank trains its share of every global batch (see ``distributed`` for the scaling rule).
     """
     images, labels = data if data is not None else load_mnist("train", data_dir)
     checksum = tensor_checksum(images, labels)
@@ -189,9 +190,11 @@ def train(
         network = network.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
     train_images, train_labels = train_images.to(device), train_labels.to(device)
     val_images, val_labels = val_images.to(device), val_labels.to(device)
+    team = distributed.current()
+    trainer = team.wrap(network, device)  # what the steps call: the network, or its DDP wrapper under torchrun
 
     optimizer = _make_optimizer(config, network.parameters())
-    batches = math.ceil(len(train_images) / config.batch_size)
+    batches = team.batches(len(train_images), config.batch_size)
     scheduler = _make_scheduler(config, optimizer, batches)
     generator = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {key: [] for key in (
@@ -229,16 +232,19 @@ def train(
             epoch_correct = torch.zeros((), device=device, dtype=torch.int64)
             window_loss, window_correct, window_count = torch.zeros((), device=device), 0, 0
             for batch in range(1, batches + 1):
-                if cancel is not None and cancel.is_set():
+                if team.should_stop(cancel, batch):
                     raise KeyboardInterrupt
                 index = order[(batch - 1) * config.batch_size: batch * config.batch_size]
+                images_done += len(index)
+                mine, weight = team.share(len(index))
                 inputs, targets = to_unit_float(train_images[index]), train_labels[index]
                 if config.augment:
                     inputs = augment_batch(inputs, config.augment_strength, generator)
-                logits = network(normalize(inputs))
+                inputs, targets, index = inputs[mine], targets[mine], index[mine]
+                logits = trainer(normalize(inputs))
                 loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight).backward()
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
                 optimizer.step()
@@ -251,7 +257,6 @@ def train(
                     window_loss += loss.detach() * len(index)
                     window_correct = window_correct + correct
                     window_count += len(index)
-                images_done += len(index)
                 if batch % report_every == 0 or batch == batches:
                     report("batch", epoch, batch, window_loss.item() / window_count,
                            int(window_correct) / window_count)
@@ -259,9 +264,11 @@ def train(
                     window_count, window_correct = 0, 0
             if scheduler is not None and config.schedule == "step":
                 scheduler.step()
-            val_loss, val_accuracy = evaluate_loss_accuracy(network, val_images, val_labels)
+            team.total(epoch_loss)
+            team.total(epoch_correct)
+            val_loss, val_accuracy = team.from_main(lambda: evaluate_loss_accuracy(network, val_images, val_labels))
             epoch_time = time.perf_counter() - epoch_start
-            seen = len(train_images)
+            seen = min(batches * config.batch_size, len(train_images))
             history["epoch"].append(epoch)
             history["train_loss"].append(epoch_loss.item() / seen)
             history["train_accuracy"].append(epoch_correct.item() / seen)

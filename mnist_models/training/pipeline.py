@@ -44,6 +44,7 @@ from ..store.checkpoints import (
 from ..store.files import check_room
 from ..store.records import CheckpointMeta, Evaluation, RunInfo, library_versions, utc_now
 from ..store.runs import SavedRun, next_run, parse_run
+from . import distributed
 from .config import SETTINGS_ADDED_LATER, TrainConfig
 from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, train
 
@@ -174,9 +175,10 @@ def _train_to(destination: Destination, config: TrainConfig, train_data: Split, 
               resume: TrainingState | None, progress: ProgressCallback | None, cancel: CancelFlag | None,
               on_trained: Callable[[TrainResult], None] | None) -> tuple[TrainResult, SavedModel | None]:
     check_room(destination.folder, storage_needed(config), f"training {get_spec(config.model).title}")
+    saves = distributed.current().is_main  # under torchrun, rank 0 writes the files
     result = train(config, progress=progress, cancel=cancel, data=train_data, resume=resume,
-                   on_epoch=lambda state: _save_progress(destination, config, state))
-    if result.epochs_completed == 0:
+                   on_epoch=(lambda state: _save_progress(destination, config, state)) if saves else None)
+    if result.epochs_completed == 0 or not saves:
         return result, None
     if on_trained is not None:
         on_trained(result)
@@ -190,8 +192,8 @@ def train_and_save(config: TrainConfig, train_data: Split, test_data: Split, *,
                    ) -> tuple[TrainResult, SavedModel | None]:
     """Train, saving progress after every epoch, then save and evaluate at ``checkpoint`` or as a new run in
     ``runs_dir`` (see the module's docstring). A training cancelled before its first epoch finished writes nothing
-    and its SavedModel is None. ``on_trained`` is told when training ends and saving begins. A folder that cannot
-    take the files is a StorageError before training starts."""
+    and its SavedModel is None, as on every rank but rank 0 under torchrun. ``on_trained`` is told when training
+    ends and saving begins. A folder that cannot take the files is a StorageError before training starts."""
     destination = Destination(config.model, resolve_runs_dir(runs_dir),
                               Path(checkpoint) if checkpoint is not None else None)
     return _train_to(destination, config, train_data, test_data, None, progress, cancel, on_trained)
