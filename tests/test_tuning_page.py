@@ -1,0 +1,94 @@
+"""The Train page's hyperparameter search under AppTest: an empty storage, a study made in the test's runs folder
+(its table, best trial and Optuna's figures, read from storage as after a restart), and a start refused while another
+training runs."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from dashboard.tuning_view import NEW_STUDY, default_name, trial_rows
+from mnist_models import MODEL_NAMES, TrainConfig, load_mnist
+from mnist_models.paths import DATA_DIR_ENV
+from mnist_models.training.worker import shared_worker
+from mnist_models.tuning import open_study, run_study, study_summaries
+from tests.test_train_page import TIMEOUT, open_train_page
+
+
+@pytest.fixture
+def train_page(mnist_root, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
+    yield open_train_page()
+    shared_worker().cancel()
+    assert shared_worker().wait(TIMEOUT)
+
+
+def tiny_study(tiny_dataset, trials: int) -> optuna.Study:
+    """Trials of one epoch on the tiny random dataset, in the storage of the test's runs folder (the page's)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = open_study("mlp")
+    run_study(study, load_mnist("train", tiny_dataset, download=False), trials=trials, max_epochs=1, device="cpu")
+    return study
+
+
+def captions(app) -> str:
+    return "\n".join(caption.value for caption in app.caption)
+
+
+def test_with_no_study_the_section_offers_a_new_one(train_page):
+    app = train_page
+    assert "Hyperparameter search" in [header.value for header in app.subheader]
+    assert app.selectbox(key="tune_study").value == NEW_STUDY and len(app.selectbox(key="tune_study").options) == 1
+    assert app.selectbox(key="tune_model").value == MODEL_NAMES[0]
+    assert app.text_input(key="tune_name").placeholder == MODEL_NAMES[0], "a new study is named after its model"
+    assert app.button(key="tune_start").label == "Start search" and not app.button(key="tune_start").disabled
+    assert not app.get("plotly_chart") and not [frame for frame in app.dataframe if frame.key == "tune_trials_table"]
+
+
+def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_dataset):
+    study = tiny_study(tiny_dataset, trials=1)
+    app = train_page.run()
+    assert "mlp (MLP, 1 trials)" in app.selectbox(key="tune_study").options
+    app.selectbox(key="tune_study").set_value("mlp").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.button(key="tune_start").label == "Add trials"
+    assert "Needs 2 complete trials; there is one." in captions(app)
+    assert len(app.get("plotly_chart")) == 2, "history and parallel coordinates"
+
+    run_study(study, load_mnist("train", tiny_dataset, download=False), trials=2, max_epochs=1, device="cpu")
+    app.run()
+    (table,) = [frame.value for frame in app.dataframe if frame.key == "tune_trials_table"]
+    assert list(table["trial"]) == [0, 1, 2] and set(table["state"]) == {"complete"}
+    assert list(table["validation accuracy"]) == [trial.value for trial in study.trials]
+    assert {"lr", "batch_size", "epochs", "dropout", "width"} <= set(table.columns)
+    best = max(study.trials, key=lambda trial: trial.value)
+    assert app.metric[0].label == "Best so far" and app.metric[0].value == f"{best.value:.2%}"
+    assert f"**Trial {best.number}**" in "\n".join(element.value for element in app.markdown)
+    assert len(app.get("plotly_chart")) == 3 and "Needs 2" not in captions(app)
+    assert not app.button(key="tune_save_best").disabled
+
+
+def test_starting_while_training_is_refused_and_leaves_no_study(train_page):
+    shared_worker().submit([TrainConfig.for_model("mlp", epochs=100, device="cpu")])
+    deadline = time.monotonic() + TIMEOUT
+    while not shared_worker().snapshot()[0].events:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    app = train_page.run()
+    app.button(key="tune_start").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert any(error.value.startswith("Not started: A training request is already running (MLP, epoch")
+               for error in app.error), [error.value for error in app.error]
+    assert study_summaries() == [] and app.selectbox(key="tune_study").value == NEW_STUDY
+
+
+def test_a_running_trial_shows_its_last_reported_accuracy_and_time_so_far(tiny_dataset):
+    study = tiny_study(tiny_dataset, trials=1)
+    trial = study.ask()
+    trial.report(0.5, 1)
+    (_, row) = trial_rows(study)
+    assert row["state"] == "running" and row["validation accuracy"] == 0.5 and row["duration (s)"] >= 0
+    assert study.trials[0].state is TrialState.COMPLETE and default_name("mlp", {"mlp", "mlp-2"}) == "mlp-3"
