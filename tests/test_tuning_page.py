@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 from dashboard.tuning_view import NEW_STUDY, default_name, trial_rows
 from mnist_models import MODEL_NAMES, TrainConfig, load_mnist
 from mnist_models.paths import DATA_DIR_ENV
-from mnist_models.training.worker import shared_worker
-from mnist_models.tuning import open_study, run_study, study_summaries
+from mnist_models.training.worker import StudyOrder, shared_worker
+from mnist_models.tuning import open_study, run_study, storage_url, study_summaries
 from tests.test_train_page import TIMEOUT, open_train_page
 
 
@@ -50,6 +50,33 @@ def test_with_no_study_the_section_offers_a_new_one(train_page):
     assert app.text_input(key="tune_name").placeholder == MODEL_NAMES[0], "a new study is named after its model"
     assert app.button(key="tune_start").label == "Start search" and not app.button(key="tune_start").disabled
     assert not app.get("plotly_chart") and not trials_tables(app)
+
+
+def test_start_creates_the_study_hands_its_trials_to_the_worker_and_shows_it(train_page, monkeypatch):
+    asked = []
+    monkeypatch.setattr(shared_worker(), "tune", lambda order: asked.append(order) or [])
+    app = train_page
+    app.selectbox(key="tune_model").set_value("cnn_basic").run()
+    app.text_input(key="tune_name").input("quick")
+    app.number_input(key="tune_trials").set_value(3)
+    app.select_slider(key="tune_subset").set_value(1000)
+    app.number_input(key="tune_max_epochs").set_value(1)
+    app.button(key="tune_start").click().run()
+    assert not app.exception and not app.error, [error.value for error in app.error]
+    assert asked == [StudyOrder(name="quick", storage=storage_url(), model="cnn_basic", trials=3, train_subset=1000,
+                                max_epochs=1)]
+    assert [(summary.study_name, summary.user_attrs["model"]) for summary in study_summaries()] == [
+        ("quick", "cnn_basic")], "created at once, so the page lists it before the first trial starts"
+    assert app.selectbox(key="tune_study").value == "quick" and app.button(key="tune_start").label == "Add trials"
+    assert any("No trials yet." in info.value for info in app.info)
+
+    app.selectbox(key="tune_study").set_value(NEW_STUDY).run()
+    app.selectbox(key="tune_model").set_value("mlp").run()
+    app.text_input(key="tune_name").input("quick")
+    app.button(key="tune_start").click().run()
+    assert any("Not started: study 'quick'" in error.value and "searches cnn_basic, not mlp" in error.value
+               for error in app.error), [error.value for error in app.error]
+    assert len(asked) == 1
 
 
 def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_dataset):
