@@ -122,10 +122,12 @@ def _starting_note(order: Order) -> str:
     if order.action is JobAction.COMPLETE:
         return f"evaluating what the interrupted {order.incomplete.title} had saved"
     config = order.config
-    what = (f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
-            if order.action is JobAction.RESUME else f"training {get_spec(config.model).title}")
-    if order.action is JobAction.SAVE_BEST:
+    if order.action is JobAction.RESUME:
+        what = f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
+    elif order.action is JobAction.SAVE_BEST:
         what = f"retraining the best trial of study {order.study.name} on every training image"
+    else:
+        what = f"training {get_spec(config.model).title}"
     return (f"{what}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
             f"{config.train_subset or 'all'} training images, seed {config.seed}")
 
@@ -214,8 +216,8 @@ def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, tor
 
 def _tune(order: StudyOrder, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
           stop: StopRequest, report: Reporter) -> None:
-    """Add ``order.trials`` trials to the study: each epoch is reported as the job's progress and each finished
-    trial as a line of its log. A cancel fails the trial in progress; the study keeps every trial."""
+    """Add ``order.trials`` trials to the study: every trial's training progress is the job's, and each finished
+    trial is a line of its log. A cancel fails the trial in progress; the study keeps every trial."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the job's log says what each trial did
     report(index, state=JobState.RUNNING,
            note=f"study {order.name}: {order.trials} more trial(s) of the {get_spec(order.model).title}, on "
