@@ -155,6 +155,7 @@ def study_panel(worker: TrainingWorker, name: str) -> None:
             return
         st.dataframe(rows, hide_index=True, key="tune_trials_table", column_config={
             TARGET: st.column_config.NumberColumn(format="percent"),
+            "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
             "duration (s)": st.column_config.NumberColumn(format="%.1f")})
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if complete:
