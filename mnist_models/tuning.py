@@ -170,8 +170,12 @@ def load_study(study_name: str, storage: str | None = None) -> optuna.Study:
 
 
 def study_summaries(storage: str | None = None) -> list[optuna.study.StudySummary]:
-    """Every study in the storage, with its model (``user_attrs["model"]``), trial count and best trial."""
-    return optuna.get_all_study_summaries(_open_storage(storage_url(storage)))
+    """Every study in the storage, with its model (``user_attrs["model"]``), trial count and best trial. A missing
+    SQLite file holds none, and is not created by looking (the Train page looks on every visit)."""
+    url = storage_url(storage)
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        return []
+    return optuna.get_all_study_summaries(_open_storage(url))
 
 
 def list_studies(storage: str | None = None) -> list[str]:

@@ -42,8 +42,9 @@ def captions(app) -> str:
     return "\n".join(caption.value for caption in app.caption)
 
 
-def test_with_no_study_the_section_offers_a_new_one(train_page):
+def test_with_no_study_the_section_offers_a_new_one(train_page, runs_dir):
     app = train_page
+    assert not (runs_dir / "studies.db").exists(), "looking for studies creates no database"
     assert "Hyperparameter search" in [header.value for header in app.subheader]
     assert app.selectbox(key="tune_study").value == NEW_STUDY and len(app.selectbox(key="tune_study").options) == 1
     assert app.selectbox(key="tune_model").value == MODEL_NAMES[0]
