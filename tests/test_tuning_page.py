@@ -14,7 +14,7 @@ from dashboard.tuning_view import NEW_STUDY, default_name, trial_rows
 from mnist_models import MODEL_NAMES, TrainConfig, load_mnist
 from mnist_models.paths import DATA_DIR_ENV
 from mnist_models.training.worker import StudyOrder, shared_worker
-from mnist_models.tuning import open_study, run_study, storage_url, study_summaries
+from mnist_models.tuning import best_config, open_study, run_study, storage_url, study_summaries
 from tests.test_train_page import TIMEOUT, open_train_page
 
 
@@ -80,7 +80,7 @@ def test_start_creates_the_study_hands_its_trials_to_the_worker_and_shows_it(tra
     assert len(asked) == 1
 
 
-def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_dataset):
+def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_dataset, monkeypatch):
     study = tiny_study(tiny_dataset, trials=1)
     app = train_page.run()
     assert "mlp (MLP, 1 trials)" in app.selectbox(key="tune_study").options
@@ -100,7 +100,11 @@ def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_datas
     assert app.metric[0].label == "Best so far" and app.metric[0].value == f"{best.value:.2%}"
     assert f"**Trial {best.number}**" in "\n".join(element.value for element in app.markdown)
     assert len(app.get("plotly_chart")) == 3 and "Needs 2" not in captions(app)
-    assert not app.button(key="tune_save_best").disabled
+    saving = []
+    monkeypatch.setattr(shared_worker(), "save_best", lambda order, config: saving.append((order, config)) or [])
+    app.button(key="tune_save_best").click().run()
+    assert not app.exception and not app.error
+    assert saving == [(StudyOrder(name="mlp", storage=storage_url(), model="mlp"), best_config(study))]
 
 
 def test_starting_while_training_is_refused_and_leaves_no_study(train_page):
