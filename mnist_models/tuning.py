@@ -189,10 +189,19 @@ def load_study(study_name: str, storage: str | None = None) -> optuna.Study:
         raise KeyError(f"no study {study_name!r}; the storage holds {', '.join(names) or 'none'}") from None
 
 
+def study_summaries(storage: str | None = None) -> list[optuna.study.StudySummary]:
+    """Every study in the storage, with its model (``user_attrs["model"]``), trial count and best trial. A missing
+    SQLite file holds none, and is not created by looking (the Train page looks on every visit)."""
+    url = storage_url(storage)
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        return []
+    return optuna.get_all_study_summaries(_open_storage(url))
+
+
 def list_studies(storage: str | None = None) -> list[str]:
     """One line per study in the storage: name, model, trials, best validation accuracy."""
     lines = []
-    for summary in optuna.get_all_study_summaries(_open_storage(storage_url(storage))):
+    for summary in study_summaries(storage):
         best = f"best val {summary.best_trial.value:.2%}" if summary.best_trial is not None else "no complete trial"
         lines.append(f"{summary.study_name:<16} {summary.user_attrs.get('model', '?'):<12} "
                      f"{summary.n_trials:>4} trials  {best}")
@@ -204,10 +213,11 @@ TrialCallback = Callable[[FrozenTrial], None]
 
 def run_study(study: optuna.Study, train_data: Split, *, trials: int | None = None, timeout_s: float | None = None,
               max_epochs: int | None = None, train_subset: int | None = None, seed: int = 0, device: str = "auto",
-              cancel: CancelFlag | None = None, on_trial: TrialCallback | None = None) -> list[FrozenTrial]:
+              cancel: CancelFlag | None = None, on_trial: TrialCallback | None = None,
+              progress: Callable[[Progress], None] | None = None) -> list[FrozenTrial]:
     """Run ``trials`` more trials (or until ``timeout_s``), one at a time, on ``train_data``; returns the trials
     this call ran. A set ``cancel`` stops the trial in progress (recorded as failed) and ends the study early;
-    everything finished before stays in the storage."""
+    everything finished before stays in the storage. ``progress`` sees every trial's training progress."""
     model = study.user_attrs["model"]
     space = search_space(model, max_epochs)
     fixed = {"train_subset": train_subset, "seed": seed, "device": device}
@@ -221,6 +231,8 @@ def run_study(study: optuna.Study, train_data: Split, *, trials: int | None = No
                                           "threads": torch.get_num_threads()})
 
         def report(event: Progress) -> None:
+            if progress is not None:
+                progress(event)
             if event.kind != "epoch":
                 return
             trial.report(event.val_accuracy, event.epoch + space.epochs[1] - event.epochs)  # aligned at the end

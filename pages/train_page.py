@@ -18,6 +18,7 @@ from dashboard.train_options import (
     subset_label,
     weight_choices,
 )
+from dashboard.tuning_view import search_section
 from dashboard.widgets import leaderboard, leaderboard_table
 from mnist_models.data import VALIDATION_SIZE
 from mnist_models.devices import available_devices
@@ -190,7 +191,7 @@ def show_job(job) -> None:
     elif job.state is JobState.CANCELLED:
         saved = f" It was saved as **{job.run_title}** with its finished epochs." if job.run_id else ""
         st.warning(f"**{job.title}** was cancelled.{saved}", icon=":material/cancel:")
-    if job.events:
+    if job.events and job.action is not JobAction.TUNE:  # a study's trials: see the search section's figures
         st.plotly_chart(live_training_figure(job.events, job.title), key=f"live_{job.number}")
     if job.run_id and not job.state.active:
         pair = [entry for entry in catalog() if entry.name in (job.model, job.run_id)]
@@ -277,6 +278,7 @@ def interrupted_trainings() -> None:
                               icon=":material/task_alt:" if action == "complete" else ":material/play_arrow:")
 
 
+search_section(worker, trainable)
 interrupted_trainings()
 
 saved_runs()

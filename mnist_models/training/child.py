@@ -19,13 +19,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
+import optuna
 import torch
 
 from ..data import load_mnist
 from ..evaluation import EVIDENCE_PARTS, held_out_validation, refresh_evidence
 from ..models.registry import get_spec
 from ..store.checkpoints import load_checkpoint
-from .jobs import JobAction, JobState, JobUpdate, Order, describe_failure
+from ..tuning import describe_trial, load_study, open_study, run_study, save_best_trial
+from .jobs import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
 from .loop import CancelFlag
 from .pipeline import SavedModel, resume_training, train_and_save
 from .recovery import complete
@@ -120,8 +122,12 @@ def _starting_note(order: Order) -> str:
     if order.action is JobAction.COMPLETE:
         return f"evaluating what the interrupted {order.incomplete.title} had saved"
     config = order.config
-    what = (f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
-            if order.action is JobAction.RESUME else f"training {get_spec(config.model).title}")
+    if order.action is JobAction.RESUME:
+        what = f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
+    elif order.action is JobAction.SAVE_BEST:
+        what = f"retraining the best trial of study {order.study.name} on every training image"
+    else:
+        what = f"training {get_spec(config.model).title}"
     return (f"{what}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
             f"{config.train_subset or 'all'} training images, seed {config.seed}")
 
@@ -168,7 +174,11 @@ class EvidenceStopped(Exception):
 
 def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]], runs_dir: Path,
          stop: StopRequest, report: Reporter) -> SavedModel | None:
-    """One job: train, resume or complete, then save; the saved model, None when nothing was saved."""
+    """One job: train, resume or complete, then save; the saved model, None when nothing was saved. Or a study's
+    trials, which save nothing."""
+    if order.action is JobAction.TUNE:
+        _tune(order.study, index, data, stop, report)
+        return None
     report(index, state=JobState.EVALUATING if order.action is JobAction.COMPLETE else JobState.RUNNING,
            note=_starting_note(order))
 
@@ -187,15 +197,37 @@ def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, tor
         common = {"runs_dir": runs_dir, "progress": progress, "cancel": stop, "on_trained": evaluating}
         if order.action is JobAction.RESUME:
             result, saved = resume_training(order.incomplete.path, data("train"), data("test"), **common)
+        elif order.action is JobAction.SAVE_BEST:
+            saved = save_best_trial(load_study(order.study.name, order.study.storage), data("train"), data("test"),
+                                    runs_dir=runs_dir, progress=progress, cancel=stop)
         else:
             result, saved = train_and_save(order.config, data("train"), data("test"), **common)
         if saved is None:
             report(index, state=JobState.CANCELLED, note="cancelled before the first epoch finished: nothing to save")
             return None
-        cancelled = result.cancelled
+        cancelled = bool(saved.meta.cancelled)
     name = saved.run.run_id if saved.run is not None else str(saved.checkpoint)
     report(index, state=JobState.CANCELLED if cancelled else JobState.FINISHED,
            run_id=saved.run.run_id if saved.run is not None else None,
            run_title=saved.run.title if saved.run is not None else None, metrics=saved.evaluation.metrics,
            note=f"saved as {name}: test accuracy {saved.evaluation.metrics.accuracy:.2%}")
     return saved
+
+
+def _tune(order: StudyOrder, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
+          stop: StopRequest, report: Reporter) -> None:
+    """Add ``order.trials`` trials to the study: every trial's training progress is the job's, and each finished
+    trial is a line of its log. A cancel fails the trial in progress; the study keeps every trial."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the job's log says what each trial did
+    report(index, state=JobState.RUNNING,
+           note=f"study {order.name}: {order.trials} more trial(s) of the {get_spec(order.model).title}, on "
+                f"{order.train_subset or 'all'} training images, at most {order.max_epochs or 'the recipe'} epochs")
+    study = open_study(order.model, order.name, order.storage, seed=order.seed)
+    ran = run_study(study, data("train"), trials=order.trials, max_epochs=order.max_epochs,
+                    train_subset=order.train_subset, seed=order.seed, device=order.device, cancel=stop,
+                    on_trial=lambda trial: report(index, note=describe_trial(trial)),
+                    progress=lambda event: report(index, event=event))
+    cancelled = stop.is_set()
+    report(index, state=JobState.CANCELLED if cancelled else JobState.FINISHED,
+           note=f"{'cancelled after' if cancelled else 'ran'} {len(ran)} trial(s); the study is kept in "
+                f"{order.storage}")

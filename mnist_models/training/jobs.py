@@ -31,6 +31,23 @@ class JobAction(StrEnum):
     TRAIN = "train"
     RESUME = "resume"  # train the remaining epochs of an interrupted training
     COMPLETE = "complete"  # evaluate and save what an interrupted training left, without training
+    TUNE = "tune"  # run trials of a hyperparameter study (see ``tuning``), one at a time
+    SAVE_BEST = "save_best"  # retrain a study's best trial on every training image and save it as a run
+
+
+@dataclass(frozen=True)
+class StudyOrder:
+    """A hyperparameter study for the training process: which one (in which Optuna storage) and, to TUNE it, how
+    many trials to add and on what."""
+
+    name: str
+    storage: str  # an Optuna storage URL (tuning.storage_url)
+    model: str
+    trials: int = 1
+    train_subset: int | None = None
+    max_epochs: int | None = None
+    seed: int = 0
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class Order:
     action: JobAction
     config: TrainConfig | None = None  # TRAIN and RESUME (read from the partial file)
     incomplete: IncompleteTraining | None = None  # RESUME and COMPLETE
+    study: StudyOrder | None = None  # TUNE and SAVE_BEST
 
 
 @dataclass(frozen=True)

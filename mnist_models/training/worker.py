@@ -35,14 +35,14 @@ from ..store.files import check_room
 from ..store.records import ClassificationMetrics
 from .child import DataLoader, InheritedLock, load_split, run_request
 from .config import TrainConfig
-from .jobs import JobAction, JobState, JobUpdate, Order, describe_failure
+from .jobs import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
 from .locking import TrainingBusy, acquire_training_lock
 from .loop import Progress
 from .pipeline import config_of, storage_needed
 from .recovery import IncompleteKind, IncompleteTraining
 
-__all__ = ["Job", "JobAction", "JobState", "TrainingWorker", "WorkerBusy", "describe_failure", "shared_worker",
-           "start_process_server"]
+__all__ = ["Job", "JobAction", "JobState", "StudyOrder", "TrainingWorker", "WorkerBusy", "describe_failure",
+           "shared_worker", "start_process_server"]
 LOGGER = logging.getLogger(__name__)
 # Training processes fork from one server process that has torch and the library imported: a request starts in a
 # fraction of a second rather than the seconds a fresh interpreter takes, and no thread of the dashboard is forked.
@@ -67,6 +67,7 @@ class Job:
     config: TrainConfig | None  # None when completing an interrupted training (nothing is trained)
     action: JobAction = JobAction.TRAIN
     incomplete: IncompleteTraining | None = None  # what a RESUME or COMPLETE job works on
+    study: StudyOrder | None = None  # what a TUNE or SAVE_BEST job works on
     state: JobState = JobState.QUEUED
     events: list[Progress] = field(default_factory=list)  # every progress report, batch and epoch
     log: list[str] = field(default_factory=list)
@@ -79,7 +80,8 @@ class Job:
 
     @property
     def title(self) -> str:
-        return get_spec(self.model).title
+        title = get_spec(self.model).title
+        return f"{title} study {self.study.name}" if self.action is JobAction.TUNE else title
 
     @property
     def latest(self) -> Progress | None:
@@ -90,7 +92,7 @@ class Job:
         return [event for event in self.events if event.kind == "epoch"]
 
     def order(self) -> Order:
-        return Order(self.action, self.config, self.incomplete)
+        return Order(self.action, self.config, self.incomplete, self.study)
 
 
 class WorkerBusy(TrainingBusy):
@@ -146,6 +148,21 @@ class TrainingWorker:
             if action is JobAction.RESUME:
                 check_room(incomplete.checkpoint.parent, storage_needed(config), f"resuming {incomplete.title}")
         return self._start([(incomplete.model, config, action, incomplete)], folder, data_dir)
+
+    def tune(self, study: StudyOrder, runs_dir: str | os.PathLike | None = None,
+             data_dir: str | os.PathLike | None = None) -> list[Job]:
+        """Add ``study.trials`` trials to a hyperparameter study (created if new), one at a time, as a request of its
+        own; cancelling fails the trial in progress and keeps the study. Trials save no run."""
+        return self._start([(study.model, None, JobAction.TUNE, None, study)], resolve_runs_dir(runs_dir), data_dir)
+
+    def save_best(self, study: StudyOrder, config: TrainConfig, runs_dir: str | os.PathLike | None = None,
+                  data_dir: str | os.PathLike | None = None) -> list[Job]:
+        """Retrain the study's best trial, whose ``config`` (``tuning.best_config``) sizes the files, on every
+        training image and save it as a run with its test evaluation (``tuning.save_best_trial``)."""
+        folder = resolve_runs_dir(runs_dir)
+        config = dataclasses.replace(config, train_subset=None)
+        check_room(folder, storage_needed(config), f"saving the best trial of study {study.name}")
+        return self._start([(study.model, config, JobAction.SAVE_BEST, None, study)], folder, data_dir)
 
     def _start(self, jobs: list[tuple], runs_dir: Path, data_dir: str | os.PathLike | None) -> list[Job]:
         with self._guard:
