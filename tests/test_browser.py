@@ -4,7 +4,8 @@ Opens every page, checks that none shows an exception, draws a "1" with the mous
 draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws right after clearing, switches page
 during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, selects
 digits on the Evidence page's map, reads a photo of a number, draws with a finger on a phone-sized screen, then
-trains a small CNN run from the Train page, watches its live progress and expects it on Compare.
+trains a small CNN run from the Train page, watches its live progress and expects it on Compare, and runs a
+3-trial hyperparameter search of the MLP from the same page.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -347,3 +348,27 @@ def test_a_run_trained_from_the_page_shows_live_progress_and_appears_on_compare(
     _settle(page)
     playwright_api.expect(page.get_by_text("CNN · run 1").first).to_be_attached(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_study_started_from_the_train_page_shows_its_trials_best_and_optuna_s_figures(page, server, screenshot_dir):
+    page.goto(f"{server}/train")
+    page.wait_for_selector("text=Hyperparameter search", timeout=60_000)
+    _settle(page)
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name="MLP", exact=True).click()
+    for label, value in (("Trials to add", "3"), ("Most epochs per trial", "1")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        _settle(page)
+    page.get_by_role("button", name="Start search").click()
+    page.get_by_role("button", name="Cancel search").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Cancel search").wait_for(state="detached", timeout=300_000)
+    _settle(page)
+    playwright_api.expect(page.get_by_text("Best so far")).to_be_visible(timeout=60_000)
+    table = page.locator('[data-testid="stDataFrame"]').filter(has_text="validation accuracy")
+    playwright_api.expect(table).to_be_visible()
+    assert page.get_by_role("button", name="Save the best trial as a run").is_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)  # history, importances, parallel coordinates
+    page.screenshot(path=str(screenshot_dir / "train-search.png"), full_page=True)
