@@ -113,8 +113,8 @@ def search_section(worker: TrainingWorker, trainable: int | None) -> None:
     def describe(name: str) -> str:
         if name == NEW_STUDY:
             return "a new study"
-        summary = summaries[name]
-        return f"{name} ({title_of.get(summary.user_attrs.get('model'), '?')}, {summary.n_trials} trials)"
+        # no trial count here: a selectbox keeps the labels it was first given while its options stay the same
+        return f"{name} ({title_of.get(summaries[name].user_attrs.get('model'), '?')})"
 
     left, middle, right = st.columns(3)
     chosen = left.selectbox("Study", [NEW_STUDY, *summaries], format_func=describe, key="tune_study",

@@ -83,7 +83,7 @@ def test_start_creates_the_study_hands_its_trials_to_the_worker_and_shows_it(tra
 def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_dataset, monkeypatch):
     study = tiny_study(tiny_dataset, trials=1)
     app = train_page.run()
-    assert "mlp (MLP, 1 trials)" in app.selectbox(key="tune_study").options
+    assert "mlp (MLP)" in app.selectbox(key="tune_study").options
     app.selectbox(key="tune_study").set_value("mlp").run()
     assert not app.exception, [exception.value for exception in app.exception]
     assert app.button(key="tune_start").label == "Add trials"
