@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import DatasetMissingError, load_mnist, require_dataset
+from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, require_dataset
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
@@ -47,6 +47,7 @@ from .store.checkpoints import (
     load_checkpoint,
     load_evaluation,
     partial_path,
+    shipped_name,
 )
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
@@ -61,7 +62,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 7
 TUNE_TRIALS = 20
 RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "betas", "label_smoothing",
-                 "augment", "augment_strength", "train_subset", "seed", "device", "weights")
+                 "augment", "augment_strength", "train_subset", "seed", "device", "weights", "dataset")
 
 
 class ProgressBar:
@@ -128,8 +129,9 @@ def command_train(args: argparse.Namespace) -> int:
     if not names:
         print("name a model with --model NAME (or --all)", file=sys.stderr)
         return EXIT_USAGE
-    train_data = load_mnist("train", args.data_dir)
-    test_data = load_mnist("test", args.data_dir)
+    dataset = args.dataset or "mnist"
+    train_data = load_dataset(dataset, "train", args.data_dir)
+    test_data = load_dataset(dataset, "test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
     configs, failures = {}, 0
     for name in names:
@@ -147,8 +149,9 @@ def command_train(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_NO_ROOM
         for name, config in configs.items():
-            destination = output_dir / f"{name}.pt"
-            print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr "
+            destination = output_dir / f"{shipped_name(name, dataset)}{CHECKPOINT_SUFFIX}"
+            print(f"training {name} on {DATASETS[dataset].title}: {config.epochs} epochs, batch {config.batch_size}, "
+                  f"{config.optimizer} lr "
                   f"{config.lr} ({config.schedule}), augment={'on' if config.augment else 'off'}", file=sys.stderr)
             try:
                 result, saved = train_and_save(config, train_data, test_data, checkpoint=destination,
@@ -447,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = train_parser.add_mutually_exclusive_group()
     which.add_argument("--model", action="append", choices=MODEL_NAMES, help="model to train (repeatable)")
     which.add_argument("--all", action="store_true", help="train every registry model with its recipe")
+    train_parser.add_argument("--dataset", choices=tuple(DATASETS),
+                              help="what to train on (default mnist); a model trained on another dataset is saved "
+                                   "as <dataset>-<model>.pt, e.g. fashion-cnn.pt")
     train_parser.add_argument("--recipe", choices=sorted(RECIPES),
                               help="a named training recipe; 'fast' is the short schedule of the speed benchmark")
     train_parser.add_argument("--epochs", type=int)

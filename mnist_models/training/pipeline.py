@@ -45,7 +45,7 @@ from ..store.files import check_room
 from ..store.records import CheckpointMeta, Evaluation, RunInfo, library_versions, utc_now
 from ..store.runs import SavedRun, next_run, parse_run
 from .config import SETTINGS_ADDED_LATER, TrainConfig
-from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, train
+from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, build_network, train
 
 Split = tuple[torch.Tensor, torch.Tensor]
 OPTIMIZER_STATE_SLOTS = {"adam": 2, "adamw": 2, "adadelta": 2, "rmsprop": 1, "sgd": 1}  # tensors kept per parameter
@@ -104,7 +104,7 @@ def _metadata(config: TrainConfig, *, history: dict[str, list[float]], cancelled
         architecture={**spec.architecture_defaults, **settings.pop("architecture")},
         training=settings, epochs_completed=len(history["epoch"]), cancelled=cancelled, history=history,
         initialisation=initialisation, parameters=parameters,
-        dataset={"name": "MNIST", "train_sha256": train_checksum}, device=device,
+        dataset={"name": config.dataset, "train_sha256": train_checksum}, device=device,
         train_time_s=round(train_time_s, 3), created=utc_now(), versions=library_versions(),
         run=RunInfo(run.run_id, run.title) if run is not None else None,
     )
@@ -238,8 +238,7 @@ def complete_training(partial: str | os.PathLike, test_data: Split, runs_dir: st
     every epoch had finished, as the training's own result)."""
     interrupted = read_interrupted(partial, runs_dir)
     config, state = interrupted.config, interrupted.state
-    network = get_spec(config.model).build(**config.architecture)
-    network.load_state_dict(state.weights)
+    network, _ = build_network(config, state)
     result = TrainResult(network.eval(), config, state.history, state.epochs_completed < config.epochs,
                          state.train_time_s, state.device, state.initialisation, state.train_checksum)
     return _save_result(result, test_data, interrupted.destination)
