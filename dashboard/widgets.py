@@ -82,14 +82,14 @@ def prediction_gallery(images, labels, indices, entries: list[CatalogEntry], hea
         open_test_image(picked)
 
 
-def picked_on_map(event, images, labels, shown: int = 40) -> list[int]:
+def picked_on_map(event, images, labels, shown: int = 40, classes: list[str] | None = None) -> list[int]:
     """The images picked on a digit map (``figures.digit_map_figure``), shown under it; their indices."""
     picked = selected_images(event["selection"]["points"]) if event else []
     if picked:
         st.markdown(f"**{len(picked)} image{'s' if len(picked) != 1 else ''} picked on the map**"
                     f"{f' (first {shown})' if len(picked) > shown else ''}")
         st.image([enlarge(images[i].numpy(), 84) for i in picked[:shown]],
-                 caption=[f"#{i} · {int(labels[i])}" for i in picked[:shown]])
+                 caption=[f"#{i} · {classes[int(labels[i])] if classes else int(labels[i])}" for i in picked[:shown]])
     return picked
 
 

@@ -17,6 +17,7 @@ previous checkpoint and evaluation are untouched).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -244,8 +245,11 @@ def _evidence_progress(name: str, stream=None):
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    names = args.model or list(MODEL_NAMES)
-    test_data = load_mnist("test", args.data_dir)
+    dataset = args.dataset or "mnist"
+    models = args.model or [model for model in MODEL_NAMES if dataset == "mnist" or checkpoint_path(
+        shipped_name(model, dataset), args.checkpoint_dir).is_file()]  # MNIST's are all expected; others if shipped
+    names = [shipped_name(model, dataset) for model in models]
+    test_data = load_dataset(dataset, "test", args.data_dir)
     evaluations, failures = {}, 0
     with acquire_training_lock("digit-lab evaluate"):  # no training may replace a checkpoint while it is evaluated
         for name in names:
@@ -257,9 +261,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
                 continue
             validation = validation_split(meta, args.data_dir)
             if validation is None:
-                print(f"{name}: no validation digits to calibrate the novelty threshold and the temperature on "
-                      f"(MNIST's training images are not in the data folder, or these weights were trained on other "
-                      f"images)", file=sys.stderr)
+                print(f"{name}: no validation images to calibrate the novelty threshold and the temperature on "
+                      f"({DATASETS[dataset].title}'s training images are not in the data folder, or these weights "
+                      f"were trained on other images)", file=sys.stderr)
                 if args.novelty_only:
                     failures += 1
                     continue
@@ -359,7 +363,7 @@ def command_recover(args: argparse.Namespace) -> int:
         except KeyError as error:
             print(f"error: {error.args[0]}", file=sys.stderr)
             return EXIT_USAGE
-        test_data = load_mnist("test", args.data_dir) if args.action != "delete" else None
+        data = functools.cache(lambda dataset, split: load_dataset(dataset, split, args.data_dir))
         for item in items:
             if args.action not in item.actions:
                 failures += 1
@@ -370,11 +374,11 @@ def command_recover(args: argparse.Namespace) -> int:
                     recovery.delete(item)
                     print(f"{item.name}: deleted {item.path}", file=sys.stderr)
                 elif args.action == "complete":
-                    saved = recovery.complete(item, test_data)
+                    saved = recovery.complete(item, data(item.dataset, "test"))
                     print(f"{item.name}: saved as {saved.checkpoint} (test accuracy "
                           f"{saved.evaluation.metrics.accuracy:.2%})", file=sys.stderr)
                 else:
-                    result, saved = resume_training(item.path, load_mnist("train", args.data_dir), test_data,
+                    result, saved = resume_training(item.path, data(item.dataset, "train"), data(item.dataset, "test"),
                                                     progress=ProgressBar(item.name), cancel=stop)
                     _report_saved(item.name, result, saved, item.checkpoint, stop)
             except KeyboardInterrupt:
@@ -501,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate_parser = sub.add_parser("evaluate", parents=[common], help="evaluate checkpoints on the test set")
     evaluate_parser.add_argument("--model", action="append", choices=MODEL_NAMES)
+    evaluate_parser.add_argument("--dataset", choices=tuple(DATASETS),
+                                 help="evaluate the models shipped for this dataset (default mnist) on its test split")
     evaluate_parser.add_argument("--json", action="store_true", help="print results as JSON")
     evaluate_parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     evaluate_parser.add_argument("--novelty-only", action="store_true",

@@ -5,8 +5,9 @@ import streamlit as st
 from dashboard.cache import data_root
 from dashboard.figures import leaderboard_figure
 from dashboard.report_html import report_html
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import chosen_dataset, selected_entries
 from dashboard.widgets import leaderboard, leaderboard_table, model_problems
+from mnist_models.data import get_dataset
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.reporting import recommend
 from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE
@@ -33,6 +34,8 @@ else:
     st.caption(f"Rule: {choice.rule}")
 
     st.subheader("Leaderboard", anchor="leaderboard")
+    st.caption(f"Models trained on {get_dataset(chosen_dataset()).title} and measured on its test images; the "
+               f"sidebar switches the dataset (models of different datasets are never ranked together).")
     leaderboard_table(rows)
     st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
 

@@ -36,7 +36,7 @@ class TinyLoader:
 
     root: Path
 
-    def __call__(self, split, root):
+    def __call__(self, dataset, split, root):
         return load_mnist(split, self.root, download=False)
 
 
@@ -56,7 +56,7 @@ class GatedLoader:
     root: Path
     gate: Path
 
-    def __call__(self, split, root):
+    def __call__(self, dataset, split, root):
         deadline = time.monotonic() + TIMEOUT
         while not self.gate.exists():
             assert time.monotonic() < deadline, "the gate was never opened"
