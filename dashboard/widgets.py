@@ -7,10 +7,11 @@ import streamlit as st
 
 from mnist_models.preprocess import InvalidImageError, load_uploaded_image
 from mnist_models.reporting import LeaderboardRow, leaderboard_row
-from mnist_models.store.catalog import CatalogEntry
+from mnist_models.store.catalog import CatalogEntry, of_dataset
 
 from .cache import catalog
 from .handoff import open_test_image
+from .sidebar import chosen_dataset
 
 
 def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
@@ -110,8 +111,9 @@ def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
 
 def model_problems(needs_evaluation: bool = False) -> None:
     """Say which models a page leaves out and why, so none vanishes without a word: the ones that cannot be loaded
-    and, where the page shows evaluations (``needs_evaluation``), the ones whose evaluation cannot be read."""
-    for entry in catalog():
+    and, where the page shows evaluations (``needs_evaluation``), the ones whose evaluation cannot be read. Only the
+    chosen dataset's: the others are not shown anyway."""
+    for entry in of_dataset(catalog(), chosen_dataset()):
         if not entry.available:
             st.warning(f"**{entry.title}** is not shown: {entry.error}", icon=":material/error:")
         elif needs_evaluation and entry.evaluation_error:

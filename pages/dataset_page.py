@@ -36,8 +36,8 @@ st.markdown(f"{len(train_labels):,} training and {len(test[1]):,} test images of
 st.subheader("Samples")
 st.session_state.setdefault("sample_seed", 0)
 controls = st.columns([1, 2, 1])
-digit_choice = controls[0].selectbox("Digit" if classes == DIGITS else "Class", ["all", *range(10)],
-                                     format_func=lambda choice: choice if choice == "all" else classes[choice],
+digit_choice = controls[0].selectbox("Digit" if classes == DIGITS else "Class", ["all", *DIGITS],
+                                     format_func=lambda choice: choice if choice == "all" else classes[int(choice)],
                                      key="sample_digit")
 count = controls[1].slider("Number of samples", 10, 100, 30, step=10, key="sample_count")
 if controls[2].button("Reshuffle", icon=":material/shuffle:"):
