@@ -235,7 +235,7 @@ def test_a_stop_during_a_run_s_evidence_ends_it_and_says_how_to_compute_it(tiny_
     saved = save_trained(train(config(epochs=1), data=train_data), test_data)
     stop, notes = StopRequest(), []
     stop.set()
-    child._add_evidence(saved, 0, {"train": train_data, "test": test_data}.__getitem__, stop,
+    child._add_evidence(saved, 0, lambda dataset, split: {"train": train_data, "test": test_data}[split], stop,
                         lambda index, **update: notes.append(update.get("note")))
     assert notes[-1] == "the run's evidence was stopped; `digit-lab evaluate` computes it"
     assert not evidence_path(saved.checkpoint).exists()
