@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ..data import for_dataset
 from ..evaluation import evaluate
 from ..models.registry import get_spec
 from ..paths import resolve_runs_dir
@@ -45,7 +46,7 @@ from ..store.files import check_room
 from ..store.records import CheckpointMeta, Evaluation, RunInfo, library_versions, utc_now
 from ..store.runs import SavedRun, next_run, parse_run
 from .config import SETTINGS_ADDED_LATER, TrainConfig
-from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, build_network, train
+from .loop import CancelFlag, ProgressCallback, TrainingState, TrainResult, train
 
 Split = tuple[torch.Tensor, torch.Tensor]
 OPTIMIZER_STATE_SLOTS = {"adam": 2, "adamw": 2, "adadelta": 2, "rmsprop": 1, "sgd": 1}  # tensors kept per parameter
@@ -238,7 +239,8 @@ def complete_training(partial: str | os.PathLike, test_data: Split, runs_dir: st
     every epoch had finished, as the training's own result)."""
     interrupted = read_interrupted(partial, runs_dir)
     config, state = interrupted.config, interrupted.state
-    network, _ = build_network(config, state)
+    network = for_dataset(get_spec(config.model).build(**config.architecture), config.dataset)
+    network.load_state_dict(state.weights)
     result = TrainResult(network.eval(), config, state.history, state.epochs_completed < config.epochs,
                          state.train_time_s, state.device, state.initialisation, state.train_checksum)
     return _save_result(result, test_data, interrupted.destination)
