@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,6 +22,7 @@ from mnist_models.data import (
 from mnist_models.evaluation import validation_split
 from mnist_models.inference import folded_for_inference, predict_proba
 from mnist_models.models.registry import get_spec
+from mnist_models.preprocess import EmptyDrawingError, clothing_picture
 from mnist_models.store.catalog import load_catalog, of_dataset
 from mnist_models.store.checkpoints import (
     CheckpointError,
@@ -143,3 +145,22 @@ def test_a_real_fashion_run_on_a_subset_learns_clothing(fashion_root, tmp_path):
     assert saved.evaluation.metrics.count == 10_000 and saved.evaluation.metrics.accuracy > 0.6
     assert json.loads(json.dumps(saved.meta.to_dict()))["training"]["dataset"] == "fashion"
     assert set(DATASETS) == {"mnist", "fashion"}
+
+
+def test_a_photo_of_clothing_on_white_becomes_a_light_garment_on_black_28_pixels_tall():
+    photo = np.full((200, 100), 255, np.uint8)
+    photo[20:180, 20:80] = 40  # a dark garment, 160 × 60 px, on a white backdrop
+    picture = clothing_picture(photo)
+    assert picture.shape == (28, 28) and picture.dtype == np.uint8
+    assert picture[:, 14].min() > 200 and picture[14, :8].max() == 0  # fills the height, centred, background black
+    with pytest.raises(EmptyDrawingError):
+        clothing_picture(np.full((50, 50), 255, np.uint8))
+
+
+def test_the_shipped_fashion_cnn_reads_fashion_pictures_remade_like_an_upload(fashion_root):
+    """Fashion-MNIST's own test pictures, passed through the upload's preparation, are still read right."""
+    network, meta = load_checkpoint("fashion-cnn")
+    images, labels = load_dataset("fashion", "test", fashion_root)
+    remade = np.stack([clothing_picture(image.numpy()) for image in images[:300]])
+    accuracy = (predict_proba(network, remade).argmax(1) == labels[:300].numpy()).mean()
+    assert meta.dataset_name == "fashion" and accuracy > 0.85
