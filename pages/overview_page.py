@@ -40,16 +40,21 @@ else:
     st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
 
     st.subheader("Report", anchor="report")
-    entries = selected_entries()
-    st.caption(f"A stakeholder report on the {len(entries)} models selected in the sidebar, written from their saved "
-               "measurements: dataset, architectures, training set-ups, results beside the reports' figures, "
-               "robustness, calibration, the recommendation and findings. One HTML file that opens offline; print it "
-               "to PDF from the browser.")
-    title = st.text_input("Title", DEFAULT_REPORT_TITLE, key="report_title")
-    root = data_root()
-    # Written when clicked (on Streamlit's download thread), not on every rerun of the page.
-    st.download_button("Download report", lambda: report_html(entries, title, root), file_name="digit-lab-report.html",
-                       mime="text/html", on_click="ignore", icon=":material/description:", type="primary")
+    if chosen_dataset() != "mnist":
+        st.caption("The stakeholder report covers the MNIST models (its dataset and figures are MNIST's): choose MNIST "
+                   "in the sidebar to write it.")
+    else:
+        entries = selected_entries()
+        st.caption(f"A stakeholder report on the {len(entries)} models selected in the sidebar, written from their "
+                   "saved measurements: dataset, architectures, training set-ups, results beside the reports' figures, "
+                   "robustness, calibration, the recommendation and findings. One HTML file that opens offline; print "
+                   "it to PDF from the browser.")
+        title = st.text_input("Title", DEFAULT_REPORT_TITLE, key="report_title")
+        root = data_root()
+        # Written when clicked (on Streamlit's download thread), not on every rerun of the page.
+        st.download_button("Download report", lambda: report_html(entries, title, root),
+                           file_name="digit-lab-report.html", mime="text/html", on_click="ignore",
+                           icon=":material/description:", type="primary")
 
 st.subheader("Pages")
 columns = st.columns(4)
