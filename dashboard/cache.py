@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from mnist_models.data import DatasetMissingError, load_mnist
+from mnist_models.data import DatasetMissingError, get_dataset, load_dataset
 from mnist_models.exploration import class_counts, mean_images, pca_map, pixel_histogram
 from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
 from mnist_models.store.catalog import CatalogEntry, catalog_signature, load_catalog
@@ -29,9 +29,9 @@ def catalog() -> list[CatalogEntry]:
     return _catalog(catalog_signature())
 
 
-@st.cache_resource(show_spinner="Reading MNIST…")
-def _split(split: str, root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return load_mnist(split, root, download=False)
+@st.cache_resource(show_spinner="Reading the dataset…")
+def _split(split: str, root: str, dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
+    return load_dataset(dataset, split, root, download=False)
 
 
 def data_root() -> str:
@@ -39,11 +39,16 @@ def data_root() -> str:
     return str(resolve_data_root().resolve())
 
 
-def mnist(split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """A split, or None after telling the person what is missing and how to provide it."""
+def mnist(split: str, dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A split of ``dataset`` (MNIST's by default), or None after telling the person what is missing and how to
+    provide it."""
     try:
-        return _split(split, data_root())
+        return _split(split, data_root(), dataset)
     except DatasetMissingError as error:
+        if dataset != "mnist":
+            st.warning(f"**{get_dataset(dataset).title} is not available, so this page cannot show it.** {error}",
+                       icon=":material/dataset:")
+            return None
         st.warning(f"**The MNIST dataset is not available, so this page cannot show it.** {error}\n\n"
                    f"Set `{DATA_DIR_ENV}` before starting the dashboard, e.g. "
                    f"`{DATA_DIR_ENV}=../shared/data ./run.sh`, or run `digit-lab train` once online "
@@ -52,9 +57,9 @@ def mnist(split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 @st.cache_data(show_spinner="Computing dataset statistics…")
-def dataset_statistics(root: str) -> dict[str, np.ndarray]:
-    train_images, train_labels = _split("train", root)
-    test_images, test_labels = _split("test", root)
+def dataset_statistics(root: str, dataset: str = "mnist") -> dict[str, np.ndarray]:
+    train_images, train_labels = _split("train", root, dataset)
+    test_images, test_labels = _split("test", root, dataset)
     return {"train_counts": class_counts(train_labels), "test_counts": class_counts(test_labels),
             "means": mean_images(train_images, train_labels), "histogram": pixel_histogram(train_images)}
 
@@ -64,8 +69,8 @@ PCA_POINTS = 2000
 
 
 @st.cache_data(show_spinner="Projecting images with PCA…")
-def pca(root: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    images, labels = _split("train", root)
+def pca(root: str, count: int, seed: int, dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, labels = _split("train", root, dataset)
     return pca_map(images, labels, count, seed)
 
 

@@ -40,16 +40,17 @@ def leaderboard_figure(rows: list[LeaderboardRow]) -> go.Figure:
     return _compact(fig.update_layout(barmode="group"), 360)
 
 
-def class_distribution_figure(train_counts: np.ndarray, test_counts: np.ndarray) -> go.Figure:
-    """Images per digit in each split, with counts, and the share a perfectly balanced split would have."""
+def class_distribution_figure(train_counts: np.ndarray, test_counts: np.ndarray, classes: list[str] = DIGITS
+                              ) -> go.Figure:
+    """Images per class (digit) in each split, with counts, and the share a perfectly balanced split would have."""
     fig = go.Figure()
     for split, counts in (("train", train_counts), ("test", test_counts)):
         share = 100 * counts / counts.sum()
-        fig.add_bar(name=f"{split} ({counts.sum():,})", x=DIGITS, y=share, text=[f"{c:,}" for c in counts],
-                    textposition="outside", hovertemplate="digit %{x}: %{text} images (%{y:.2f}%)<extra></extra>")
+        fig.add_bar(name=f"{split} ({counts.sum():,})", x=list(classes), y=share, text=[f"{c:,}" for c in counts],
+                    textposition="outside", hovertemplate="%{x}: %{text} images (%{y:.2f}%)<extra></extra>")
     fig.add_hline(y=10, line_dash="dot", annotation_text="balanced: 10%", annotation_position="bottom left")
     fig.update_yaxes(title="share of the split (%)")
-    fig.update_xaxes(title="digit", type="category")
+    fig.update_xaxes(title="digit" if classes == DIGITS else "class", type="category")
     return _compact(fig.update_layout(barmode="group"), 380)
 
 
@@ -75,15 +76,19 @@ def pixel_histogram_figure(histogram: np.ndarray) -> go.Figure:
 
 
 def digit_map_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, axis_titles: tuple[str, str],
-                     wrong: np.ndarray | None = None, drawing: np.ndarray | None = None) -> go.Figure:
+                     wrong: np.ndarray | None = None, drawing: np.ndarray | None = None, classes: list[str] = DIGITS
+                     ) -> go.Figure:
     """Images as points of a 2-D map (PCA of the pixels on Dataset, UMAP of a model's features on Evidence), coloured
     by digit. A point's customdata is its image index, so a click, box or lasso selects images. ``wrong`` (booleans)
-    marks the images the model misreads; ``drawing`` (x, y) places the visitor's digit as a star."""
-    frame = pd.DataFrame({"x": coordinates[:, 0], "y": coordinates[:, 1], "digit": np.asarray(labels).astype(str),
+    marks the images the model misreads; ``drawing`` (x, y) places the visitor's digit as a star. ``classes``: the
+    name of each label (another dataset's)."""
+    what = "digit" if classes == DIGITS else "class"
+    frame = pd.DataFrame({"x": coordinates[:, 0], "y": coordinates[:, 1], what: np.asarray(classes)[labels],
                           "image": indices})
-    fig = px.scatter(frame, x="x", y="y", color="digit", custom_data=["image"], category_orders={"digit": DIGITS},
+    fig = px.scatter(frame, x="x", y="y", color=what, custom_data=["image"], category_orders={what: list(classes)},
                      opacity=0.7)
-    fig.update_traces(hovertemplate="image #%{customdata[0]}<extra>digit %{fullData.name}</extra>", marker_size=5)
+    fig.update_traces(hovertemplate=f"image #%{{customdata[0]}}<extra>{what} %{{fullData.name}}</extra>",
+                      marker_size=5)
     if wrong is not None and np.any(wrong):
         fig.add_scatter(x=coordinates[wrong, 0], y=coordinates[wrong, 1], mode="markers", name="misread",
                         customdata=np.asarray(indices)[wrong][:, None],
@@ -103,13 +108,13 @@ def sequence_figure(rows: np.ndarray, title: str) -> go.Figure:
     return _compact(fig, 260 if rows.shape[0] > 1 else 120, title)
 
 
-def probabilities_figure(titles: list[str], probabilities: np.ndarray) -> go.Figure:
-    """Every model's probability of each digit as one heat map (a row per model, darker is likelier). One figure
+def probabilities_figure(titles: list[str], probabilities: np.ndarray, classes: list[str] = DIGITS) -> go.Figure:
+    """Every model's probability of each class (digit) as one heat map (a row per model, darker is likelier). One figure
     rather than a bar chart per model: the Draw page redraws it on every stroke, and with a room full of visitors
     the server's time per figure counts."""
     probabilities = np.asarray(probabilities, dtype=float)
     fig = go.Figure(go.Heatmap(
-        x=DIGITS, y=titles, z=probabilities, zmin=0, zmax=1, colorscale="Reds", showscale=False, xgap=2, ygap=2,
+        x=list(classes), y=titles, z=probabilities, zmin=0, zmax=1, colorscale="Reds", showscale=False, xgap=2, ygap=2,
         text=[[f"{value:.0%}" if value >= 0.005 else "" for value in row] for row in probabilities],
         texttemplate="%{text}", hovertemplate="%{y}: %{x} with %{z:.2%}<extra></extra>"))
     fig.update_xaxes(type="category", side="top", title=None).update_yaxes(autorange="reversed", title=None)
@@ -219,13 +224,13 @@ def training_curves_figure(histories: dict[str, dict[str, list[float]]]) -> go.F
     return _compact(fig, 420)
 
 
-def per_class_frame(evaluations_by_title: dict[str, Evaluation]) -> pd.DataFrame:
-    """Precision, recall and F1 per digit (rows) and model (column groups)."""
+def per_class_frame(evaluations_by_title: dict[str, Evaluation], classes: list[str] = DIGITS) -> pd.DataFrame:
+    """Precision, recall and F1 per class (rows, named by ``classes``) and model (column groups)."""
     columns = {}
     for title, evaluation in evaluations_by_title.items():
         for metric in ("precision", "recall", "f1"):
             columns[(title, metric)] = [evaluation.metrics.per_class[digit][metric] for digit in DIGITS]
-    frame = pd.DataFrame(columns, index=pd.Index(DIGITS, name="digit"))
+    frame = pd.DataFrame(columns, index=pd.Index(list(classes), name="digit" if classes == DIGITS else "class"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mnist_models.data import DATASETS
 from mnist_models.models.architectures import MOBILENET_VARIANTS, RECURRENT_CELLS
 from mnist_models.models.pretrained import FROM_SCRATCH, IMAGENET, imagenet_weights_cached
 from mnist_models.models.registry import get_spec
@@ -42,6 +43,15 @@ SUBSET_CHOICES: tuple[int | None, ...] = (250, 1000, 5000, 20000, None)
 # The Train page's one-click demo: the registry model built to pass 99% in one epoch, with its own recipe.
 ONE_CLICK_MODEL = "speedrun"
 ONE_CLICK_TARGET = 0.99
+
+
+def dataset_setting(chosen: str) -> dict[str, Any]:
+    """The Train page's dataset choice as selectbox arguments: every dataset of the data layer by its title, starting
+    at ``chosen`` (the sidebar's); a run records it, and joins that dataset's models."""
+    names = list(DATASETS)
+    return {"label": "Dataset", "options": names, "format_func": lambda name: DATASETS[name].title,
+            "index": names.index(chosen), "key": "train_dataset",
+            "help": "What the models train on; a run is compared only with models of the same dataset."}
 
 
 def architecture_settings(model: str) -> list[tuple[Setting, Any]]:

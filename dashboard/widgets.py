@@ -7,10 +7,11 @@ import streamlit as st
 
 from mnist_models.preprocess import InvalidImageError, load_uploaded_image
 from mnist_models.reporting import LeaderboardRow, leaderboard_row
-from mnist_models.store.catalog import CatalogEntry
+from mnist_models.store.catalog import CatalogEntry, of_dataset
 
 from .cache import catalog
 from .handoff import open_test_image
+from .sidebar import chosen_dataset
 
 
 def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
@@ -82,14 +83,14 @@ def prediction_gallery(images, labels, indices, entries: list[CatalogEntry], hea
         open_test_image(picked)
 
 
-def picked_on_map(event, images, labels, shown: int = 40) -> list[int]:
+def picked_on_map(event, images, labels, shown: int = 40, classes: list[str] | None = None) -> list[int]:
     """The images picked on a digit map (``figures.digit_map_figure``), shown under it; their indices."""
     picked = selected_images(event["selection"]["points"]) if event else []
     if picked:
         st.markdown(f"**{len(picked)} image{'s' if len(picked) != 1 else ''} picked on the map**"
                     f"{f' (first {shown})' if len(picked) > shown else ''}")
         st.image([enlarge(images[i].numpy(), 84) for i in picked[:shown]],
-                 caption=[f"#{i} · {int(labels[i])}" for i in picked[:shown]])
+                 caption=[f"#{i} · {classes[int(labels[i])] if classes else int(labels[i])}" for i in picked[:shown]])
     return picked
 
 
@@ -110,8 +111,9 @@ def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
 
 def model_problems(needs_evaluation: bool = False) -> None:
     """Say which models a page leaves out and why, so none vanishes without a word: the ones that cannot be loaded
-    and, where the page shows evaluations (``needs_evaluation``), the ones whose evaluation cannot be read."""
-    for entry in catalog():
+    and, where the page shows evaluations (``needs_evaluation``), the ones whose evaluation cannot be read. Only the
+    chosen dataset's: the others are not shown anyway."""
+    for entry in of_dataset(catalog(), chosen_dataset()):
         if not entry.available:
             st.warning(f"**{entry.title}** is not shown: {entry.error}", icon=":material/error:")
         elif needs_evaluation and entry.evaluation_error:

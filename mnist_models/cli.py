@@ -17,6 +17,7 @@ previous checkpoint and evaluation are untouched).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import parallel_tuning
-from .data import DatasetMissingError, load_mnist, require_dataset
+from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, require_dataset
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
@@ -48,6 +49,7 @@ from .store.checkpoints import (
     load_checkpoint,
     load_evaluation,
     partial_path,
+    shipped_name,
 )
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
@@ -63,7 +65,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 7
 TUNE_TRIALS = 20
 RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "betas", "label_smoothing",
-                 "augment", "augment_strength", "train_subset", "seed", "device", "weights")
+                 "augment", "augment_strength", "train_subset", "seed", "device", "weights", "dataset")
 
 
 class ProgressBar:
@@ -141,8 +143,9 @@ def command_train(args: argparse.Namespace) -> int:
     except ValueError as error:  # a device this machine lacks
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    train_data = load_mnist("train", args.data_dir)
-    test_data = load_mnist("test", args.data_dir)
+    dataset = args.dataset or "mnist"
+    train_data = load_dataset(dataset, "train", args.data_dir)
+    test_data = load_dataset(dataset, "test", args.data_dir)
     output_dir = resolve_checkpoint_dir(args.output_dir or args.checkpoint_dir)
     configs, failures = {}, 0
     for name in names:
@@ -160,10 +163,11 @@ def command_train(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_NO_ROOM
         for name, config in configs.items():
-            destination = output_dir / f"{name}.pt"
+            destination = output_dir / f"{shipped_name(name, dataset)}{CHECKPOINT_SUFFIX}"
             if team.is_main:
-                print(f"training {name}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr "
-                      f"{config.lr} ({config.schedule}), augment={'on' if config.augment else 'off'}"
+                print(f"training {name} on {DATASETS[dataset].title}: {config.epochs} epochs, batch "
+                      f"{config.batch_size}, {config.optimizer} lr {config.lr} ({config.schedule}), "
+                      f"augment={'on' if config.augment else 'off'}"
                       f"{f', {team.world_size} processes ({team.backend})' if team.distributed else ''}",
                       file=sys.stderr)
             try:
@@ -285,8 +289,11 @@ def _evidence_progress(name: str, stream=None):
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    names = args.model or list(MODEL_NAMES)
-    test_data = load_mnist("test", args.data_dir)
+    dataset = args.dataset or "mnist"
+    models = args.model or [model for model in MODEL_NAMES if dataset == "mnist" or checkpoint_path(
+        shipped_name(model, dataset), args.checkpoint_dir).is_file()]  # MNIST's are all expected; others if shipped
+    names = [shipped_name(model, dataset) for model in models]
+    test_data = load_dataset(dataset, "test", args.data_dir)
     evaluations, failures = {}, 0
     with acquire_training_lock("digit-lab evaluate"):  # no training may replace a checkpoint while it is evaluated
         for name in names:
@@ -298,9 +305,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
                 continue
             validation = validation_split(meta, args.data_dir)
             if validation is None:
-                print(f"{name}: no validation digits to calibrate the novelty threshold and the temperature on "
-                      f"(MNIST's training images are not in the data folder, or these weights were trained on other "
-                      f"images)", file=sys.stderr)
+                print(f"{name}: no validation images to calibrate the novelty threshold and the temperature on "
+                      f"({DATASETS[dataset].title}'s training images are not in the data folder, or these weights "
+                      f"were trained on other images)", file=sys.stderr)
                 if args.novelty_only:
                     failures += 1
                     continue
@@ -400,7 +407,7 @@ def command_recover(args: argparse.Namespace) -> int:
         except KeyError as error:
             print(f"error: {error.args[0]}", file=sys.stderr)
             return EXIT_USAGE
-        test_data = load_mnist("test", args.data_dir) if args.action != "delete" else None
+        data = functools.cache(lambda dataset, split: load_dataset(dataset, split, args.data_dir))
         for item in items:
             if args.action not in item.actions:
                 failures += 1
@@ -411,11 +418,11 @@ def command_recover(args: argparse.Namespace) -> int:
                     recovery.delete(item)
                     print(f"{item.name}: deleted {item.path}", file=sys.stderr)
                 elif args.action == "complete":
-                    saved = recovery.complete(item, test_data)
+                    saved = recovery.complete(item, data(item.dataset, "test"))
                     print(f"{item.name}: saved as {saved.checkpoint} (test accuracy "
                           f"{saved.evaluation.metrics.accuracy:.2%})", file=sys.stderr)
                 else:
-                    result, saved = resume_training(item.path, load_mnist("train", args.data_dir), test_data,
+                    result, saved = resume_training(item.path, data(item.dataset, "train"), data(item.dataset, "test"),
                                                     progress=ProgressBar(item.name), cancel=stop)
                     _report_saved(item.name, result, saved, item.checkpoint, stop)
             except KeyboardInterrupt:
@@ -491,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = train_parser.add_mutually_exclusive_group()
     which.add_argument("--model", action="append", choices=MODEL_NAMES, help="model to train (repeatable)")
     which.add_argument("--all", action="store_true", help="train every registry model with its recipe")
+    train_parser.add_argument("--dataset", choices=tuple(DATASETS),
+                              help="what to train on (default mnist); a model trained on another dataset is saved "
+                                   "as <dataset>-<model>.pt, e.g. fashion-cnn.pt")
     train_parser.add_argument("--recipe", choices=sorted(RECIPES),
                               help="a named training recipe; 'fast' is the short schedule of the speed benchmark")
     train_parser.add_argument("--epochs", type=int)
@@ -543,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate_parser = sub.add_parser("evaluate", parents=[common], help="evaluate checkpoints on the test set")
     evaluate_parser.add_argument("--model", action="append", choices=MODEL_NAMES)
+    evaluate_parser.add_argument("--dataset", choices=tuple(DATASETS),
+                                 help="evaluate the models shipped for this dataset (default mnist) on its test split")
     evaluate_parser.add_argument("--json", action="store_true", help="print results as JSON")
     evaluate_parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     evaluate_parser.add_argument("--novelty-only", action="store_true",

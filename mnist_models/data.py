@@ -201,9 +201,25 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1) if images.dim() == 3 else images
 
 
-def normalize(unit_images: torch.Tensor) -> torch.Tensor:
-    """Standardise with MNIST's training mean and std, the models' expected input."""
-    return (unit_images - MNIST_MEAN) / MNIST_STD
+def dataset_of(source: str | DatasetSpec | torch.nn.Module) -> DatasetSpec:
+    """The dataset a name, a spec or a network stands for. A network carries the name of the dataset it was trained
+    on (``for_dataset``); one that carries none was built before datasets were recorded, so it is MNIST's."""
+    if isinstance(source, DatasetSpec):
+        return source
+    return get_dataset(source if isinstance(source, str) else getattr(source, "dataset", "mnist"))
+
+
+def for_dataset(network: torch.nn.Module, name: str) -> torch.nn.Module:
+    """Mark ``network`` as trained on dataset ``name``: ``normalize`` then uses that dataset's constants for it."""
+    network.dataset = get_dataset(name).name
+    return network
+
+
+def normalize(unit_images: torch.Tensor, dataset: str | DatasetSpec | torch.nn.Module = "mnist") -> torch.Tensor:
+    """Standardise with the training mean and std of ``dataset`` (a name, a spec, or the network about to read the
+    images, which knows its own): the input the models were trained on."""
+    spec = dataset_of(dataset)
+    return (unit_images - spec.mean) / spec.std
 
 
 def augment_batch(unit_images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None

@@ -20,7 +20,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 from torch import nn
 
-from .data import VALIDATION_SIZE, DatasetMissingError, load_mnist, split_train_validation, tensor_checksum
+from .data import VALIDATION_SIZE, DatasetMissingError, load_dataset, split_train_validation, tensor_checksum
 from .inference import folded_for_inference, predict_proba
 from .novelty import calibrate
 from .store.checkpoints import evaluation_path, load_evaluation
@@ -125,10 +125,10 @@ def measure_latency(network: nn.Module, images: torch.Tensor, single_runs: int =
 
 def validation_split(meta: CheckpointMeta, data_dir: str | os.PathLike | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The validation digits ``meta``'s weights never trained on, with their labels (``held_out_validation`` of
-    MNIST's training images). None when the dataset is not on disk: nothing is downloaded."""
+    """The validation images ``meta``'s weights never trained on, with their labels (``held_out_validation`` of
+    their dataset's training images). None when the dataset is not on disk: nothing is downloaded."""
     try:
-        return held_out_validation(meta, load_mnist("train", data_dir, download=False))
+        return held_out_validation(meta, load_dataset(meta.dataset_name, "train", data_dir, download=False))
     except DatasetMissingError:
         return None
 

@@ -104,12 +104,13 @@ def _with_copy(model: nn.Module, work: Callable[[nn.Module], T]) -> T:
         return work(private.network)
 
 
-def _model_input(image) -> torch.Tensor:
-    """A single (28, 28) digit (uint8 0–255, or float 0–1) → normalised (1, 1, 28, 28), a fresh tensor."""
+def _model_input(image, model: nn.Module) -> torch.Tensor:
+    """A single (28, 28) image (uint8 0–255, or float 0–1) → normalised for ``model``'s dataset (1, 1, 28, 28), a
+    fresh tensor."""
     batch = as_image_batch(image)
     if batch.shape[0] != 1:
         raise ValueError(f"expected one image of shape (28, 28), got {batch.shape[0]}")
-    return normalize(to_unit_float(batch)).contiguous()
+    return normalize(to_unit_float(batch), model).contiguous()
 
 
 def _last_convolution(model: nn.Module) -> nn.Conv2d | None:
@@ -159,7 +160,7 @@ def attribute(model: nn.Module, image, method: str, target: int | None = None) -
     if method == "gradcam" and not has_convolution(model):
         raise NoConvolutionError("this model has no convolution layer, so Grad-CAM (which maps the last "
                                  "convolution's features back onto the image) does not apply to it")
-    inputs = _model_input(image)
+    inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> np.ndarray:
         from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
@@ -171,7 +172,7 @@ def attribute(model: nn.Module, image, method: str, target: int | None = None) -
         if not 0 <= chosen < 10:
             raise ValueError(f"target must be a digit 0-9, not {chosen}")
         if method == "integrated_gradients":
-            baseline = normalize(torch.zeros_like(inputs))
+            baseline = normalize(torch.zeros_like(inputs), network)
             result = IntegratedGradients(network).attribute(
                 inputs, baselines=baseline, target=chosen, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)
         elif method == "saliency":
@@ -191,7 +192,7 @@ def step_probabilities(model: nn.Module, image) -> np.ndarray:
     feature columns, see ``reading``) of the image."""
     if reading(model) is None:
         raise ValueError("this model reads the image whole, not step by step, so it has no answer after each step")
-    inputs = _model_input(image)
+    inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> np.ndarray:
         with torch.inference_mode():
@@ -204,7 +205,7 @@ def step_probabilities(model: nn.Module, image) -> np.ndarray:
 def feature_maps(model: nn.Module, image) -> dict[str, np.ndarray]:
     """Each nn.Conv2d's output for the image, by qualified layer name, as float32 (channels, H, W), in module order.
     Empty for a model without convolutions."""
-    inputs = _model_input(image)
+    inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> dict[str, np.ndarray]:
         outputs: dict[str, np.ndarray] = {}
@@ -238,7 +239,7 @@ def strongest_first_units(model: nn.Module, image, count: int = 8) -> list[Unit]
                          "units to show")
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
-    inputs = _model_input(image)
+    inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> list[Unit]:
         layer = _first_flat_layer(network)

@@ -40,15 +40,16 @@ def pca_map(images: torch.Tensor, labels: torch.Tensor, count: int = 2000, seed:
     return pca.fit_transform(flat), index, pca.explained_variance_ratio_
 
 
-def architecture_views(image: torch.Tensor) -> dict[str, np.ndarray]:
-    """One uint8 digit (28, 28) as each family reads it, plus the normalisation every model applies first."""
+def architecture_views(image: torch.Tensor, dataset: str = "mnist") -> dict[str, np.ndarray]:
+    """One uint8 image (28, 28) as each family reads it, plus the normalisation every model of ``dataset`` applies
+    first."""
     unit = to_unit_float(image.unsqueeze(0))
     return {
         "image": unit[0, 0].numpy(),  # CNNs: 28×28×1
         "rows": unit[0, 0].numpy(),  # RNN: 28 time steps of 28 values (same numbers, read row by row)
         "vector": unit.reshape(-1).numpy(),  # MLP: 784 values
         "mobilenet": mobilenet_view(unit)[0].permute(1, 2, 0).numpy(),  # 96×96×3
-        "normalised": normalize(unit)[0, 0].numpy(),
+        "normalised": normalize(unit, dataset)[0, 0].numpy(),
     }
 
 

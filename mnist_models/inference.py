@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import normalize, to_unit_float
+from .data import dataset_of, for_dataset, normalize, to_unit_float
 
 BATCH_SIZE = 128
 """Images per forward pass. On the CPU, chunks this small keep a convolutional model's activations in cache: 1,000
@@ -37,7 +37,8 @@ def folded_for_inference(network: nn.Module) -> nn.Module:
     bulk pass that makes it and drops it (``evaluate``), never for a network kept to serve predictions."""
     from torch.fx.experimental.optimization import fuse  # here: the dashboard, which never folds, skips the import
 
-    return fuse(copy.deepcopy(network).eval(), inplace=True).to(memory_format=torch.channels_last)
+    folded = fuse(copy.deepcopy(network).eval(), inplace=True).to(memory_format=torch.channels_last)
+    return for_dataset(folded, dataset_of(network).name)  # tracing keeps only what forward uses
 
 
 @contextmanager
@@ -63,7 +64,7 @@ def _forward(network: nn.Module, images, batch_size: int) -> torch.Tensor:
     batch = as_image_batch(images)
     device = next(network.parameters()).device
     with eval_mode(network):
-        chunks = [network(normalize(to_unit_float(batch[start:start + batch_size].to(device))).contiguous(
+        chunks = [network(normalize(to_unit_float(batch[start:start + batch_size].to(device)), network).contiguous(
                       memory_format=torch.channels_last)).float().cpu()
                   for start in range(0, len(batch), batch_size)]
     return torch.cat(chunks)

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from ._ink import (
@@ -43,8 +44,8 @@ from .uploads import DecodedUpload, InvalidImageError, load_uploaded_image
 
 __all__ = [
     "INK_THRESHOLD", "DecodedUpload", "DigitBox", "EmptyDrawingError", "InkAnalysis", "InkFinding", "InvalidImageError",
-    "NotADigitError", "PreprocessStages", "analyse_ink", "load_uploaded_image", "preprocess_drawing",
-    "preprocess_stages", "read_digits", "read_number", "segment_digits",
+    "NotADigitError", "PreprocessStages", "analyse_ink", "clothing_picture", "load_uploaded_image",
+    "preprocess_drawing", "preprocess_stages", "read_digits", "read_number", "segment_digits",
 ]
 
 
@@ -358,3 +359,32 @@ def _straightness_and_tilt(mask: np.ndarray) -> tuple[float, float]:
     box = (np.ptp(along) + 1.0) * (np.ptp(across) + 1.0)
     tilt = math.degrees(math.atan2(abs(axes[1, 1]), abs(axes[0, 1])))
     return min(1.0, rows.size / box), tilt
+
+
+CLOTHING_CONTRAST = 0.08
+"""Least difference from the background, on a 0..1 scale, of a pixel that belongs to the garment."""
+
+
+def clothing_picture(image: PictureInput) -> np.ndarray:
+    """A photo of one piece of clothing as Fashion-MNIST's pictures were made (Xiao et al., 2017): background made
+    black (a light backdrop is inverted, as the catalogue photos on white were), trimmed to the garment, its longer
+    side resized to 28 pixels and centred in a 28×28 gray picture (uint8). An EmptyDrawingError when nothing stands
+    out from the background."""
+    luminance = read_luminance(to_array(image))
+    border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:
+        luminance, background = 1.0 - luminance, 1.0 - background
+    garment = np.abs(luminance - background) > CLOTHING_CONTRAST
+    if not garment.any():
+        raise EmptyDrawingError("Nothing in the picture stands out from its background.")
+    rows, columns = np.flatnonzero(garment.any(axis=1)), np.flatnonzero(garment.any(axis=0))
+    cropped = np.clip(luminance[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] - background, 0, 1)
+    height, width = cropped.shape
+    scale = 28 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.asarray(Image.fromarray((cropped * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
+    picture = np.zeros((28, 28), np.uint8)
+    top, left = (28 - resized.shape[0]) // 2, (28 - resized.shape[1]) // 2
+    picture[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+    return picture

@@ -199,7 +199,7 @@ def _attack(model: nn.Module, unit: torch.Tensor, target: torch.Tensor | None, e
     from captum.robust import FGSM, PGD  # here: Captum loads matplotlib (a second), which only attacks need
 
     def forward(unit_images: torch.Tensor) -> torch.Tensor:
-        return model(normalize(unit_images))
+        return model(normalize(unit_images, model))
 
     # Captum would set requires_grad itself, with a warning; PGD's later steps still warn (it detaches between
     # steps), once per process under Python's default filter, so it is left at that rather than filtered globally.

@@ -24,7 +24,7 @@ from .data import MNIST_MEAN, MNIST_STD, DatasetMissingError, load_mnist
 from .evidence import CORRUPTIONS, Evidence
 from .models.registry import get_spec
 from .reporting import LeaderboardRow, Recommendation, leaderboard_row, recommend
-from .store.catalog import CatalogEntry
+from .store.catalog import CatalogEntry, of_dataset
 from .store.records import Evaluation, library_versions
 from .training.config import TRAINING_DEFAULTS
 
@@ -135,8 +135,9 @@ class StakeholderReport:
 
 def build_report(entries: Iterable[CatalogEntry], title: str, data_root: str | os.PathLike | None = None
                  ) -> StakeholderReport:
-    """The report for ``entries`` (the dashboard's selection, saved runs included), in their order."""
-    models = [_model_section(entry) for entry in entries]
+    """The report for the MNIST models of ``entries`` (the dashboard's selection, saved runs included), in their
+    order: its dataset, preprocessing and figures are MNIST's, so models of another dataset are left out."""
+    models = [_model_section(entry) for entry in of_dataset(list(entries), "mnist")]
     rows = [section.row for section in models if section.row is not None]
     try:
         dataset, dataset_problem = _dataset_summary(data_root), None

@@ -11,12 +11,15 @@ from dashboard.figures import (
     roc_by_model_figure,
     training_curves_figure,
 )
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import chosen_dataset, selected_entries
 from dashboard.widgets import model_problems, prediction_gallery
-from mnist_models.data import VALIDATION_SIZE
+from mnist_models.data import VALIDATION_SIZE, get_dataset
 from mnist_models.exploration import confusion_cell, most_confident_mistakes
 
+spec = get_dataset(chosen_dataset())
+classes = list(spec.classes)
 st.title("Compare the models")
+st.caption(f"Models trained on {spec.title}, measured on its test images (choose the dataset in the sidebar).")
 model_problems(needs_evaluation=True)
 chosen = selected_entries()
 entries = [entry for entry in chosen if entry.evaluation is not None]
@@ -29,13 +32,14 @@ if not entries:
     st.stop()
 evaluations = {entry.title: entry.evaluation for entry in entries}
 
-st.subheader("ROC curves (one digit against the rest)")
+st.subheader("ROC curves (one class against the rest)")
 left, right = st.columns(2)
 with left:
     title = st.selectbox("Model", list(evaluations), key="roc_model")
     st.plotly_chart(roc_by_model_figure(evaluations[title], title), key="roc_model_chart")
 with right:
-    digit = st.selectbox("Digit", list(range(10)), key="roc_digit")
+    digit = st.selectbox("Digit" if spec.name == "mnist" else "Class", list(range(10)), key="roc_digit",
+                         format_func=classes.__getitem__)
     st.plotly_chart(roc_by_class_figure(evaluations, digit), key="roc_digit_chart")
 
 st.subheader("Training curves")
@@ -49,10 +53,12 @@ if missing:
     st.caption(f"No training history recorded for {', '.join(missing)}.")
 
 st.subheader("Per-class precision, recall and F1")
-st.dataframe(per_class_frame(evaluations).style.format("{:.2%}"))
+st.dataframe(per_class_frame(evaluations, classes).style.format("{:.2%}"))
 
-test = mnist("test")
+test = mnist("test", spec.name)
 st.subheader("Confusion matrices")
+if spec.name != "mnist":
+    st.caption("Labels: " + ", ".join(f"{label} = {name}" for label, name in enumerate(classes)))
 st.caption("Click a cell to see those test images with every model's prediction." if test else
            "The galleries need the test images.")
 selection = None

@@ -1,6 +1,7 @@
 """Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer, or why no
 answer is given (no digit in the picture, or one the models do not recognise as a digit); or a whole number, drawn on
-a wide canvas or photographed, read digit by digit by every model."""
+a wide canvas or photographed, read digit by digit by every model. With another dataset chosen in the sidebar
+(Fashion-MNIST), an uploaded picture of clothing instead: a canvas is for digits."""
 
 import time
 
@@ -11,12 +12,13 @@ from streamlit_drawable_canvas import st_canvas
 from dashboard.figures import probabilities_figure
 from dashboard.handoff import EXPLAIN_PAGE, remember_drawing
 from dashboard.reading import show_number
-from dashboard.sidebar import calibrated, selected_entries
+from dashboard.sidebar import calibrated, chosen_dataset, selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems, uploaded_picture
+from mnist_models.data import get_dataset
 from mnist_models.novelty import refuse
-from mnist_models.preprocess import EmptyDrawingError, NotADigitError, preprocess_stages
+from mnist_models.preprocess import EmptyDrawingError, NotADigitError, clothing_picture, preprocess_stages
 from mnist_models.store.catalog import predict_with_each
 
 DRAW, NUMBER, UPLOAD, PHOTO = "Draw", "Draw a number", "Upload an image", "Photo or scan of a number"
@@ -25,7 +27,8 @@ PICTURE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 # finger drawing on it cannot scroll it, so a phone gets one that fits its screen (390 px less the page's margins).
 NUMBER_CANVASES = {"Wide": (840, 280), "Medium": (560, 220), "Phone": (340, 140)}
 
-st.title("Draw a digit")
+spec = get_dataset(chosen_dataset())
+st.title("Draw a digit" if spec.name == "mnist" else f"Show the {spec.title} models a picture")
 model_problems()
 
 
@@ -139,4 +142,34 @@ def drawing_and_answers() -> None:
     st.image([enlarge(picture) for picture in steps.values()], caption=list(steps), width=140)
 
 
-drawing_and_answers()
+def clothing_and_answers() -> None:
+    """The chosen dataset's models (not digits: clothing) answer an uploaded picture, made like their pictures."""
+    st.info(f"The {spec.title} models read pictures of clothing, so the canvas is not offered: upload a photo of "
+            f"one piece ({', '.join(spec.classes)}), ideally on a plain background. Choose MNIST in the sidebar to "
+            f"draw a digit.", icon=":material/checkroom:")
+    upload = st.file_uploader("A picture of one piece of clothing", type=PICTURE_TYPES, key="clothing_upload")
+    picture = uploaded_picture(upload) if upload is not None else None
+    if picture is None:
+        return
+    try:
+        image = clothing_picture(picture)
+    except EmptyDrawingError as error:
+        st.info(f"{error} The models only answer when there is something to look at.", icon=":material/search_off:")
+        return
+    predictions = predict_with_each(selected_entries(), image, calibrated())
+    if not predictions:
+        st.warning("No model is selected or available; choose some in the sidebar.")
+        return
+    st.image(enlarge(image), caption=f"What the models see: made like {spec.title}'s pictures", width=140)
+    for column, prediction in zip(st.columns(len(predictions)), predictions, strict=True):
+        column.metric(prediction.title, spec.classes[prediction.digit], f"{prediction.confidence:.1%} sure",
+                      delta_color="off")
+    st.plotly_chart(probabilities_figure([prediction.title for prediction in predictions],
+                                         [prediction.probabilities for prediction in predictions], list(spec.classes)),
+                    key="clothing_probabilities", config={"displayModeBar": False})
+
+
+if spec.name == "mnist":
+    drawing_and_answers()
+else:
+    clothing_and_answers()

@@ -14,7 +14,7 @@ from dashboard.figures import (
     robustness_figure,
 )
 from dashboard.handoff import LAST_DRAWING_KEY
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import chosen_dataset, selected_entries
 from dashboard.text import (
     calibration_ranking,
     dropout_verdict,
@@ -23,6 +23,7 @@ from dashboard.text import (
     selective_sentence,
 )
 from dashboard.widgets import enlarge, model_problems, picked_on_map, prediction_gallery
+from mnist_models.data import get_dataset
 from mnist_models.evidence import CORRUPTIONS, disagreement_counts, disagreement_outcome, overall_robustness
 from mnist_models.feature_space import place
 from mnist_models.store.records import RecordError
@@ -110,7 +111,7 @@ def selective() -> None:
 
 
 def disagreements() -> None:
-    test = mnist("test")
+    test = mnist("test", chosen_dataset())
     if test is None:
         return
     images, labels = test
@@ -153,17 +154,17 @@ def digit_map() -> None:
     missing_maps = [entry.title for entry in entries if entry.title not in with_maps]
     if missing_maps:
         st.caption(f"No map for {', '.join(missing_maps)}: `{COMMAND.format(part='map')}`.")
-    test = mnist("test")
+    test = mnist("test", chosen_dataset())
     if not with_maps or test is None:
         return
     images, labels = test
     entry, projection = with_maps[st.selectbox("Model", list(with_maps), key="map_model")]
-    drawing = st.session_state.get(LAST_DRAWING_KEY)
+    drawing = st.session_state.get(LAST_DRAWING_KEY) if chosen_dataset() == "mnist" else None  # a drawn digit
     placement = place(projection, entry.network, drawing) if drawing is not None else None
     wrong = projection.predictions != projection.labels
     event = st.plotly_chart(
         digit_map_figure(projection.coordinates, projection.labels, projection.indices, ("UMAP 1", "UMAP 2"), wrong,
-                         placement.xy if placement is not None else None),
+                         placement.xy if placement is not None else None, list(get_dataset(chosen_dataset()).classes)),
         key=f"feature_map_{entry.name}", on_select="rerun", selection_mode=("points", "box", "lasso"))
     st.caption(f"{len(projection.indices):,} test digits; {int(wrong.sum())} misread by {entry.title}.")
     if placement is not None:

@@ -11,10 +11,11 @@ from dashboard import handoff
 from dashboard.cache import mnist
 from dashboard.figures import flip_epsilon_figure, step_probabilities_figure
 from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, steps_read
-from dashboard.sidebar import calibrated, selected_entries
+from dashboard.sidebar import calibrated, chosen_dataset, selected_entries
 from dashboard.text import decision_step, flip_order
 from dashboard.timing import record
 from dashboard.widgets import enlarge, model_problems
+from mnist_models.data import get_dataset
 from mnist_models.explain import (
     ATTRIBUTION_METHODS,
     has_convolution,
@@ -26,6 +27,7 @@ from mnist_models.store.catalog import predict_with_each
 
 VIEWS = ["Where each model looks", "How each one reads it", "What if…", "Adversarial attack"]
 
+spec = get_dataset(chosen_dataset())
 st.title("Explain: why each model answers, and when it breaks")
 model_problems()
 
@@ -33,8 +35,10 @@ model_problems()
 def choose_digit() -> tuple[np.ndarray, str] | None:
     """The digit to explain and where it came from, or None after a hint when there is none."""
     drawing = st.session_state.get(handoff.LAST_DRAWING_KEY)
-    sources = [handoff.DRAWING, handoff.TEST_IMAGE]
+    sources = [handoff.DRAWING, handoff.TEST_IMAGE] if spec.name == "mnist" else [handoff.TEST_IMAGE]  # a drawn
+    # digit is not a shirt: another dataset's models explain its own test images
     preferred = st.session_state.get(handoff.SOURCE_KEY, handoff.DRAWING if drawing is not None else handoff.TEST_IMAGE)
+    preferred = preferred if preferred in sources else handoff.TEST_IMAGE
     source = st.radio("Digit to explain", sources, index=sources.index(preferred), horizontal=True)
     st.session_state[handoff.SOURCE_KEY] = source
     if source == handoff.DRAWING:
@@ -44,7 +48,7 @@ def choose_digit() -> tuple[np.ndarray, str] | None:
             st.page_link("pages/draw_page.py", label="Draw a digit", icon=":material/draw:")
             return None
         return drawing, "your drawing"
-    test = mnist("test")
+    test = mnist("test", spec.name)
     if test is None:
         return None
     images, labels = test
@@ -54,7 +58,7 @@ def choose_digit() -> tuple[np.ndarray, str] | None:
     index = left.number_input(f"Test image (0–{len(labels) - 1:,})", 0, len(labels) - 1,
                               int(st.session_state.get(handoff.TEST_INDEX_KEY, 0)))
     st.session_state[handoff.TEST_INDEX_KEY] = int(index)
-    return images[index].numpy(), f"test image #{index}, labelled {int(labels[index])}"
+    return images[index].numpy(), f"test image #{index}, labelled {spec.classes[int(labels[index])]}"
 
 
 chosen = choose_digit()
@@ -71,7 +75,8 @@ answers = {prediction.name: prediction for prediction in predictions}
 
 picture, summary = st.columns([1, 5])
 picture.image(enlarge(digit, 112), caption=origin)
-summary.markdown("  \n".join(f"**{p.title}** reads **{p.digit}** ({p.confidence:.1%} sure)" for p in predictions))
+summary.markdown("  \n".join(f"**{p.title}** reads **{spec.classes[p.digit]}** ({p.confidence:.1%} sure)"
+                            for p in predictions))
 view = st.radio("Show", VIEWS, horizontal=True, label_visibility="collapsed")
 
 

@@ -5,8 +5,9 @@ import streamlit as st
 from dashboard.cache import data_root
 from dashboard.figures import leaderboard_figure
 from dashboard.report_html import report_html
-from dashboard.sidebar import selected_entries
+from dashboard.sidebar import chosen_dataset, selected_entries
 from dashboard.widgets import leaderboard, leaderboard_table, model_problems
+from mnist_models.data import get_dataset
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.reporting import recommend
 from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE
@@ -33,20 +34,27 @@ else:
     st.caption(f"Rule: {choice.rule}")
 
     st.subheader("Leaderboard", anchor="leaderboard")
+    st.caption(f"Models trained on {get_dataset(chosen_dataset()).title} and measured on its test images; the "
+               f"sidebar switches the dataset (models of different datasets are never ranked together).")
     leaderboard_table(rows)
     st.plotly_chart(leaderboard_figure(rows), key="leaderboard_chart")
 
     st.subheader("Report", anchor="report")
-    entries = selected_entries()
-    st.caption(f"A stakeholder report on the {len(entries)} models selected in the sidebar, written from their saved "
-               "measurements: dataset, architectures, training set-ups, results beside the reports' figures, "
-               "robustness, calibration, the recommendation and findings. One HTML file that opens offline; print it "
-               "to PDF from the browser.")
-    title = st.text_input("Title", DEFAULT_REPORT_TITLE, key="report_title")
-    root = data_root()
-    # Written when clicked (on Streamlit's download thread), not on every rerun of the page.
-    st.download_button("Download report", lambda: report_html(entries, title, root), file_name="digit-lab-report.html",
-                       mime="text/html", on_click="ignore", icon=":material/description:", type="primary")
+    if chosen_dataset() != "mnist":
+        st.caption("The stakeholder report covers the MNIST models (its dataset and figures are MNIST's): choose MNIST "
+                   "in the sidebar to write it.")
+    else:
+        entries = selected_entries()
+        st.caption(f"A stakeholder report on the {len(entries)} models selected in the sidebar, written from their "
+                   "saved measurements: dataset, architectures, training set-ups, results beside the reports' figures, "
+                   "robustness, calibration, the recommendation and findings. One HTML file that opens offline; print "
+                   "it to PDF from the browser.")
+        title = st.text_input("Title", DEFAULT_REPORT_TITLE, key="report_title")
+        root = data_root()
+        # Written when clicked (on Streamlit's download thread), not on every rerun of the page.
+        st.download_button("Download report", lambda: report_html(entries, title, root),
+                           file_name="digit-lab-report.html", mime="text/html", on_click="ignore",
+                           icon=":material/description:", type="primary")
 
 st.subheader("Pages")
 columns = st.columns(4)

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.cache import catalog, mnist
 from dashboard.figures import live_training_figure
 from dashboard.replica import training_place
+from dashboard.sidebar import chosen_dataset
 from dashboard.text import progress_line, stopwatch, target_verdict
 from dashboard.train_options import (
     ONE_CLICK_MODEL,
@@ -13,6 +14,7 @@ from dashboard.train_options import (
     SUBSET_CHOICES,
     WEIGHT_LABELS,
     architecture_settings,
+    dataset_setting,
     one_click_config,
     recipe,
     subset_label,
@@ -156,6 +158,7 @@ with st.form("train_form"):
                                 help=f"A subset makes a quick run; validation always uses the same "
                                      f"{VALIDATION_SIZE:,} held-out images.")
     seed = middle.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    dataset = middle.selectbox(**dataset_setting(chosen_dataset()))
     device = right.selectbox("Device", devices, key="train_device", disabled=len(devices) == 1,
                              help="Only the CPU is available on this machine." if len(devices) == 1 else None)
     start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
@@ -165,7 +168,8 @@ if start:
     configs, problems = [], []
     for name, values in choices.items():
         try:
-            configs.append(TrainConfig.for_model(name, **values, train_subset=subset, seed=int(seed), device=device))
+            configs.append(TrainConfig.for_model(name, **values, train_subset=subset, seed=int(seed), device=device,
+                                                 dataset=dataset))
         except ValueError as error:
             problems.append(f"**{title_of[name]}**: {error}")
     if problems:

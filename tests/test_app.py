@@ -11,9 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.common import canvas_stroke
-from dashboard.sidebar import SELECTED_MODELS_KEY
-from mnist_models import MODEL_NAMES, load_checkpoint, load_mnist, save_checkpoint
+from dashboard.sidebar import DATASET_KEY, SELECTED_MODELS_KEY
+from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_mnist, save_checkpoint
+from mnist_models.data import load_dataset
+from mnist_models.models.registry import get_spec
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
+from mnist_models.training.pipeline import train_and_save
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py",
@@ -162,3 +165,43 @@ def test_streamlit_settings_keep_visitors_private_and_uploads_small():
     assert settings["browser"]["gatherUsageStats"] is False
     assert 10 <= settings["server"]["maxUploadSize"] <= 25, "megabytes: a phone photo (50 MP: 7 MB), not a dataset"
     assert settings["theme"]["base"] in ("light", "dark") and settings["theme"]["primaryColor"].startswith("#")
+
+
+@pytest.fixture
+def with_a_fashion_model(tmp_path, fashion_root, monkeypatch):
+    """The shipped MNIST checkpoints and a quickly trained Fashion-MNIST MLP, with the real data of both."""
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, folder, ignore=shutil.ignore_patterns("fashion-*"))
+    config = TrainConfig.for_model("mlp", dataset="fashion", epochs=1, train_subset=1000, device="cpu")
+    train_and_save(config, load_dataset("fashion", "train", fashion_root),
+                   load_dataset("fashion", "test", fashion_root),
+                   checkpoint=folder / "fashion-mlp.pt")
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+    monkeypatch.setenv(DATA_DIR_ENV, str(fashion_root))
+
+
+def test_the_sidebar_dataset_switch_keeps_mnist_and_fashion_models_apart(with_a_fashion_model):
+    app = open_page(PAGES[0])
+    assert list(app.dataframe[0].value["model"]) == [get_spec(name).title for name in MODEL_NAMES]
+    app.sidebar.radio(key=DATASET_KEY).set_value("fashion").run()
+    assert not app.exception and list(app.dataframe[0].value["model"]) == ["MLP · Fashion-MNIST"]
+    assert app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value == ["fashion-mlp"]
+    app.switch_page(PAGES[3]).run()
+    assert not app.exception and app.selectbox(key="roc_model").options == ["MLP · Fashion-MNIST"]
+    assert app.selectbox(key="roc_digit").options[0] == "T-shirt/top"
+    app.sidebar.radio(key=DATASET_KEY).set_value("mnist").run()
+    assert app.selectbox(key="roc_model").options == [get_spec(name).title for name in MODEL_NAMES]
+    assert app.sidebar.multiselect(key=SELECTED_MODELS_KEY).value == list(MODEL_NAMES)
+
+
+def test_the_dataset_page_shows_fashion_with_its_class_names_and_draw_asks_for_clothing(with_a_fashion_model):
+    app = open_page(PAGES[2])
+    assert app.title[0].value == "The MNIST dataset"
+    app.sidebar.radio(key=DATASET_KEY).set_value("fashion").run()
+    assert not app.exception and app.title[0].value == "The Fashion-MNIST dataset"
+    app.selectbox(key="sample_digit").select("9").run()
+    captions = app.get("image")[0].captions
+    assert len(captions) == 30 and all(caption.startswith("Ankle boot · #") for caption in captions)
+    app.switch_page(PAGES[1]).run()
+    assert not app.exception and "the canvas is not offered" in texts(app)
+    assert app.get("file_uploader") and not app.get("iframe")

@@ -14,6 +14,7 @@ from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
 from mnist_models.training import pipeline
 from mnist_models.training.locking import acquire_training_lock
 from mnist_models.training.pipeline import save_trained
+from tests.conftest import write_idx_dataset
 
 
 def test_info_lists_every_model_and_the_dataset(capsys, tiny_dataset):
@@ -162,6 +163,30 @@ def test_bad_usage_exits_2():
     with pytest.raises(SystemExit) as raised:
         main(["train", "--model", "transformer"])
     assert raised.value.code == 2
+
+
+def test_train_dataset_fashion_saves_a_fashion_checkpoint_evaluated_on_its_test_split(capsys, tiny_dataset, tmp_path):
+    """The tiny Fashion-MNIST beside the tiny MNIST has 30 test images, MNIST's 20: the count says which was used."""
+    write_idx_dataset(tiny_dataset, train_count=80, test_count=30, seed=1, folder="FashionMNIST")
+    out_dir = tmp_path / "ckpt"
+    assert main(["train", "--model", "mlp", "--dataset", "fashion", "--epochs", "1", "--batch-size", "16",
+                 "--train-subset", "40", "--data-dir", str(tiny_dataset), "--output-dir", str(out_dir)]) == 0
+    assert "training mlp on Fashion-MNIST" in capsys.readouterr().err
+    assert not (out_dir / "mlp.pt").exists()
+    _, meta = load_checkpoint(out_dir / "fashion-mlp.pt")
+    assert meta.dataset["name"] == "fashion" and meta.training["dataset"] == "fashion"
+    assert meta.training["train_subset"] == 40
+    assert load_evaluation("fashion-mlp", out_dir).metrics.count == 30
+    assert main(["evaluate", "--dataset", "fashion", "--json", "--no-latency", "--no-evidence", "--data-dir",
+                 str(tiny_dataset), "--checkpoint-dir", str(out_dir)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"fashion-mlp"} and summary["fashion-mlp"]["metrics"]["count"] == 30
+
+
+def test_an_unknown_dataset_exits_2(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["train", "--model", "cnn", "--dataset", "cifar"])
+    assert raised.value.code == 2 and "invalid choice: 'cifar'" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs_from_any_directory(tmp_path):

@@ -36,7 +36,7 @@ class TinyLoader:
 
     root: Path
 
-    def __call__(self, split, root):
+    def __call__(self, dataset, split, root):
         return load_mnist(split, self.root, download=False)
 
 
@@ -56,7 +56,7 @@ class GatedLoader:
     root: Path
     gate: Path
 
-    def __call__(self, split, root):
+    def __call__(self, dataset, split, root):
         deadline = time.monotonic() + TIMEOUT
         while not self.gate.exists():
             assert time.monotonic() < deadline, "the gate was never opened"
@@ -235,7 +235,7 @@ def test_a_stop_during_a_run_s_evidence_ends_it_and_says_how_to_compute_it(tiny_
     saved = save_trained(train(config(epochs=1), data=train_data), test_data)
     stop, notes = StopRequest(), []
     stop.set()
-    child._add_evidence(saved, 0, {"train": train_data, "test": test_data}.__getitem__, stop,
+    child._add_evidence(saved, 0, lambda dataset, split: {"train": train_data, "test": test_data}[split], stop,
                         lambda index, **update: notes.append(update.get("note")))
     assert notes[-1] == "the run's evidence was stopped; `digit-lab evaluate` computes it"
     assert not evidence_path(saved.checkpoint).exists()

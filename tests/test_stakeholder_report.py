@@ -19,7 +19,7 @@ from mnist_models.cli import _config, build_parser, main
 from mnist_models.models.registry import get_spec
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
 from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE, Measured, build_report, findings, most_confused
-from mnist_models.store.catalog import load_catalog
+from mnist_models.store.catalog import load_catalog, of_dataset
 from mnist_models.training.config import TRAINING_DEFAULTS
 
 
@@ -129,7 +129,7 @@ def test_the_report_references_no_external_resource(shipped_report):
 
 
 def test_the_findings_are_computed_from_the_evaluations():
-    entries = load_catalog()
+    entries = of_dataset(load_catalog(), "mnist")
     report = build_report(entries, "t", data_root="/nonexistent")
     errors = {entry.title: entry.evaluation.metrics.errors for entry in entries}
     worst, best = max(errors, key=errors.get), min(errors, key=errors.get)
@@ -143,7 +143,7 @@ def test_the_findings_are_computed_from_the_evaluations():
 
 
 def test_next_steps_drop_what_the_report_already_measures():
-    entries = load_catalog()
+    entries = of_dataset(load_catalog(), "mnist")
     with_all = build_report(entries, "t", data_root="/nonexistent").next_steps
     reported_only = build_report([entry for entry in entries if get_spec(entry.name).report_accuracy is not None], "t",
                                  data_root="/nonexistent").next_steps
@@ -214,3 +214,10 @@ def test_the_overview_offers_the_report_with_a_title():
     assert app.text_input(key="report_title").value == DEFAULT_REPORT_TITLE
     buttons = [button for button in app.get("download_button") if button.proto.label == "Download report"]
     assert len(buttons) == 1
+
+
+def test_the_report_leaves_out_models_of_another_dataset():
+    entries = load_catalog()
+    assert any(entry.dataset == "fashion" for entry in entries), "the shipped fashion-cnn is in the catalog"
+    report = build_report(entries, "t", data_root="/nonexistent")
+    assert [section.name for section in report.models] == [entry.name for entry in of_dataset(entries, "mnist")]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv_models
 
-from ..data import MNIST_MEAN, MNIST_STD
+from ..data import dataset_of
 
 
 class MLP(nn.Module):
@@ -214,7 +214,7 @@ MOBILENET_VARIANTS = {
     "v3_small": (tv_models.mobilenet_v3_small, tv_models.MobileNet_V3_Small_Weights.IMAGENET1K_V1),
     "v2": (tv_models.mobilenet_v2, tv_models.MobileNet_V2_Weights.IMAGENET1K_V1),
 }
-# ImageNet statistics, for the channels the pretrained stem expects; applied after undoing MNIST's normalisation.
+# ImageNet statistics, for the channels the pretrained stem expects; applied after undoing the dataset's normalisation.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -240,7 +240,8 @@ class MobileNetDigits(nn.Module):
         self.register_buffer("channel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rgb = mobilenet_view(x * MNIST_STD + MNIST_MEAN, self.input_size)
+        dataset = dataset_of(self)  # undo the normalisation of the dataset it is trained on
+        rgb = mobilenet_view(x * dataset.std + dataset.mean, self.input_size)
         return self.backbone((rgb - self.channel_mean) / self.channel_std)
 
     def load_imagenet_backbone(self, state_dict: dict[str, torch.Tensor]) -> None:

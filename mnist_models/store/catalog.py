@@ -14,22 +14,31 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from ..data import DATASETS, get_dataset
 from ..evidence import Evidence, evidence_path, load_evidence
 from ..inference import predict_logits, probabilities_from_logits
 from ..models.registry import MODEL_NAMES, get_spec
 from ..novelty import scores_for
 from ..paths import resolve_checkpoint_dir, resolve_runs_dir
-from .checkpoints import CheckpointError, checkpoint_path, evaluation_path, load_checkpoint, load_evaluation
+from .checkpoints import (
+    CheckpointError,
+    checkpoint_path,
+    evaluation_path,
+    load_checkpoint,
+    load_evaluation,
+    shipped_name,
+)
 from .records import CheckpointMeta, Evaluation, RecordError
 from .runs import list_runs
 
 
 @dataclass
 class CatalogEntry:
-    name: str  # a registry name for shipped models, a run id for saved runs
+    name: str  # the shipped checkpoint's name (``shipped_name``: 'cnn', 'fashion-cnn'), a run id for saved runs
     title: str
     checkpoint: Path
     is_run: bool = False
+    dataset: str = "mnist"  # what it was trained on (its metadata's, once read): only same-dataset models compare
     network: nn.Module | None = None
     meta: CheckpointMeta | None = None
     evaluation: Evaluation | None = None  # the saved evaluation, when present and readable
@@ -78,6 +87,8 @@ def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: 
         entry.network, entry.meta = load_checkpoint(source, checkpoint_dir)
     except CheckpointError as error:
         entry.error = str(error)
+    else:
+        entry.dataset = entry.meta.dataset_name
     try:
         entry.evaluation = load_evaluation(source, checkpoint_dir, entry.meta)
     except CheckpointError as error:
@@ -100,15 +111,30 @@ def _load_entry(entry: CatalogEntry, source: str | os.PathLike, checkpoint_dir: 
 
 def load_catalog(checkpoint_dir: str | os.PathLike | None = None,
                  runs_dir: str | os.PathLike | None = None) -> list[CatalogEntry]:
-    """One entry per registered model, in registry order, then one per saved run, oldest first."""
-    shipped = [_load_entry(CatalogEntry(name, get_spec(name).title, checkpoint_path(name, checkpoint_dir)),
-                           name, checkpoint_dir) for name in MODEL_NAMES]
+    """One entry per registered model, in registry order (MNIST's; another dataset's where its checkpoint is
+    shipped), then one per saved run, oldest first. Models of a dataset other than MNIST say so in their title."""
+    shipped = []
+    for dataset in DATASETS:
+        for model in MODEL_NAMES:
+            name = shipped_name(model, dataset)
+            path = checkpoint_path(name, checkpoint_dir)
+            if dataset == "mnist" or path.is_file():
+                shipped.append(_load_entry(CatalogEntry(name, get_spec(model).title, path, dataset=dataset), name,
+                                           checkpoint_dir))
     runs = [_load_entry(CatalogEntry(run.run_id, run.title, run.checkpoint, is_run=True),
                         run.checkpoint, None) for run in list_runs(runs_dir)]
     for entry in runs:
         if entry.meta is not None and entry.meta.cancelled:
             entry.title += " (cancelled)"
+    for entry in shipped + runs:
+        if entry.dataset != "mnist":
+            entry.title += f" · {get_dataset(entry.dataset).title}"
     return shipped + runs
+
+
+def of_dataset(entries: list[CatalogEntry], dataset: str) -> list[CatalogEntry]:
+    """The entries of models trained on ``dataset``: the ones that can be compared with each other."""
+    return [entry for entry in entries if entry.dataset == dataset]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data import DATASETS, for_dataset
 from ..errors import DigitLabError
 from ..models.registry import MODEL_NAMES, get_spec
 from ..paths import resolve_checkpoint_dir
@@ -70,9 +71,21 @@ def save_checkpoint(path: str | os.PathLike, network: nn.Module, meta: Checkpoin
     return atomic_write(path, lambda file: torch.save(payload, file))
 
 
+def shipped_name(model: str, dataset: str = "mnist") -> str:
+    """The name of a model's shipped checkpoint for a dataset: the registry name for MNIST (as before there was a
+    second dataset), ``<dataset>-<model>`` for another, e.g. 'fashion-cnn'."""
+    return model if dataset == "mnist" else f"{dataset}-{model}"
+
+
+SHIPPED_NAMES: dict[str, tuple[str, str]] = {
+    shipped_name(model, dataset): (model, dataset) for dataset in DATASETS for model in MODEL_NAMES}
+"""Every shipped checkpoint's name → (registry model, dataset)."""
+
+
 def checkpoint_path(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Path:
-    """A registered model name maps to ``<checkpoint_dir>/<name>.pt``; anything else is taken as a path."""
-    if str(name_or_path) in MODEL_NAMES:
+    """A shipped checkpoint's name (``shipped_name``: a registered model name for MNIST) maps to
+    ``<checkpoint_dir>/<name>.pt``; anything else is taken as a path."""
+    if str(name_or_path) in SHIPPED_NAMES:
         return resolve_checkpoint_dir(checkpoint_dir) / f"{name_or_path}{CHECKPOINT_SUFFIX}"
     return Path(name_or_path)
 
@@ -242,15 +255,19 @@ def load_checkpoint(name_or_path: str | os.PathLike, checkpoint_dir: str | os.Pa
     a checkpoint path."""
     path = checkpoint_path(name_or_path, checkpoint_dir)
     state, meta = read_checkpoint(path)
-    if str(name_or_path) in MODEL_NAMES and meta.model != str(name_or_path):
-        raise CheckpointError(f"{path.name} holds a {meta.model!r} model, not {str(name_or_path)!r}")
+    expected = SHIPPED_NAMES.get(str(name_or_path))
+    if expected is not None and (meta.model, meta.dataset_name) != expected:
+        raise CheckpointError(f"{path.name} holds a {meta.model!r} model trained on {meta.dataset_name}, not "
+                              f"{expected[0]!r} on {expected[1]}")
     try:
         spec = get_spec(meta.model)
     except KeyError as error:
         raise CheckpointError(f"{path.name}: {error.args[0]}") from None
     try:
-        network = spec.build(**meta.architecture)
+        network = for_dataset(spec.build(**meta.architecture), meta.dataset_name)
         network.load_state_dict(state, strict=True)
+    except KeyError as error:  # a dataset this version does not know
+        raise CheckpointError(f"{path.name}: {error.args[0]}") from None
     except (RuntimeError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path.name} does not fit the {meta.model} architecture: "
                               f"{str(error).splitlines()[0]}") from None

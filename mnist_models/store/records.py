@@ -116,6 +116,12 @@ class CheckpointMeta:
     path: Path | None = field(default=None, compare=False)  # where it was read from; never stored
 
     @property
+    def dataset_name(self) -> str:
+        """The data layer's name of the dataset the weights were trained on. Records written before there was a
+        second dataset have no setting and name it by its title ('MNIST'), or not at all: those are MNIST's."""
+        return str(self.training.get("dataset") or self.dataset.get("name") or "mnist").lower()
+
+    @property
     def has_curves(self) -> bool:
         """Whether the history holds every curve of CURVES, one value per epoch (old or partial files may not)."""
         lengths = {len(self.history.get(curve, ())) for curve in CURVES}

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import optuna
 import torch
 
-from ..data import load_mnist
+from ..data import load_dataset
 from ..evaluation import EVIDENCE_PARTS, held_out_validation, refresh_evidence
 from ..models.registry import get_spec
 from ..store.checkpoints import load_checkpoint
@@ -40,7 +40,10 @@ EVIDENCE_ENV = "DIGIT_LAB_RUN_EVIDENCE"
 """The parts of the evidence computed for every run saved from the Train page, comma-separated (default: all of
 ``evaluation.EVIDENCE_PARTS``; empty: none). The run is listed, and its job finished, before they are computed."""
 
-DataLoader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
+DataLoader = Callable[[str, str, Path], tuple[torch.Tensor, torch.Tensor]]
+"""``load_data(dataset, split, root)``: a split of a dataset, in the training process."""
+Data = Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]
+"""``data(dataset, split)``: a split, loaded once per training process."""
 
 
 def training_threads() -> int:
@@ -48,9 +51,9 @@ def training_threads() -> int:
     return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
 
 
-def load_split(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(dataset: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The default data loader: the dataset must be there already (the server never downloads)."""
-    return load_mnist(split, root, download=False)
+    return load_dataset(dataset, split, root, download=False)
 
 
 class InheritedLock:
@@ -94,12 +97,12 @@ def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: 
     torch.set_num_threads(training_threads())
     stop = StopRequest(cancel)
     report = Reporter(messages, stop)
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    splits: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def data(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if split not in splits:
-            splits[split] = load_data(split, data_dir)
-        return splits[split]
+    def data(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if (dataset, split) not in splits:
+            splits[dataset, split] = load_data(dataset, split, data_dir)
+        return splits[dataset, split]
 
     with stop_on_signals(stop, second_interrupt_aborts=False), lock:
         for index, order in enumerate(orders):
@@ -141,8 +144,7 @@ def _evidence_parts() -> list[str]:
     return parts
 
 
-def _add_evidence(saved: SavedModel, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
-                  stop: StopRequest, report: Reporter) -> None:
+def _add_evidence(saved: SavedModel, index: int, data: Data, stop: StopRequest, report: Reporter) -> None:
     """The saved run's evidence, after its job has finished (the run is already on every page), one part at a time:
     a cancel or a stopping server ends it between two steps; a failure is reported and leaves the run as it is."""
 
@@ -156,10 +158,10 @@ def _add_evidence(saved: SavedModel, index: int, data: Callable[[str], tuple[tor
             return
         report(index, note=f"computing the run's evidence ({', '.join(parts)}); the run can be used meanwhile")
         network, meta = load_checkpoint(saved.checkpoint)
-        validation = held_out_validation(meta, data("train"))
+        validation = held_out_validation(meta, data(meta.dataset_name, "train"))
         for part in parts:
             follow(part, 0, 1)
-            refresh_evidence(network, meta, data("test"), validation, [part], follow)
+            refresh_evidence(network, meta, data(meta.dataset_name, "test"), validation, [part], follow)
         report(index, note="evidence saved: see the Evidence page")
     except EvidenceStopped:
         report(index, note="the run's evidence was stopped; `digit-lab evaluate` computes it")
@@ -172,8 +174,8 @@ class EvidenceStopped(Exception):
     """A cancel or a stopping server arrived while a run's evidence was being computed."""
 
 
-def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]], runs_dir: Path,
-         stop: StopRequest, report: Reporter) -> SavedModel | None:
+def _run(order: Order, index: int, data: Data, runs_dir: Path, stop: StopRequest, report: Reporter
+         ) -> SavedModel | None:
     """One job: train, resume or complete, then save; the saved model, None when nothing was saved. Or a study's
     trials, which save nothing."""
     if order.action is JobAction.TUNE:
@@ -191,17 +193,18 @@ def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, tor
         report(index, event=event)
 
     if order.action is JobAction.COMPLETE:
-        saved = complete(order.incomplete, data("test"), runs_dir)
+        saved = complete(order.incomplete, data(order.incomplete.dataset, "test"), runs_dir)
         cancelled = bool(saved.meta.cancelled)
     else:
         common = {"runs_dir": runs_dir, "progress": progress, "cancel": stop, "on_trained": evaluating}
+        train_data, test_data = data(order.config.dataset, "train"), data(order.config.dataset, "test")
         if order.action is JobAction.RESUME:
-            result, saved = resume_training(order.incomplete.path, data("train"), data("test"), **common)
+            result, saved = resume_training(order.incomplete.path, train_data, test_data, **common)
         elif order.action is JobAction.SAVE_BEST:
-            saved = save_best_trial(load_study(order.study.name, order.study.storage), data("train"), data("test"),
+            saved = save_best_trial(load_study(order.study.name, order.study.storage), train_data, test_data,
                                     runs_dir=runs_dir, progress=progress, cancel=stop)
         else:
-            result, saved = train_and_save(order.config, data("train"), data("test"), **common)
+            result, saved = train_and_save(order.config, train_data, test_data, **common)
         if saved is None:
             report(index, state=JobState.CANCELLED, note="cancelled before the first epoch finished: nothing to save")
             return None
@@ -214,8 +217,7 @@ def _run(order: Order, index: int, data: Callable[[str], tuple[torch.Tensor, tor
     return saved
 
 
-def _tune(order: StudyOrder, index: int, data: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
-          stop: StopRequest, report: Reporter) -> None:
+def _tune(order: StudyOrder, index: int, data: Data, stop: StopRequest, report: Reporter) -> None:
     """Add ``order.trials`` trials to the study: every trial's training progress is the job's, and each finished
     trial is a line of its log. A cancel fails the trial in progress; the study keeps every trial."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the job's log says what each trial did
@@ -223,7 +225,7 @@ def _tune(order: StudyOrder, index: int, data: Callable[[str], tuple[torch.Tenso
            note=f"study {order.name}: {order.trials} more trial(s) of the {get_spec(order.model).title}, on "
                 f"{order.train_subset or 'all'} training images, at most {order.max_epochs or 'the recipe'} epochs")
     study = open_study(order.model, order.name, order.storage, seed=order.seed)
-    ran = run_study(study, data("train"), trials=order.trials, max_epochs=order.max_epochs,
+    ran = run_study(study, data("mnist", "train"), trials=order.trials, max_epochs=order.max_epochs,
                     train_subset=order.train_subset, seed=order.seed, device=order.device, cancel=stop,
                     on_trial=lambda trial: report(index, note=describe_trial(trial)),
                     progress=lambda event: report(index, event=event))

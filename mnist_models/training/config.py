@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..data import VALIDATION_SIZE
+from ..data import DATASETS, VALIDATION_SIZE
 from ..models.pretrained import IMAGENET
 from ..models.registry import get_spec
 
@@ -27,10 +27,11 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 5, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "schedule": "constant", "weight_decay": 0.0,
     "grad_clip": None, "betas": None, "label_smoothing": 0.0, "augment": False, "augment_strength": 1.0,
     "train_subset": None, "validation_size": VALIDATION_SIZE, "seed": 0, "device": "auto", "weights": None,
+    "dataset": "mnist",
 }
 
 # Settings added after checkpoints were first shipped, with the value an older record's run used without them.
-SETTINGS_ADDED_LATER: dict[str, Any] = {"betas": None, "label_smoothing": 0.0}
+SETTINGS_ADDED_LATER: dict[str, Any] = {"betas": None, "label_smoothing": 0.0, "dataset": "mnist"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int
     device: str
     weights: str | None  # pretrained-capable models only: 'imagenet', 'none' or a file path
+    dataset: str  # the data layer's name of the dataset it trains on (mnist, fashion)
     architecture: dict[str, Any]  # overrides of the registry's architecture defaults
 
     @classmethod
@@ -102,6 +104,8 @@ class TrainConfig:
             problems.append("label smoothing must be at least 0 and below 1")
         if self.augment_strength < 0:
             problems.append("augmentation strength cannot be negative")
+        if self.dataset not in DATASETS:
+            problems.append(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
         if self.weights is not None and not spec.pretrained_variants:
             problems.append(f"{self.model} has no pretrained weights; leave weights unset")
         unknown = set(self.architecture) - set(spec.architecture_defaults)

@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import augment_batch, load_mnist, normalize, split_train_validation, tensor_checksum, to_unit_float
+from ..data import (
+    augment_batch,
+    for_dataset,
+    load_dataset,
+    normalize,
+    split_train_validation,
+    tensor_checksum,
+    to_unit_float,
+)
 from ..devices import resolve_device
 from ..models.pretrained import FROM_SCRATCH, load_pretrained_state
 from ..models.registry import get_spec
@@ -106,7 +114,7 @@ def build_network(config: TrainConfig, resume: TrainingState | None = None) -> t
     state of an earlier run to ``resume`` (which needs no pretrained weights)."""
     spec = get_spec(config.model)
     torch.manual_seed(config.seed)
-    network = spec.build(**config.architecture)
+    network = for_dataset(spec.build(**config.architecture), config.dataset)
     if resume is not None:
         network.load_state_dict(resume.weights)
         return network, resume.initialisation
@@ -152,7 +160,7 @@ def evaluate_loss_accuracy(network: nn.Module, images: torch.Tensor, labels: tor
     network.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
-        logits = network(normalize(to_unit_float(images[start:start + batch_size])))
+        logits = network(normalize(to_unit_float(images[start:start + batch_size]), network))
         target = labels[start:start + batch_size]
         total_loss += F.cross_entropy(logits, target, reduction="sum").item()
         correct += (logits.argmax(1) == target).sum().item()
@@ -169,13 +177,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     resume: TrainingState | None = None,
 ) -> TrainResult:
-    """Train ``config.model`` on MNIST's training images (or ``data``: uint8 images, int64 labels), from scratch or
-    from where ``resume`` left off.
+    """Train ``config.model`` on its dataset's training images (or ``data``: uint8 images, int64 labels), from
+    scratch or from where ``resume`` left off.
 
     A fixed validation split is held out for the per-epoch curves; the test set is never seen here. Under torchrun
     each rank trains its share of every global batch (see ``distributed`` for the scaling rule).
     """
-    images, labels = data if data is not None else load_mnist("train", data_dir)
+    images, labels = data if data is not None else load_dataset(config.dataset, "train", data_dir)
     checksum = tensor_checksum(images, labels)
     if resume is not None and resume.train_checksum != checksum:
         raise ValueError("these are not the training images the run started with, so it cannot be resumed")
@@ -241,7 +249,7 @@ def train(
                 if config.augment:
                     inputs = augment_batch(inputs, config.augment_strength, generator)
                 inputs, targets, index = inputs[mine], targets[mine], index[mine]
-                logits = trainer(normalize(inputs))
+                logits = trainer(normalize(inputs, network))
                 loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 (loss * weight).backward()

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ..data import for_dataset
 from ..evaluation import evaluate
 from ..models.registry import get_spec
 from ..paths import resolve_runs_dir
@@ -105,7 +106,7 @@ def _metadata(config: TrainConfig, *, history: dict[str, list[float]], cancelled
         architecture={**spec.architecture_defaults, **settings.pop("architecture")},
         training=settings, epochs_completed=len(history["epoch"]), cancelled=cancelled, history=history,
         initialisation=initialisation, parameters=parameters,
-        dataset={"name": "MNIST", "train_sha256": train_checksum}, device=device,
+        dataset={"name": config.dataset, "train_sha256": train_checksum}, device=device,
         train_time_s=round(train_time_s, 3), created=utc_now(), versions=library_versions(),
         run=RunInfo(run.run_id, run.title) if run is not None else None,
     )
@@ -240,7 +241,7 @@ def complete_training(partial: str | os.PathLike, test_data: Split, runs_dir: st
     every epoch had finished, as the training's own result)."""
     interrupted = read_interrupted(partial, runs_dir)
     config, state = interrupted.config, interrupted.state
-    network = get_spec(config.model).build(**config.architecture)
+    network = for_dataset(get_spec(config.model).build(**config.architecture), config.dataset)
     network.load_state_dict(state.weights)
     result = TrainResult(network.eval(), config, state.history, state.epochs_completed < config.epochs,
                          state.train_time_s, state.device, state.initialisation, state.train_checksum)

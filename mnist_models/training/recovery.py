@@ -67,6 +67,7 @@ class IncompleteTraining:
     epochs_completed: int | None = None
     epochs: int | None = None
     error: str | None = None  # why the file cannot be used: it can only be deleted
+    dataset: str = "mnist"  # what it was trained on, so completing it evaluates on that dataset's test split
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ def _partial(path: Path) -> IncompleteTraining:
         return IncompleteTraining(name, IncompleteKind.PARTIAL, path, checkpoint, _model_in(name), modified,
                                   error=str(error))
     return IncompleteTraining(name, IncompleteKind.PARTIAL, path, checkpoint, meta.model, modified,
-                              meta.epochs_completed, meta.training.get("epochs"))
+                              meta.epochs_completed, meta.training.get("epochs"), dataset=meta.dataset_name)
 
 
 def _unrenamed(staged_evaluation: Path) -> IncompleteTraining:

@@ -117,7 +117,8 @@ class TrainingWorker:
     """Accepts one request at a time and runs it in a training process, watched from a background thread."""
 
     def __init__(self, load_data: DataLoader | None = None) -> None:
-        """``load_data(split, root)`` loads a split in the training process: a picklable function (module level)."""
+        """``load_data(dataset, split, root)`` loads a split in the training process: a picklable function (module
+        level)."""
         self._load_data = load_data or load_split
         self._guard = threading.Lock()
         self._request: Request | None = None
