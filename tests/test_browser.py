@@ -5,7 +5,8 @@ draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws 
 during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, selects
 digits on the Evidence page's map, reads a photo of a number, draws with a finger on a phone-sized screen, then
 trains a small CNN run from the Train page, watches its live progress and expects it on Compare, and runs a
-3-trial hyperparameter search of the MLP from the same page.
+3-trial hyperparameter search of the MLP from the same page; switches the sidebar to Fashion-MNIST and sees its
+images and only its models.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -372,3 +373,21 @@ def test_a_study_started_from_the_train_page_shows_its_trials_best_and_optuna_s_
     assert page.locator('[data-testid="stException"]').count() == 0
     page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)  # history, importances, parallel coordinates
     page.screenshot(path=str(screenshot_dir / "train-search.png"), full_page=True)
+
+
+def test_the_sidebar_s_dataset_switch_shows_fashion_mnist_and_only_its_models(page, server, screenshot_dir):
+    page.goto(f"{server}/dataset")
+    page.wait_for_selector("h1", timeout=60_000)
+    _settle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Fashion-MNIST", exact=True).click()
+    _settle(page)
+    playwright_api.expect(page.get_by_role("heading", name="The Fashion-MNIST dataset")).to_be_visible(timeout=60_000)
+    playwright_api.expect(page.get_by_text("Ankle boot").first).to_be_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "dataset-fashion.png"), full_page=True)
+    page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Overview").click()
+    _settle(page)
+    leaderboard = page.locator('[data-testid="stDataFrame"]').first
+    playwright_api.expect(leaderboard).to_contain_text("CNN · Fashion-MNIST", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshot_dir / "overview-fashion.png"), full_page=True)

@@ -58,7 +58,7 @@ def test_two_gloo_processes_train_to_the_finish_and_save_once_a_checkpoint_that_
     output = tmp_path / "out"
     result = digit_lab(*train_args(tiny_dataset, output, "--model", "cnn", "--batch-size", "16"), processes=2)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("training cnn: 1 epochs, batch 16") == 1  # reported by rank 0 only
+    assert result.stderr.count("training cnn on MNIST: 1 epochs, batch 16") == 1  # reported by rank 0 only
     assert "2 processes (gloo)" in result.stderr
     assert result.stderr.count("cnn: test accuracy") == 1
     network, meta = load_checkpoint("cnn", output)
