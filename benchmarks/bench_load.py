@@ -167,7 +167,7 @@ async def start_training(browser, url: str, epochs: int) -> object:
     await page.goto(f"{url}/train")
     await page.wait_for_selector("h1", timeout=90_000)
     await _settled(page)
-    await page.get_by_label("Epochs").fill(str(epochs))
+    await page.get_by_label("Epochs", exact=True).fill(str(epochs))
     await page.keyboard.press("Tab")
     await _settled(page)
     await page.get_by_role("button", name="Start training").click()

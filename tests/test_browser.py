@@ -323,9 +323,9 @@ def test_a_run_trained_from_the_page_shows_live_progress_and_appears_on_compare(
     page.goto(f"{server}/train")
     page.wait_for_selector("h1", timeout=60_000)
     _settle(page)
-    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Epochs", exact=True).fill("2")
     page.keyboard.press("Tab")
-    subset = page.locator('[data-testid="stSlider"]').filter(has_text="Training images").get_by_role("slider")
+    subset = page.locator('input[type="range"][aria-label="Training images"]')
     subset.focus()
     page.keyboard.press("Home")
     for _ in range(3):

@@ -59,9 +59,9 @@ def open_train_page(browser, server: Server):
 def train_into_epoch_two(browser, server: Server) -> None:
     """Start three epochs of the CNN on 20,000 images from the Train page; return once epoch 2 is under way."""
     page = open_train_page(browser, server)
-    page.get_by_label("Epochs").fill("3")
+    page.get_by_label("Epochs", exact=True).fill("3")
     page.keyboard.press("Tab")
-    subset = page.locator('[data-testid="stSlider"]').filter(has_text="Training images").get_by_role("slider")
+    subset = page.locator('input[type="range"][aria-label="Training images"]')
     subset.focus()
     page.keyboard.press("Home")
     for _ in range(3):
