@@ -61,3 +61,15 @@ def mnist_root() -> Path:
     if not dataset_available(root):
         pytest.skip(f"real MNIST not found under {root} (set MNIST_DATA_DIR to a folder holding MNIST/raw)")
     return root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test module (the browser tests skip without either)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS
+
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

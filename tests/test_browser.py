@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, start_dashboard, wait_until_healthy
+from benchmarks.common import CHROMIUM, start_dashboard, wait_until_healthy
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV
 from mnist_models.training.child import EVIDENCE_ENV
@@ -60,14 +60,6 @@ def _dashboard(data_root: Path, runs: Path):
 def server(mnist_root, tmp_path_factory):
     with _dashboard(mnist_root, tmp_path_factory.mktemp("runs")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from benchmarks.common import CHROMIUM, CHROMIUM_FLAGS, free_port, wait_until_healthy
+from benchmarks.common import CHROMIUM, free_port, wait_until_healthy
 from dashboard.replica import REPLICA_ENV, TRAINING_ENV
 from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV, TRAINING_LOCK_ENV
 from mnist_models.training.child import EVIDENCE_ENV
@@ -60,14 +60,6 @@ def replicas(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def _visit(browser, url: str, replica: str, path: str):
