@@ -172,3 +172,12 @@ def test_label_smoothing_is_what_the_loss_is_computed_with(monkeypatch):
     images, labels = torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (64,))
     train(TrainConfig.for_model("speedrun", device="cpu", validation_size=16), data=(images, labels))
     assert seen and set(seen) - {None} == {0.1}
+
+
+@pytest.mark.parametrize("name", ["resnet", "crnn"])
+def test_the_next_steps_deeper_and_hybrid_models_learn(name, real_subset):
+    """The reports' suggested ResNet and CNN + GRU hybrid, two short epochs without augmentation."""
+    config = TrainConfig.for_model(name, epochs=2, train_subset=3000, augment=False, device="cpu")
+    result = train(config, data=real_subset)
+    assert result.history["train_loss"][1] < result.history["train_loss"][0]
+    assert result.history["val_accuracy"][-1] > 0.85, "10% is chance"
