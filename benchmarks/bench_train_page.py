@@ -29,11 +29,11 @@ import torch
 
 from benchmarks.common import environment, format_table, print_environment, write_json
 from mnist_models import TrainConfig, load_evaluation, load_mnist
+from mnist_models.jobs.worker import TrainingWorker, shared_worker
 from mnist_models.paths import RUNS_DIR_ENV
-from mnist_models.store.catalog import load_catalog, predict_with_each
+from mnist_models.serving.catalog import load_catalog, predict_with_each
 from mnist_models.store.runs import find_run
 from mnist_models.timing import percentiles
-from mnist_models.training.worker import TrainingWorker, shared_worker
 
 REPO = Path(__file__).resolve().parent.parent
 START = "FormSubmitter:train_form-Start training"

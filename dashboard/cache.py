@@ -9,7 +9,7 @@ import torch
 from mnist_models.data import DatasetMissingError, get_dataset, load_dataset
 from mnist_models.exploration import class_counts, mean_images, pca_map, pixel_histogram
 from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
-from mnist_models.store.catalog import CatalogEntry, catalog_signature, load_catalog
+from mnist_models.serving.catalog import CatalogEntry, catalog_signature, load_catalog
 
 INFERENCE_THREADS = 1
 """torch threads in the server process. One image gains nothing from splitting a layer across cores, while several

@@ -9,7 +9,7 @@ import streamlit as st
 from torch import nn
 
 from mnist_models import explain, robustness
-from mnist_models.store.catalog import catalog_signature
+from mnist_models.serving.catalog import catalog_signature
 
 from .cache import catalog
 

@@ -8,9 +8,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mnist_models.evidence import Calibration, RobustnessCurve, Selective
 from mnist_models.models.architectures import Reading
 from mnist_models.reporting import LeaderboardRow
+from mnist_models.store.evidence_records import Calibration, RobustnessCurve, Selective
 from mnist_models.store.records import Evaluation
 from mnist_models.training.loop import Progress
 

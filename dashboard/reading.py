@@ -12,7 +12,7 @@ import streamlit as st
 
 from mnist_models.inference import predict_logits
 from mnist_models.preprocess import DigitBox, segment_digits
-from mnist_models.store.catalog import CatalogEntry
+from mnist_models.serving.catalog import CatalogEntry
 
 from .pictures import DISPUTED, boxed_number
 from .text import disputed_positions, number_disagreement, ordinal

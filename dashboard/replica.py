@@ -1,6 +1,6 @@
 """Several dashboard processes behind one proxy (scripts/serve_replicas.sh): which one trains, and which one this is.
 
-A training's live progress lives in the process whose worker runs it (mnist_models.training.worker), so a visitor can
+A training's live progress lives in the process whose worker runs it (mnist_models.jobs.worker), so a visitor can
 only watch it on that replica. One replica trains; the others say where training runs and link there instead of
 starting trainings their visitors could not follow after the proxy sent them elsewhere. The machine-wide training
 lock still allows one training at a time whatever this setting says; it only decides where the Train page offers it.

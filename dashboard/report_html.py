@@ -7,10 +7,12 @@ the file can be checked number by number against the records it was written from
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import jinja2
@@ -21,8 +23,8 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 
 from mnist_models.evidence import CORRUPTIONS
-from mnist_models.stakeholder_report import Measured, StakeholderReport, build_report
-from mnist_models.store.catalog import CatalogEntry
+from mnist_models.serving.catalog import CatalogEntry, load_catalog
+from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE, Measured, StakeholderReport, build_report
 from mnist_models.store.files import atomic_write
 
 from .figures import (
@@ -125,3 +127,34 @@ def write_report(path: str | os.PathLike, entries: Iterable[CatalogEntry], title
     """Write the report atomically (a failed write leaves any earlier file whole)."""
     document = report_html(entries, title, data_root).encode("utf-8")
     return atomic_write(path, lambda stream: stream.write(document))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``digit-lab report --html FILE`` runs this (``python -m dashboard.report_html``): the report is drawn with the
+    app's figures, and the library's command line never imports the app. Exit 2 names an unknown model."""
+    parser = argparse.ArgumentParser(prog="digit-lab report --html", description=main.__doc__)
+    parser.add_argument("html", metavar="FILE", help="where to write the report")
+    parser.add_argument("--title", default=DEFAULT_REPORT_TITLE)
+    parser.add_argument("--model", action="append", metavar="NAME", help="a model or saved run (default: all)")
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    entries = load_catalog(args.checkpoint_dir)
+    if args.model:
+        by_name = {entry.name: entry for entry in entries}
+        unknown = [name for name in args.model if name not in by_name]
+        if unknown:
+            print(f"error: no model or saved run called {', '.join(unknown)}; known: {', '.join(by_name)}",
+                  file=sys.stderr)
+            return 2
+        entries = [by_name[name] for name in args.model]
+    for entry in entries:
+        if entry.evaluation is None:
+            print(f"note: {entry.name} has no evaluation; the report lists it as not evaluated", file=sys.stderr)
+    path = write_report(args.html, entries, args.title, args.data_dir)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(entries)} models)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ import streamlit as st
 
 from mnist_models.data import DATASETS
 from mnist_models.paths import DATA_DIR_ENV, resolve_data_root
-from mnist_models.store.catalog import CatalogEntry, of_dataset
+from mnist_models.serving.catalog import CatalogEntry, of_dataset
 
 from .cache import catalog
 from .replica import replica_name

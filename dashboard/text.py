@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from mnist_models.evidence import overall_robustness
+from mnist_models.jobs.worker import Job, JobState
 from mnist_models.models.architectures import Reading
+from mnist_models.models.registry import MODEL_SPECS, get_spec
 from mnist_models.novelty import DEFAULT_FALSE_REJECTION_RATE
-from mnist_models.store.catalog import CatalogEntry, Prediction
-from mnist_models.training.worker import Job, JobState
+from mnist_models.serving.catalog import CatalogEntry, Prediction
+from mnist_models.store.evidence_records import overall_robustness
 
 UNKNOWN = "unknown"
 
@@ -145,7 +146,7 @@ def rnn_verdict(curves_by_name: dict, titles: dict[str, str], accuracy: dict[str
         return f"{claim} Testing it needs the RNN and the CNN selected, with their evidence computed."
     rnn, cnn = overall_robustness(curves_by_name["rnn"]), overall_robustness(curves_by_name["cnn"])
     convolutional = {name: overall_robustness(curves) for name, curves in curves_by_name.items()
-                     if name not in ("rnn", "mlp") and not name.startswith("run")}
+                     if name in MODEL_SPECS and get_spec(name).family.convolutional}  # shipped models, not runs
     weaker_than = sum(score > rnn for score in convolutional.values())
     verdict = "Holds here" if rnn < cnn else "Does not hold here"
     clean = (f" On clean test digits it reads {accuracy['rnn']:.2%} against {accuracy['cnn']:.2%}."

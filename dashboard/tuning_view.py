@@ -14,8 +14,8 @@ from optuna.trial import TrialState
 
 from mnist_models import tuning
 from mnist_models.errors import DigitLabError
+from mnist_models.jobs.worker import JobAction, StudyOrder, TrainingWorker
 from mnist_models.models.registry import MODEL_NAMES, get_spec
-from mnist_models.training.worker import JobAction, StudyOrder, TrainingWorker
 
 from .train_options import SUBSET_CHOICES, subset_label
 

@@ -38,8 +38,8 @@ def warm_up() -> dict[str, float]:
     from dashboard import cache
     from dashboard.replica import training_place
     from mnist_models.data import dataset_available
-    from mnist_models.store.catalog import predict_with_each
-    from mnist_models.training.worker import start_process_server
+    from mnist_models.jobs.worker import start_process_server
+    from mnist_models.serving.catalog import predict_with_each
 
     steps: dict[str, float] = {}
 

@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 
 from mnist_models.preprocess import InvalidImageError, load_uploaded_image
-from mnist_models.reporting import LeaderboardRow, leaderboard_row
-from mnist_models.store.catalog import CatalogEntry, of_dataset
+from mnist_models.reporting import LeaderboardRow, leaderboard_row, reported_figure
+from mnist_models.serving.catalog import CatalogEntry, of_dataset
 
 from .cache import catalog
 from .handoff import open_test_image
@@ -23,7 +23,7 @@ def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
 def leaderboard_table(rows: list[LeaderboardRow]) -> None:
     """The leaderboard rows as a formatted table (Overview, and a run beside its shipped model on Train)."""
     st.dataframe(
-        [{"model": row.title, "test accuracy": row.accuracy, "report": row.report_accuracy,
+        [{"model": row.title, "family": row.family, "test accuracy": row.accuracy, "report": reported_figure(row),
           "macro AUC": row.macro_auc, "log loss": row.log_loss, "ECE": row.ece, "robustness": row.robustness,
           "parameters": row.parameters,
           "size (MB)": row.size_mb, "latency (ms)": row.latency_ms, "epochs": row.epochs,
@@ -31,9 +31,11 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
         hide_index=True,
         column_config={
             "test accuracy": st.column_config.NumberColumn(format="percent"),
-            "report": st.column_config.NumberColumn(
-                "report's figure", format="percent",
-                help="Test accuracy the analysis report gave; empty for the next steps the reports only suggested"),
+            "family": st.column_config.TextColumn(help="How the architecture reads a digit"),
+            "report": st.column_config.TextColumn(
+                "report's figure",
+                help="Test accuracy the analysis report gave (its epochs in brackets); the architectures the reports "
+                     "only suggested as next steps were never measured there"),
             "macro AUC": st.column_config.NumberColumn(format="%.5f"),
             "log loss": st.column_config.NumberColumn(format="%.4f"),
             "ECE": st.column_config.NumberColumn("calibration error", format="percent"),

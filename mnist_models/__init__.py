@@ -1,6 +1,8 @@
-"""digit-lab's ML library: MNIST data, the registry of six classifiers, training, checkpoints and evaluation.
+"""digit-lab's ML library: the data (MNIST, Fashion-MNIST), the one registry of classifiers (``MODEL_NAMES``),
+training, checkpoints and their records, evaluation, evidence and explanation.
 
-It never imports Streamlit or Plotly: the dashboard (the ``dashboard`` package) is built on top of it.
+It installs and runs alone (``pip install digit-lab``; the extras add the rest) and never imports the dashboard,
+Streamlit or Plotly: the ``dashboard`` package is built on top of it. Its layer order is a contract in pyproject.toml.
 """
 
 from .data import DatasetMissingError, load_mnist

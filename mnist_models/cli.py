@@ -20,6 +20,7 @@ import argparse
 import functools
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,8 +28,10 @@ from typing import Any
 
 from . import parallel_tuning
 from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, require_dataset
+from .devices import training_threads
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
+from .extras import MissingExtra, missing_modules
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
@@ -40,7 +43,6 @@ from .paths import (
 )
 from .reporting import leaderboard_rows, render_results_markdown, update_readme
 from .stakeholder_report import DEFAULT_REPORT_TITLE
-from .store.catalog import load_catalog
 from .store.checkpoints import (
     CHECKPOINT_SUFFIX,
     CheckpointError,
@@ -54,7 +56,6 @@ from .store.checkpoints import (
 from .store.files import StorageError, check_room
 from .store.runs import list_runs
 from .training import distributed, recovery
-from .training.child import training_threads
 from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
 from .training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
 from .training.loop import Progress
@@ -448,26 +449,29 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_html_report(args: argparse.Namespace) -> int:
-    """The stakeholder report. Its charts are the dashboard's Plotly figures, so it is drawn by
-    ``dashboard.report_html`` (installed with the package), imported here only: the library never loads Plotly."""
-    from dashboard.report_html import write_report
+def _missing_app(what: str) -> bool:
+    """Whether the app's packages are missing, saying so: the commands the dashboard package serves need them."""
+    missing = missing_modules("app")
+    if missing:
+        print(f"error: {what} needs the app's packages ({', '.join(missing)} missing): pip install 'digit-lab[app]'",
+              file=sys.stderr)
+    return bool(missing)
 
-    entries = load_catalog(args.checkpoint_dir)
-    if args.model:
-        by_name = {entry.name: entry for entry in entries}
-        unknown = [name for name in args.model if name not in by_name]
-        if unknown:
-            print(f"error: no model or saved run called {', '.join(unknown)}; known: {', '.join(by_name)}",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        entries = [by_name[name] for name in args.model]
-    for entry in entries:
-        if entry.evaluation is None:
-            print(f"note: {entry.name} has no evaluation; the report lists it as not evaluated", file=sys.stderr)
-    path = write_report(args.html, entries, args.title, args.data_dir)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(entries)} models)", file=sys.stderr)
-    return 0
+
+def _write_html_report(args: argparse.Namespace) -> int:
+    """The stakeholder report. Its charts are the dashboard's Plotly figures, so the app draws it, in a process of
+    its own (``python -m dashboard.report_html``): the library never imports the dashboard."""
+    if _missing_app("the stakeholder report (--html)"):
+        return EXIT_USAGE
+    arguments = [args.html, "--title", args.title]
+    for option, value in (("--checkpoint-dir", args.checkpoint_dir), ("--data-dir", args.data_dir)):
+        if value:
+            arguments += [option, str(value)]
+    for name in args.model or ():
+        arguments += ["--model", name]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT),
+                                                                             os.environ.get("PYTHONPATH"))))}
+    return subprocess.run([sys.executable, "-m", "dashboard.report_html", *arguments], env=environment).returncode
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -477,6 +481,8 @@ def command_serve(args: argparse.Namespace) -> int:
     if not IN_CHECKOUT:
         print(f"error: the dashboard needs a checkout of digit-lab (no app.py at {app}); the installed package "
               f"holds only the library and the command line", file=sys.stderr)
+        return EXIT_USAGE
+    if _missing_app("the dashboard"):
         return EXIT_USAGE
     for value, variable in ((args.checkpoint_dir, CHECKPOINT_DIR_ENV), (args.data_dir, DATA_DIR_ENV)):
         if value:
@@ -609,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
-    except DatasetMissingError as error:
+    except (DatasetMissingError, MissingExtra) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,8 +1,18 @@
-"""Choosing where tensors live: CUDA, then Apple's MPS, then the CPU, unless the caller names one."""
+"""Choosing where tensors live (CUDA, then Apple's MPS, then the CPU, unless the caller names one) and how many CPU
+threads a training takes."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+THREADS_ENV = "DIGIT_LAB_TRAINING_THREADS"
+
+
+def training_threads() -> int:
+    """torch's thread count in a training process: $DIGIT_LAB_TRAINING_THREADS, else one per core."""
+    return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
 
 
 def available_devices() -> list[str]:

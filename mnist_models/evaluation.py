@@ -229,8 +229,9 @@ def refresh_evidence(network: nn.Module, meta: CheckpointMeta, test_data: tuple[
                      progress=None) -> None:
     """Compute the ``parts`` of the evidence for a saved checkpoint (``meta.path``) and save them beside it, keeping
     the parts already saved that were not asked for. ``progress(part, done, total)`` follows the long parts."""
-    from .evidence import compute_evidence, evidence_path, load_evidence, merge, save_evidence
+    from .evidence import compute_evidence
     from .feature_space import fit_feature_map, map_path, save_feature_map
+    from .store.evidence_records import evidence_path, load_evidence, merge, save_evidence
 
     unknown = set(parts) - set(EVIDENCE_PARTS)
     if unknown:

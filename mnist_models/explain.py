@@ -48,6 +48,7 @@ from torch import nn
 
 from .data import normalize, to_unit_float
 from .errors import DigitLabError
+from .extras import needs_extra
 from .inference import as_image_batch
 from .models.architectures import Reading
 
@@ -163,7 +164,8 @@ def attribute(model: nn.Module, image, method: str, target: int | None = None) -
     inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> np.ndarray:
-        from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
+        with needs_extra("explain", "Attribution maps"):
+            from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
 
         chosen = target
         if chosen is None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .extras import needs_extra
 from .inference import BATCH_SIZE, as_image_batch, predict_logits
 from .store.files import atomic_write
 from .store.records import RecordError, utc_now
@@ -143,7 +144,8 @@ def fit_feature_map(network: nn.Module, model_name: str, images, labels, *, coun
     Features → PCA to at most 50 dimensions → UMAP (2-D, 15 neighbours, min_dist 0.1, ``random_state=seed``). The
     result places new digits (``place``) and is small enough to ship (``save_feature_map``)."""
     from sklearn.decomposition import PCA  # here: importing umap compiles numba code, seconds the first time
-    from umap import UMAP
+    with needs_extra("evidence", "The map of the digits"):
+        from umap import UMAP
 
     report = progress or (lambda _stage: None)
     started = time.perf_counter()

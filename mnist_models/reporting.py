@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evidence import Evidence, evidence_path, load_evidence, overall_robustness
 from .models.registry import MODEL_NAMES, get_spec
 from .store.checkpoints import CheckpointError, checkpoint_path, load_evaluation
+from .store.evidence_records import Evidence, evidence_path, load_evidence, overall_robustness
 from .store.files import replace_between_markers
 from .store.records import Evaluation, RecordError
 
@@ -23,6 +23,7 @@ class LeaderboardRow:
     name: str  # the catalog name: a registry name, or a run id
     model: str  # the registry name of its architecture
     title: str
+    family: str  # how its architecture reads a digit (the registry's Family)
     accuracy: float
     errors: int
     count: int  # test images evaluated
@@ -51,7 +52,8 @@ def leaderboard_row(name: str, evaluation: Evaluation, title: str | None = None,
     spec = get_spec(evaluation.model)
     metrics, trained, latency = evaluation.metrics, evaluation.trained, evaluation.latency
     return LeaderboardRow(
-        name=name, model=spec.name, title=title or spec.title, accuracy=metrics.accuracy, errors=metrics.errors,
+        name=name, model=spec.name, title=title or spec.title, family=spec.family.value, accuracy=metrics.accuracy,
+        errors=metrics.errors,
         count=metrics.count, macro_auc=metrics.auc.macro, log_loss=metrics.log_loss, ece=metrics.ece,
         macro_f1=metrics.macro_f1, parameters=evaluation.parameters,
         size_mb=evaluation.size_bytes / 1e6 if evaluation.size_bytes is not None else None,
@@ -120,7 +122,8 @@ def _or_dash(value, template: str) -> str:
     return template.format(value) if value is not None else "–"
 
 
-def _reported(row: LeaderboardRow) -> str:
+def reported_figure(row: LeaderboardRow) -> str:
+    """What the reports measured for this architecture, as shown in every results table."""
     if row.report_accuracy is None:
         return "suggested, not measured"
     return f"{row.report_accuracy:.1%} ({row.report_epochs})"
@@ -137,7 +140,7 @@ def render_results_markdown(rows: list[LeaderboardRow]) -> str:
     for row in rows:
         met = "✅" if row.accuracy >= row.target_accuracy else "❌"
         lines.append(
-            f"| `{row.name}` | **{row.accuracy:.2%}** {met} | {_reported(row)} | "
+            f"| `{row.name}` | **{row.accuracy:.2%}** {met} | {reported_figure(row)} | "
             f"≥ {row.target_accuracy:.1%} | {row.macro_auc:.5f} | {row.log_loss:.4f} | {row.ece:.2%} "
             f"({_or_dash(row.calibrated_ece, '{:.2%}')}) | {_or_dash(row.robustness, '{:.3f}')} | "
             f"{_or_dash(row.parameters, '{:,}')} | {_or_dash(row.size_mb, '{:.2f} MB')} | "

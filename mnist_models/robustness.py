@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import normalize, to_unit_float
+from .extras import needs_extra
 from .inference import BATCH_SIZE, as_image_batch, eval_mode, predict_proba
 
 EPSILON_METHODS = ("fgsm", "pgd")
@@ -196,7 +197,8 @@ def _targets(target, count: int) -> torch.Tensor | None:
 def _attack(model: nn.Module, unit: torch.Tensor, target: torch.Tensor | None, epsilon: float, method: str,
             steps: int) -> torch.Tensor:
     """One chunk of (n, 1, 28, 28) unit-float images attacked; the model is already in eval mode."""
-    from captum.robust import FGSM, PGD  # here: Captum loads matplotlib (a second), which only attacks need
+    with needs_extra("explain", "Adversarial attacks"):
+        from captum.robust import FGSM, PGD  # here: Captum loads matplotlib (a second), which only attacks need
 
     def forward(unit_images: torch.Tensor) -> torch.Tensor:
         return model(normalize(unit_images, model))

@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .data import MNIST_MEAN, MNIST_STD, DatasetMissingError, load_mnist
-from .evidence import CORRUPTIONS, Evidence
+from .evidence import CORRUPTIONS
 from .models.registry import get_spec
 from .reporting import LeaderboardRow, Recommendation, leaderboard_row, recommend
-from .store.catalog import CatalogEntry, of_dataset
+from .serving.catalog import CatalogEntry, of_dataset
+from .store.evidence_records import Evidence
 from .store.records import Evaluation, library_versions
 from .training.config import TRAINING_DEFAULTS
 

@@ -29,16 +29,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
 
 from .errors import DigitLabError
+from .extras import needs_extra
 from .models.registry import get_spec
 from .paths import resolve_runs_dir
 from .training.config import TrainConfig
 from .training.loop import CancelFlag, Progress, train
 from .training.pipeline import SavedModel, Split, train_and_save
+
+with needs_extra("tune", "Hyperparameter search"):
+    import optuna
+    from optuna.trial import FrozenTrial, TrialState
 
 STUDY_FILE = "studies.db"  # in the runs folder: one SQLite database holding every model's study
 JOURNAL_FILE = "studies.journal"  # in the runs folder: the studies that several worker processes run at once

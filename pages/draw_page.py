@@ -19,7 +19,7 @@ from dashboard.widgets import enlarge, model_problems, uploaded_picture
 from mnist_models.data import get_dataset
 from mnist_models.novelty import refuse
 from mnist_models.preprocess import EmptyDrawingError, NotADigitError, clothing_picture, preprocess_stages
-from mnist_models.store.catalog import predict_with_each
+from mnist_models.serving.catalog import predict_with_each
 
 DRAW, NUMBER, UPLOAD, PHOTO = "Draw", "Draw a number", "Upload an image", "Photo or scan of a number"
 PICTURE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]

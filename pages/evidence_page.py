@@ -24,8 +24,9 @@ from dashboard.text import (
 )
 from dashboard.widgets import enlarge, model_problems, picked_on_map, prediction_gallery
 from mnist_models.data import get_dataset
-from mnist_models.evidence import CORRUPTIONS, disagreement_counts, disagreement_outcome, overall_robustness
+from mnist_models.evidence import CORRUPTIONS, disagreement_counts, disagreement_outcome
 from mnist_models.feature_space import place
+from mnist_models.store.evidence_records import overall_robustness
 from mnist_models.store.records import RecordError
 
 SECTIONS = ["Robustness", "Calibration", "Selective prediction", "Disagreements", "Map of the digits"]

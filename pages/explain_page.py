@@ -23,7 +23,7 @@ from mnist_models.explain import (
     reads_flat_pixels,
 )
 from mnist_models.robustness import EPSILON_METHODS, FLIP_SEARCH_LIMIT, perturb
-from mnist_models.store.catalog import predict_with_each
+from mnist_models.serving.catalog import predict_with_each
 
 VIEWS = ["Where each model looks", "How each one reads it", "What if…", "Adversarial attack"]
 

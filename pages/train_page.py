@@ -25,12 +25,12 @@ from dashboard.widgets import leaderboard, leaderboard_table
 from mnist_models.data import VALIDATION_SIZE
 from mnist_models.devices import available_devices
 from mnist_models.errors import DigitLabError
+from mnist_models.jobs.worker import JobAction, JobState, shared_worker
 from mnist_models.models.registry import MODEL_NAMES, get_spec
 from mnist_models.store.runs import delete_run
 from mnist_models.training import recovery
 from mnist_models.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from mnist_models.training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
-from mnist_models.training.worker import JobAction, JobState, shared_worker
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mnist_models.data import dataset_available
+from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_root
-from mnist_models.training.child import EVIDENCE_ENV
 
 
 def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0, folder: str = "MNIST"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import CHROMIUM, start_dashboard, wait_until_healthy
+from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV
-from mnist_models.training.child import EVIDENCE_ENV
 from tests.test_draw_page import number_picture, png
 
 playwright_api = pytest.importorskip("playwright.sync_api")

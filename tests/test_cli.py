@@ -7,10 +7,11 @@ import pytest
 
 from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.cli import main
-from mnist_models.evidence import CORRUPTIONS, evidence_path, load_evidence
+from mnist_models.evidence import CORRUPTIONS
 from mnist_models.feature_space import load_feature_map, map_path
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
 from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
+from mnist_models.store.evidence_records import evidence_path, load_evidence
 from mnist_models.training import pipeline
 from mnist_models.training.locking import acquire_training_lock
 from mnist_models.training.pipeline import save_trained

@@ -21,7 +21,6 @@ from dashboard.reading import NumberReading, position_labels, read_with_each
 from dashboard.text import agreement, number_disagreement, ordinal, provenance
 from dashboard.widgets import enlarge, selected_images
 from mnist_models import MODEL_NAMES, get_spec, load_checkpoint, load_evaluation, save_checkpoint
-from mnist_models.evidence import Evidence, evidence_path, load_evidence
 from mnist_models.exploration import (
     architecture_views,
     class_counts,
@@ -32,7 +31,8 @@ from mnist_models.exploration import (
 from mnist_models.inference import predict_logits
 from mnist_models.paths import CHECKPOINT_DIR
 from mnist_models.preprocess import DigitBox, read_digits
-from mnist_models.store.catalog import CatalogEntry, Prediction, load_catalog, predict_with_each
+from mnist_models.serving.catalog import CatalogEntry, Prediction, load_catalog, predict_with_each
+from mnist_models.store.evidence_records import Evidence, evidence_path, load_evidence
 from mnist_models.store.records import CheckpointMeta
 
 

@@ -23,7 +23,7 @@ from mnist_models.evaluation import validation_split
 from mnist_models.inference import folded_for_inference, predict_proba
 from mnist_models.models.registry import get_spec
 from mnist_models.preprocess import EmptyDrawingError, clothing_picture
-from mnist_models.store.catalog import load_catalog, of_dataset
+from mnist_models.serving.catalog import load_catalog, of_dataset
 from mnist_models.store.checkpoints import (
     CheckpointError,
     checkpoint_path,

@@ -14,12 +14,12 @@ import pytest
 
 from mnist_models import TrainConfig, load_mnist
 from mnist_models.cli import EXIT_NO_ROOM, main
+from mnist_models.jobs.worker import TrainingWorker, shared_worker
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT, RUNS_DIR_ENV
 from mnist_models.store.files import StorageError, check_room, write_json
 from mnist_models.training import pipeline
 from mnist_models.training.locking import training_lock_holder
 from mnist_models.training.pipeline import storage_needed, train_and_save
-from mnist_models.training.worker import TrainingWorker, shared_worker
 
 MOUNTS = itertools.count()
 

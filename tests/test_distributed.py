@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mnist_models.paths import REPO_ROOT
-from mnist_models.store.catalog import load_catalog
+from mnist_models.serving.catalog import load_catalog
 from mnist_models.store.checkpoints import load_checkpoint
 from mnist_models.training.distributed import DRILL_ENV, Team
 from mnist_models.training.locking import acquire_training_lock

@@ -17,6 +17,7 @@ from mnist_models.data import load_mnist
 from mnist_models.inference import predict_proba
 from mnist_models.models.registry import MODEL_NAMES
 from mnist_models.paths import CHECKPOINT_DIR
+from mnist_models.store import evidence_records as er
 from mnist_models.store.checkpoints import load_checkpoint, load_evaluation
 from mnist_models.store.records import RecordError
 
@@ -59,7 +60,7 @@ def test_robustness_curves_on_the_shipped_cnn(cnn, test_split):
     assert rotation.accuracy[-1] < rotation.accuracy[0] - 0.3  # 60° is clearly worse
     assert fgsm.accuracy[-1] < fgsm.accuracy[0] - 0.3  # so is ε = 0.3
     assert calls == [(done, 10) for done in range(1, 11)]
-    assert 0.0 < ev.overall_robustness(curves) < 1.0
+    assert 0.0 < er.overall_robustness(curves) < 1.0
 
 
 def test_unknown_corruption_is_refused(cnn):
@@ -68,13 +69,13 @@ def test_unknown_corruption_is_refused(cnn):
 
 
 def test_score_is_the_normalised_area():
-    assert ev.RobustnessCurve("rotation", (0, 15, 30), (0.9, 0.9, 0.9)).score == 1.0
-    assert ev.RobustnessCurve("rotation", (0, 10), (0.8, 0.0)).score == pytest.approx(0.5)
+    assert er.RobustnessCurve("rotation", (0, 15, 30), (0.9, 0.9, 0.9)).score == 1.0
+    assert er.RobustnessCurve("rotation", (0, 10), (0.8, 0.0)).score == pytest.approx(0.5)
     # gains over the clean accuracy earn nothing; the clean level may sit in the middle (scale)
-    assert ev.RobustnessCurve("scale", (0.5, 1.0, 1.5), (1.0, 0.5, 0.5)).score == 1.0
-    assert ev.RobustnessCurve("scale", (0.5, 1.0, 1.5), (0.0, 0.5, 0.0)).score == pytest.approx(0.5)
-    assert ev.RobustnessCurve("custom", (3.0,), (0.7,)).score == 1.0
-    assert ev.RobustnessCurve("rotation", (0, 10), (0.0, 0.0)).score == 0.0
+    assert er.RobustnessCurve("scale", (0.5, 1.0, 1.5), (1.0, 0.5, 0.5)).score == 1.0
+    assert er.RobustnessCurve("scale", (0.5, 1.0, 1.5), (0.0, 0.5, 0.0)).score == pytest.approx(0.5)
+    assert er.RobustnessCurve("custom", (3.0,), (0.7,)).score == 1.0
+    assert er.RobustnessCurve("rotation", (0, 10), (0.0, 0.0)).score == 0.0
 
 
 def test_time_of_one_corruption_on_the_full_test_set(cnn, test_split):
@@ -218,15 +219,15 @@ def test_disagreement_outcome_by_hand():
 
 # --- the record ----------------------------------------------------------------------------------------------------
 
-def _evidence() -> ev.Evidence:
+def _evidence() -> er.Evidence:
     val_logits, val_labels = _calibrated_toy(1000, seed=5)
     test_logits, test_labels = _calibrated_toy(1000, seed=6)
-    curves = {name: ev.RobustnessCurve(name, tuple(map(float, corruption.levels)),
+    curves = {name: er.RobustnessCurve(name, tuple(map(float, corruption.levels)),
                                        tuple(0.99 - 0.1 * index / 3 for index in range(len(corruption.levels))),
                                        float(corruption.clean))
               for name, corruption in ev.CORRUPTIONS.items()}
     probabilities = torch.softmax(torch.as_tensor(3 * test_logits), 1).numpy()
-    return ev.Evidence("cnn", "cnn.pt", curves, ev.calibration(3 * val_logits, val_labels, 3 * test_logits,
+    return er.Evidence("cnn", "cnn.pt", curves, ev.calibration(3 * val_logits, val_labels, 3 * test_logits,
                                                                test_labels),
                        ev.selective_prediction(probabilities, test_labels, target=0.99), "2026-01-01T00:00:00+00:00",
                        {"torch": torch.__version__})
@@ -234,11 +235,11 @@ def _evidence() -> ev.Evidence:
 
 def test_evidence_round_trips_and_stays_small(tmp_path):
     evidence = _evidence()
-    path = ev.save_evidence(ev.evidence_path(tmp_path / "cnn.pt"), evidence)
+    path = er.save_evidence(er.evidence_path(tmp_path / "cnn.pt"), evidence)
     assert path == tmp_path / "cnn.evidence.json"
-    loaded = ev.load_evidence(path)
+    loaded = er.load_evidence(path)
     assert loaded.to_dict() == evidence.to_dict()
-    assert loaded == ev.Evidence.from_dict(json.loads(json.dumps(evidence.to_dict())))
+    assert loaded == er.Evidence.from_dict(json.loads(json.dumps(evidence.to_dict())))
     assert loaded.calibration.temperature == pytest.approx(evidence.calibration.temperature, abs=1e-5)
     assert loaded.robustness["scale"].clean_level == 1.0
     assert loaded.overall_robustness == pytest.approx(evidence.overall_robustness, abs=1e-4)
@@ -250,9 +251,9 @@ def test_partial_file_loads_with_missing_parts_none(tmp_path):
     path = tmp_path / "cnn.evidence.json"
     path.write_text(json.dumps({"model": "cnn", "checkpoint": "cnn.pt", "calibration": full["calibration"],
                                 "something_new": [1, 2]}))
-    loaded = ev.load_evidence(path)
+    loaded = er.load_evidence(path)
     assert loaded.robustness is None and loaded.selective is None and loaded.overall_robustness is None
-    assert loaded.calibration == ev.Calibration.from_dict(full["calibration"])
+    assert loaded.calibration == er.Calibration.from_dict(full["calibration"])
     assert loaded.format_version == 1 and loaded.created == "" and loaded.versions == {}
 
 
@@ -272,30 +273,30 @@ def test_bad_files_raise_record_error_naming_the_file(tmp_path, content, message
     path = tmp_path / "mlp.evidence.json"
     path.write_text(content)
     with pytest.raises(RecordError, match=message) as raised:
-        ev.load_evidence(path)
+        er.load_evidence(path)
     assert "mlp.evidence.json" in str(raised.value)
 
 
 def test_missing_file_raises_record_error(tmp_path):
     with pytest.raises(RecordError, match="nothing.evidence.json"):
-        ev.load_evidence(tmp_path / "nothing.evidence.json")
+        er.load_evidence(tmp_path / "nothing.evidence.json")
 
 
 def test_merge_keeps_the_parts_not_recomputed():
     old = _evidence()
-    new = ev.Evidence("cnn", "cnn.pt", None, None, old.selective, "2026-02-02T00:00:00+00:00", {})
-    merged = ev.merge(old, new)
+    new = er.Evidence("cnn", "cnn.pt", None, None, old.selective, "2026-02-02T00:00:00+00:00", {})
+    merged = er.merge(old, new)
     assert merged.robustness == old.robustness and merged.calibration == old.calibration
     assert merged.selective is new.selective and merged.created == new.created
-    assert ev.merge(None, new) is new
+    assert er.merge(None, new) is new
 
 
 def test_merge_drops_the_evidence_of_other_weights():
     old = dataclasses.replace(_evidence(), weights_id="before")
-    new = ev.Evidence("cnn", "cnn.pt", None, None, old.selective, "2026-02-02T00:00:00+00:00", {}, weights_id="after")
-    assert ev.merge(old, new) is new
+    new = er.Evidence("cnn", "cnn.pt", None, None, old.selective, "2026-02-02T00:00:00+00:00", {}, weights_id="after")
+    assert er.merge(old, new) is new
     same = dataclasses.replace(new, weights_id="before")
-    assert ev.merge(old, same).robustness == old.robustness
+    assert er.merge(old, same).robustness == old.robustness
 
 
 def test_compute_evidence_on_a_few_real_digits(cnn, test_split, tmp_path):
@@ -308,9 +309,9 @@ def test_compute_evidence_on_a_few_real_digits(cnn, test_split, tmp_path):
     assert {curve.clean_accuracy for curve in evidence.robustness.values()} == {accuracy}
     assert evidence.calibration.count == 120 and evidence.selective is not None
     assert evidence.model == "cnn" and evidence.checkpoint == "cnn.pt" and evidence.weights_id == meta.weights_id
-    path = ev.save_evidence(tmp_path / "cnn.evidence.json", evidence)
+    path = er.save_evidence(tmp_path / "cnn.evidence.json", evidence)
     assert path.stat().st_size < 100_000
-    assert ev.load_evidence(path).to_dict() == evidence.to_dict()
+    assert er.load_evidence(path).to_dict() == evidence.to_dict()
 
     without_validation = ev.compute_evidence(network, meta, (images, labels), None,
                                              parts=("calibration", "selective"))
@@ -324,7 +325,7 @@ def test_compute_evidence_on_a_few_real_digits(cnn, test_split, tmp_path):
 def test_the_shipped_evidence_starts_every_curve_at_the_saved_test_accuracy(name):
     """The clean level of each robustness curve is the saved evaluation's accuracy, exactly (the same folded copy,
     the same 10,000 digits), and the calibration covers those digits."""
-    evidence = ev.load_evidence(ev.evidence_path(CHECKPOINT_DIR / f"{name}.pt"))
+    evidence = er.load_evidence(er.evidence_path(CHECKPOINT_DIR / f"{name}.pt"))
     accuracy = load_evaluation(name).metrics.accuracy
     assert {curve.clean_accuracy for curve in evidence.robustness.values()} == {round(accuracy, 5)}
     assert evidence.calibration.count == 10_000 and evidence.selective is not None

@@ -5,7 +5,7 @@ import numpy as np
 
 from dashboard.figures import disagreement_figure, reliability_figure, risk_coverage_figure, robustness_figure
 from dashboard.text import calibration_ranking, dropout_verdict, rnn_verdict, robustness_ranking, selective_sentence
-from mnist_models.evidence import Calibration, Reliability, RobustnessCurve, Selective
+from mnist_models.store.evidence_records import Calibration, Reliability, RobustnessCurve, Selective
 
 TITLES = {"cnn": "CNN", "rnn": "RNN", "cnn_basic": "Basic CNN", "cnn_dropout": "CNN + dropout", "mlp": "MLP"}
 

@@ -13,15 +13,16 @@ import torch
 from dashboard.text import format_duration, progress_line
 from mnist_models import TrainConfig, load_mnist, train
 from mnist_models.cli import EXIT_BUSY, main
-from mnist_models.evidence import CORRUPTIONS, evidence_path, load_evidence
+from mnist_models.evidence import CORRUPTIONS
 from mnist_models.feature_space import map_path
+from mnist_models.jobs.child import EVIDENCE_ENV
+from mnist_models.jobs.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
+from mnist_models.store.evidence_records import evidence_path, load_evidence
 from mnist_models.store.runs import list_runs
 from mnist_models.training import child
-from mnist_models.training.child import EVIDENCE_ENV
 from mnist_models.training.locking import TrainingBusy
 from mnist_models.training.pipeline import save_trained
 from mnist_models.training.stopping import StopRequest
-from mnist_models.training.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
 
 TIMEOUT = 120
 

@@ -27,7 +27,7 @@ from mnist_models.novelty import (
     threshold_from_scores,
 )
 from mnist_models.paths import CHECKPOINT_DIR, DATA_DIR_ENV, REPO_ROOT
-from mnist_models.store.catalog import CatalogEntry, predict_with_each
+from mnist_models.serving.catalog import CatalogEntry, predict_with_each
 from mnist_models.store.checkpoints import load_checkpoint, load_evaluation
 from mnist_models.store.records import Evaluation
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
+from mnist_models.serving.catalog import load_catalog
 from mnist_models.store import checkpoints as checkpoint_store
-from mnist_models.store.catalog import load_catalog
 from mnist_models.store.checkpoints import evaluation_path, finish_pending
 from mnist_models.training import pipeline
 from mnist_models.training.pipeline import save_trained, train_and_save

@@ -16,8 +16,8 @@ import pytest
 
 from benchmarks.common import CHROMIUM, free_port, wait_until_healthy
 from dashboard.replica import REPLICA_ENV, TRAINING_ENV
+from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.paths import REPO_ROOT, RUNS_DIR_ENV, TRAINING_LOCK_ENV
-from mnist_models.training.child import EVIDENCE_ENV
 from tests.test_browser import ONE, _draw, _metric_of, _settle
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -14,7 +14,8 @@ from mnist_models.store.checkpoints import load_evaluation
 
 def _row(name, accuracy, latency, errors=None):
     return LeaderboardRow(
-        name=name, model="cnn", title=name.upper(), accuracy=accuracy, errors=errors or round((1 - accuracy) * 1e4),
+        name=name, model="cnn", title=name.upper(), family="convolutional", accuracy=accuracy,
+        errors=errors or round((1 - accuracy) * 1e4),
         count=10_000, macro_auc=0.999, log_loss=0.03, ece=0.01, macro_f1=0.99, parameters=1000, size_mb=0.1,
         latency_ms=latency, batch_latency_ms=10.0, epochs=5, train_time_s=60.0, initialisation="random",
         report_accuracy=0.98, report_epochs=5, target_accuracy=0.99)

@@ -10,7 +10,7 @@ import torch
 from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.inference import predict_proba
 from mnist_models.models.registry import MODEL_NAMES
-from mnist_models.store.catalog import load_catalog, of_dataset
+from mnist_models.serving.catalog import load_catalog, of_dataset
 from mnist_models.store.records import RunInfo
 from mnist_models.store.runs import delete_run, find_run, list_runs
 from mnist_models.training.pipeline import save_trained

@@ -18,8 +18,8 @@ from mnist_models import MODEL_NAMES, load_checkpoint, load_mnist
 from mnist_models.cli import _config, build_parser, main
 from mnist_models.models.registry import get_spec
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
+from mnist_models.serving.catalog import load_catalog, of_dataset
 from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE, Measured, build_report, findings, most_confused
-from mnist_models.store.catalog import load_catalog, of_dataset
 from mnist_models.training.config import TRAINING_DEFAULTS
 
 

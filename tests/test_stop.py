@@ -19,13 +19,13 @@ from conftest import write_idx_dataset
 
 from mnist_models import load_checkpoint, load_evaluation
 from mnist_models.cli import EXIT_INTERRUPTED, main
+from mnist_models.jobs.orders import JobAction, JobState
+from mnist_models.jobs.worker import TrainingWorker
 from mnist_models.paths import REPO_ROOT
 from mnist_models.store.runs import list_runs
 from mnist_models.training.config import TrainConfig
-from mnist_models.training.jobs import JobAction, JobState
 from mnist_models.training.locking import training_lock_holder
 from mnist_models.training.recovery import IncompleteKind, find_incomplete
-from mnist_models.training.worker import TrainingWorker
 
 TIMEOUT = 300
 EPOCHS = ["--model", "cnn", "--epochs", "3", "--batch-size", "16"]
@@ -203,7 +203,7 @@ def test_a_killed_training_process_is_reported_and_its_run_recovered_from_the_wo
 SERVER = """
 import sys, time
 from mnist_models.training.config import TrainConfig
-from mnist_models.training.worker import TrainingWorker
+from mnist_models.jobs.worker import TrainingWorker
 worker = TrainingWorker()
 worker.submit([TrainConfig.for_model("cnn", epochs=3, batch_size=16, device="cpu")], data_dir=sys.argv[1])
 while not any(event.epoch == 2 for event in worker.snapshot()[0].events):

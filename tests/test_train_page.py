@@ -15,10 +15,10 @@ from dashboard.sidebar import SELECTED_MODELS_KEY
 from dashboard.text import target_verdict
 from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist
 from mnist_models.devices import available_devices
+from mnist_models.jobs.worker import shared_worker
 from mnist_models.models.pretrained import imagenet_weights_cached
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
 from mnist_models.training.pipeline import config_of, train_and_save
-from mnist_models.training.worker import shared_worker
 
 TRAIN_PAGE = "pages/train_page.py"
 START = "FormSubmitter:train_form-Start training"

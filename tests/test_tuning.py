@@ -15,7 +15,7 @@ from optuna.trial import FixedTrial, TrialState
 from mnist_models import MODEL_NAMES, load_mnist, tuning
 from mnist_models.cli import main
 from mnist_models.models.registry import get_spec
-from mnist_models.store.catalog import load_catalog
+from mnist_models.serving.catalog import load_catalog
 from mnist_models.training.locking import acquire_training_lock
 from mnist_models.tuning import (
     AUGMENT_STRENGTHS,

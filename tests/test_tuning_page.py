@@ -12,8 +12,8 @@ from optuna.trial import TrialState
 
 from dashboard.tuning_view import NEW_STUDY, default_name, trial_rows
 from mnist_models import MODEL_NAMES, TrainConfig, load_mnist
+from mnist_models.jobs.worker import StudyOrder, shared_worker
 from mnist_models.paths import DATA_DIR_ENV
-from mnist_models.training.worker import StudyOrder, shared_worker
 from mnist_models.tuning import best_config, open_study, run_study, storage_url, study_summaries
 from tests.test_train_page import TIMEOUT, open_train_page
 

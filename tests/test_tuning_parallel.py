@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from mnist_models import tuning
 from mnist_models.cli import main
+from mnist_models.devices import THREADS_ENV
 from mnist_models.parallel_tuning import check_shared, shares
 from mnist_models.paths import REPO_ROOT
-from mnist_models.training.child import THREADS_ENV
 from mnist_models.training.locking import acquire_training_lock
 
 SUBSET = ["--train-subset", "500", "--max-epochs", "1", "--device", "cpu"]

@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 
 from mnist_models import load_mnist
+from mnist_models.jobs.worker import JobState, StudyOrder, TrainingWorker, WorkerBusy
 from mnist_models.store.runs import list_runs
-from mnist_models.training.worker import JobState, StudyOrder, TrainingWorker, WorkerBusy
 from mnist_models.tuning import best_config, load_study, open_study, run_study, storage_url
 from tests.test_jobs import TinyLoader
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from torch import nn
 
 from . import architectures as arch
+
+
+class Family(StrEnum):
+    """How an architecture reads a digit. Pages, the report and the claims they test group models by it, never by
+    their names, so a new architecture joins its group by its registry entry alone."""
+
+    FLAT = "flat"  # the 784 pixels as one vector: no notion of neighbouring pixels
+    RECURRENT = "recurrent"  # the rows one after another
+    CONVOLUTIONAL = "convolutional"  # local filters over the image
+    HYBRID = "convolutional + recurrent"  # a convolutional front end whose feature columns a recurrent layer reads
+
+    @property
+    def convolutional(self) -> bool:
+        """Whether its first layers are convolutions (what Grad-CAM and the feature-map views need)."""
+        return self in (Family.CONVOLUTIONAL, Family.HYBRID)
 
 
 @dataclass(frozen=True)
@@ -18,6 +34,7 @@ class ModelSpec:
     name: str
     title: str
     description: str
+    family: Family
     input_format: str  # how the architecture reads a digit, shown on the Dataset page
     builder: Callable[..., nn.Module]
     architecture_defaults: dict[str, Any]
@@ -47,6 +64,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             name="mlp", title="MLP",
             description="Multi-layer perceptron: the 784 pixels as one flat vector through dense layers of 256 and "
                         "128 units. No notion of neighbouring pixels.",
+            family=Family.FLAT,
             input_format="flat vector of 784 values", builder=arch.MLP,
             architecture_defaults={"hidden_sizes": (256, 128), "dropout": 0.2},
             training_defaults={"epochs": 5, "batch_size": 128, "lr": 2e-3, **ADAMW_ONE_CYCLE},
@@ -57,6 +75,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             name="rnn", title="RNN",
             description="Recurrent network (plain tanh RNN) reading the image as 28 rows of 28 pixels, top to "
                         "bottom; its last state feeds a dense layer. The cell (rnn/lstm/gru) is a hyperparameter.",
+            family=Family.RECURRENT,
             input_format="sequence of 28 rows × 28 pixels", builder=arch.RowRNN,
             architecture_defaults={"cell": "rnn", "hidden_size": 256, "num_layers": 1, "dense_size": 64},
             training_defaults={"epochs": 5, "batch_size": 64, "lr": 2e-3, "grad_clip": 1.0, **ADAMW_ONE_CYCLE},
@@ -67,6 +86,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             name="cnn", title="CNN",
             description="Convolutional network: conv 32 → max-pool → conv 64 (3×3) → max-pool → dense 128 → 10, "
                         "with batch norm and dropout. Learns local strokes, then their combinations.",
+            family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.CNN,
             architecture_defaults={"dense_size": 128, "dropout": 0.25},
             training_defaults={"epochs": 5, "batch_size": 128, "lr": 3e-3, **ADAMW_ONE_CYCLE},
@@ -76,6 +96,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             name="cnn_basic", title="Basic CNN",
             description="Report 004's model A: one conv layer (32 filters, 3×3) → max-pool → flatten → dense 128 → 10.",
+            family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.BasicCNN,
             architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.0},
             training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, **ADAMW_ONE_CYCLE},
@@ -86,6 +107,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             name="cnn_dropout", title="CNN + dropout",
             description="Report 004's model B: the basic CNN with dropout 0.5 before and after its dense layer, "
                         "trained with light augmentation (small rotations, shifts, zoom).",
+            family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.BasicCNN,
             architecture_defaults={"filters": 32, "dense_size": 128, "dropout": 0.5},
             training_defaults={"epochs": 10, "batch_size": 128, "lr": 2e-3, "augment": True, "augment_strength": 0.6,
@@ -97,6 +119,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             name="mobilenet", title="MobileNet",
             description="Torchvision MobileNet (v3-small by default, or v2) with a 10-class head; each digit is "
                         "resized to 96×96 and its gray copied to 3 channels. ImageNet weights when available.",
+            family=Family.CONVOLUTIONAL,
             input_format="image 96×96×3 (resized, gray copied to RGB)", builder=arch.MobileNetDigits,
             architecture_defaults={"variant": "v3_small", "input_size": 96},
             training_defaults={"epochs": 4, "batch_size": 128, "lr": 3e-3, **ADAMW_ONE_CYCLE},
@@ -108,6 +131,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             description="Built to reach 99% while you watch: conv 24 (5×5) → pool → conv 32 (3×3) → pool → dense 256 "
                         "→ 10, one epoch with label smoothing, channels-last on the CPU. Layout after "
                         "tuomaso/train_mnist_fast.",
+            family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.SpeedrunCNN,
             architecture_defaults={"filters": (24, 32), "dense_size": 256},
             training_defaults={"epochs": 1, "batch_size": 256, "lr": 1e-2, "optimizer": "adam",
@@ -121,6 +145,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             description="A small residual network: 3×3 stem and max-pool to 14×14, then three stages of two residual "
                         "blocks (32, 64, 128 channels; 14×14, 7×7, 4×4) with batch norm, global average pooling → "
                         "10. Trained with augmentation (rotations, shifts, zoom).",
+            family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.ResNet,
             architecture_defaults={"widths": (32, 64, 128), "blocks": (2, 2, 2), "dropout": 0.1},
             training_defaults={"epochs": 15, "batch_size": 128, "lr": 4e-3, "optimizer": "adamw",
@@ -134,6 +159,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             description="Hybrid: a convolutional front end (conv 32 → pool → conv 64 → pool, 7×7 maps) whose seven "
                         "feature columns a GRU reads left to right; its last state → 10. Trained with light "
                         "augmentation.",
+            family=Family.HYBRID,
             input_format="image 28×28×1, read as 7 feature columns", builder=arch.CRNN,
             architecture_defaults={"cell": "gru", "hidden_size": 128, "filters": (32, 64), "dropout": 0.2},
             training_defaults={"epochs": 10, "batch_size": 128, "lr": 3e-3, "grad_clip": 1.0, "augment": True,

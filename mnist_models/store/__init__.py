@@ -1,1 +1,2 @@
-"""Storage: typed records, checkpoint files, saved runs, and the catalog of everything a page can show."""
+"""Storage: the typed records (checkpoint metadata, evaluations, evidence), checkpoint files, saved runs, and atomic
+writes. It computes nothing: the layers above fill the records."""

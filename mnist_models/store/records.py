@@ -52,7 +52,7 @@ def _describe(kinds: type | tuple[type, ...]) -> str:
     return " or ".join(kind.__name__ for kind in kinds)
 
 
-def _get(data: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], required: bool = False) -> Any:
+def field_of(data: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], required: bool = False) -> Any:
     """``data[name]`` checked against ``kinds``; None when absent (or a RecordError when ``required``).
 
     An int is accepted where a float is expected; a bool is never taken for a number.
@@ -70,16 +70,18 @@ def _get(data: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], req
     return value
 
 
-def _mapping(data: Any, what: str) -> Mapping[str, Any]:
+def as_mapping(data: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise RecordError(f"{what} should be a JSON object, not {type(data).__name__}")
     return data
 
 
-def _format_version(data: Mapping[str, Any]) -> int:
-    version = _get(data, "format_version", int) or 1
-    if version > RECORD_VERSION:
-        raise RecordError(f"format version {version} is newer than this digit-lab reads ({RECORD_VERSION}); "
+def check_version(version: Any, readable: int, what: str) -> int:
+    """``version`` (None: 1, files from before versions were written) when this digit-lab reads it; otherwise a
+    RecordError that says ``what`` was written by a newer digit-lab. The one version check of every record."""
+    version = 1 if version is None else version
+    if not isinstance(version, int) or isinstance(version, bool) or version > readable:
+        raise RecordError(f"{what}: format version {version} is newer than this digit-lab reads ({readable}); "
                           f"update digit-lab")
     return version
 
@@ -137,23 +139,23 @@ class CheckpointMeta:
 
     @classmethod
     def from_dict(cls, data: Any) -> CheckpointMeta:
-        data = _mapping(data, "checkpoint metadata")
-        version = _format_version(data)
-        run = _get(data, "run", dict)
+        data = as_mapping(data, "checkpoint metadata")
+        version = check_version(field_of(data, "format_version", int), RECORD_VERSION, "the checkpoint metadata")
+        run = field_of(data, "run", dict)
         if run is not None:
-            run = RunInfo(_get(run, "id", str, required=True), _get(run, "title", str, required=True))
-        history = _get(data, "history", dict) or {}
+            run = RunInfo(field_of(run, "id", str, required=True), field_of(run, "title", str, required=True))
+        history = field_of(data, "history", dict) or {}
         if not all(isinstance(values, list) for values in history.values()):
             raise RecordError("the field 'history' should map each curve to a list of numbers")
         return cls(
-            model=_get(data, "model", str, required=True), weights_id=_get(data, "weights_id", str),
-            title=_get(data, "title", str),
-            architecture=_get(data, "architecture", dict) or {}, training=_get(data, "training", dict) or {},
-            epochs_completed=_get(data, "epochs_completed", int), cancelled=_get(data, "cancelled", bool),
-            history=history, initialisation=_get(data, "initialisation", str),
-            parameters=_get(data, "parameters", int), dataset=_get(data, "dataset", dict) or {},
-            device=_get(data, "device", str), train_time_s=_get(data, "train_time_s", float),
-            created=_get(data, "created", str), versions=_get(data, "versions", dict) or {}, run=run,
+            model=field_of(data, "model", str, required=True), weights_id=field_of(data, "weights_id", str),
+            title=field_of(data, "title", str),
+            architecture=field_of(data, "architecture", dict) or {}, training=field_of(data, "training", dict) or {},
+            epochs_completed=field_of(data, "epochs_completed", int), cancelled=field_of(data, "cancelled", bool),
+            history=history, initialisation=field_of(data, "initialisation", str),
+            parameters=field_of(data, "parameters", int), dataset=field_of(data, "dataset", dict) or {},
+            device=field_of(data, "device", str), train_time_s=field_of(data, "train_time_s", float),
+            created=field_of(data, "created", str), versions=field_of(data, "versions", dict) or {}, run=run,
             format_version=version,
         )
 
@@ -175,10 +177,10 @@ class TrainingSummary:
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainingSummary:
-        data = _mapping(data, "the training summary")
+        data = as_mapping(data, "the training summary")
         kinds = {"epochs_completed": int, "train_time_s": float, "created": str, "initialisation": str,
                  "device": str, "cancelled": bool}
-        return cls(**{name: _get(data, name, kind) for name, kind in kinds.items()})
+        return cls(**{name: field_of(data, name, kind) for name, kind in kinds.items()})
 
 
 @dataclass(frozen=True)
@@ -208,33 +210,34 @@ class ClassificationMetrics:
 
     @classmethod
     def from_dict(cls, data: Any) -> ClassificationMetrics:
-        data = _mapping(data, "the metrics")
-        auc = _mapping(_get(data, "auc", dict, required=True), "the field 'auc'")
-        matrix = _get(data, "confusion_matrix", list, required=True)
+        data = as_mapping(data, "the metrics")
+        auc = as_mapping(field_of(data, "auc", dict, required=True), "the field 'auc'")
+        matrix = field_of(data, "confusion_matrix", list, required=True)
         if len(matrix) != 10 or not all(isinstance(row, list) and len(row) == 10 for row in matrix):
             raise RecordError("the field 'confusion_matrix' should be 10 rows of 10 counts")
-        per_class = _get(data, "per_class", dict, required=True)
+        per_class = field_of(data, "per_class", dict, required=True)
         for digit in DIGITS:
-            scores = _mapping(per_class.get(digit), f"the per-class scores of digit {digit}")
+            scores = as_mapping(per_class.get(digit), f"the per-class scores of digit {digit}")
             for score in ("precision", "recall", "f1"):
-                _get(scores, score, float, required=True)
-        roc = _get(data, "roc", dict, required=True)
-        class_auc = _get(auc, "per_class", dict, required=True)
+                field_of(scores, score, float, required=True)
+        roc = field_of(data, "roc", dict, required=True)
+        class_auc = field_of(auc, "per_class", dict, required=True)
         for curve in roc:
-            points = _mapping(roc[curve], f"the ROC curve {curve!r}")
-            if len(_get(points, "fpr", list, required=True)) != len(_get(points, "tpr", list, required=True)):
+            points = as_mapping(roc[curve], f"the ROC curve {curve!r}")
+            if len(field_of(points, "fpr", list, required=True)) != len(field_of(points, "tpr", list, required=True)):
                 raise RecordError(f"the ROC curve {curve!r} has fpr and tpr of different lengths")
             if curve != "micro" and not isinstance(class_auc.get(curve), (int, float)):
                 raise RecordError(f"the ROC curve of digit {curve} has no AUC in 'auc.per_class'")
         if "micro" not in roc:
             raise RecordError("the field 'roc' has no micro-average curve")
         return cls(
-            accuracy=_get(data, "accuracy", float, required=True), errors=_get(data, "errors", int, required=True),
-            count=_get(data, "count", int, required=True), per_class=per_class,
-            macro_f1=_get(data, "macro_f1", float, required=True), confusion_matrix=matrix, roc=roc,
-            auc=AreaUnderCurve(class_auc, _get(auc, "macro", float, required=True),
-                               _get(auc, "micro", float, required=True)),
-            log_loss=_get(data, "log_loss", float, required=True), ece=_get(data, "ece", float, required=True),
+            accuracy=field_of(data, "accuracy", float, required=True),
+            errors=field_of(data, "errors", int, required=True),
+            count=field_of(data, "count", int, required=True), per_class=per_class,
+            macro_f1=field_of(data, "macro_f1", float, required=True), confusion_matrix=matrix, roc=roc,
+            auc=AreaUnderCurve(class_auc, field_of(auc, "macro", float, required=True),
+                               field_of(auc, "micro", float, required=True)),
+            log_loss=field_of(data, "log_loss", float, required=True), ece=field_of(data, "ece", float, required=True),
         )
 
 
@@ -254,11 +257,11 @@ class Latency:
 
     @classmethod
     def from_dict(cls, data: Any) -> Latency:
-        data = _mapping(data, "the latency")
-        single = _mapping(_get(data, "single", dict, required=True), "the field 'single'")
-        batch = _mapping(_get(data, "batch", dict, required=True), "the field 'batch'")
-        return cls(_percentiles(single), _percentiles(batch), _get(batch, "size", int, required=True),
-                   _get(data, "threads", int), _get(data, "device", str))
+        data = as_mapping(data, "the latency")
+        single = as_mapping(field_of(data, "single", dict, required=True), "the field 'single'")
+        batch = as_mapping(field_of(data, "batch", dict, required=True), "the field 'batch'")
+        return cls(_percentiles(single), _percentiles(batch), field_of(batch, "size", int, required=True),
+                   field_of(data, "threads", int), field_of(data, "device", str))
 
 
 NOVELTY_SCORES = ("energy", "max_logit", "msp")
@@ -284,20 +287,21 @@ class NoveltyThreshold:
 
     @classmethod
     def from_dict(cls, data: Any) -> NoveltyThreshold:
-        data = _mapping(data, "the field 'novelty'")
-        score = _get(data, "score", str, required=True)
+        data = as_mapping(data, "the field 'novelty'")
+        score = field_of(data, "score", str, required=True)
         if score not in NOVELTY_SCORES:
             raise RecordError(f"the novelty score {score!r} is not one of {', '.join(NOVELTY_SCORES)}")
-        quantiles = _get(data, "quantiles", dict) or {}
+        quantiles = field_of(data, "quantiles", dict) or {}
         for level, value in quantiles.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise RecordError(f"the novelty quantile {level!r} should be float, not {type(value).__name__}")
         return cls(
-            score=score, threshold=_get(data, "threshold", float, required=True),
-            false_rejection_rate=_get(data, "false_rejection_rate", float, required=True),
-            count=_get(data, "count", int, required=True), quantiles=quantiles,
-            temperature=_get(data, "temperature", float), validation_sha256=_get(data, "validation_sha256", str),
-            calibrated=_get(data, "calibrated", str),
+            score=score, threshold=field_of(data, "threshold", float, required=True),
+            false_rejection_rate=field_of(data, "false_rejection_rate", float, required=True),
+            count=field_of(data, "count", int, required=True), quantiles=quantiles,
+            temperature=field_of(data, "temperature", float),
+            validation_sha256=field_of(data, "validation_sha256", str),
+            calibrated=field_of(data, "calibrated", str),
         )
 
 
@@ -337,24 +341,24 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, data: Any) -> Evaluation:
-        data = _mapping(data, "an evaluation")
-        version = _format_version(data)
-        trained = _get(data, "trained", dict)
-        latency = _get(data, "latency", dict)
-        novelty = _get(data, "novelty", dict)
-        metrics = ClassificationMetrics.from_dict(_get(data, "metrics", dict, required=True))
+        data = as_mapping(data, "an evaluation")
+        version = check_version(field_of(data, "format_version", int), RECORD_VERSION, "the evaluation")
+        trained = field_of(data, "trained", dict)
+        latency = field_of(data, "latency", dict)
+        novelty = field_of(data, "novelty", dict)
+        metrics = ClassificationMetrics.from_dict(field_of(data, "metrics", dict, required=True))
         for per_image in ("predictions", "confidence"):
-            values = _get(data, per_image, list)
+            values = field_of(data, per_image, list)
             if values is not None and len(values) != metrics.count:
                 raise RecordError(f"the field {per_image!r} has {len(values)} entries for {metrics.count} images")
         return cls(
-            model=_get(data, "model", str, required=True), metrics=metrics,
-            weights_id=_get(data, "weights_id", str), checkpoint=_get(data, "checkpoint", str),
+            model=field_of(data, "model", str, required=True), metrics=metrics,
+            weights_id=field_of(data, "weights_id", str), checkpoint=field_of(data, "checkpoint", str),
             trained=TrainingSummary.from_dict(trained) if trained is not None else TrainingSummary(),
-            evaluated=_get(data, "evaluated", str), test_sha256=_get(data, "test_sha256", str),
-            parameters=_get(data, "parameters", int), predictions=_get(data, "predictions", list),
-            confidence=_get(data, "confidence", list), versions=_get(data, "versions", dict) or {},
-            size_bytes=_get(data, "size_bytes", int),
+            evaluated=field_of(data, "evaluated", str), test_sha256=field_of(data, "test_sha256", str),
+            parameters=field_of(data, "parameters", int), predictions=field_of(data, "predictions", list),
+            confidence=field_of(data, "confidence", list), versions=field_of(data, "versions", dict) or {},
+            size_bytes=field_of(data, "size_bytes", int),
             latency=Latency.from_dict(latency) if latency is not None else None,
             novelty=NoveltyThreshold.from_dict(novelty) if novelty is not None else None,
             format_version=version,
@@ -362,7 +366,7 @@ class Evaluation:
 
 
 def _percentiles(data: Mapping[str, Any]) -> Percentiles:
-    return Percentiles(_get(data, "p50_ms", float, required=True), _get(data, "p95_ms", float, required=True))
+    return Percentiles(field_of(data, "p50_ms", float, required=True), field_of(data, "p95_ms", float, required=True))
 
 
 def _field_names(cls: type) -> list[str]:

@@ -1,2 +1,2 @@
-"""Training: the configuration, the loop, the one train → save → evaluate pipeline, the background worker and its
-training process, stopping on signals, recovering interrupted trainings, and the machine-wide lock."""
+"""Training: the configuration, the loop, the one train → save → evaluate pipeline, stopping on signals, recovering
+interrupted trainings, distributed training, and the machine-wide lock."""

@@ -9,9 +9,9 @@ from enum import StrEnum
 import torch
 
 from ..store.records import ClassificationMetrics
-from .config import TrainConfig
-from .loop import Progress
-from .recovery import IncompleteTraining
+from ..training.config import TrainConfig
+from ..training.loop import Progress
+from ..training.recovery import IncompleteTraining
 
 
 class JobState(StrEnum):

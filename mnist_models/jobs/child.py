@@ -23,19 +23,19 @@ import optuna
 import torch
 
 from ..data import load_dataset
+from ..devices import training_threads
 from ..evaluation import EVIDENCE_PARTS, held_out_validation, refresh_evidence
 from ..models.registry import get_spec
 from ..store.checkpoints import load_checkpoint
+from ..training.loop import CancelFlag
+from ..training.pipeline import SavedModel, resume_training, train_and_save
+from ..training.recovery import complete
+from ..training.stopping import StopRequest, stop_on_signals
 from ..tuning import describe_trial, load_study, open_study, run_study, save_best_trial
-from .jobs import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
-from .loop import CancelFlag
-from .pipeline import SavedModel, resume_training, train_and_save
-from .recovery import complete
-from .stopping import StopRequest, stop_on_signals
+from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
 
 LOGGER = logging.getLogger(__name__)
 NICENESS_ENV, NICENESS = "DIGIT_LAB_TRAINING_NICENESS", 10  # below the server: its pages get the CPU first
-THREADS_ENV = "DIGIT_LAB_TRAINING_THREADS"
 EVIDENCE_ENV = "DIGIT_LAB_RUN_EVIDENCE"
 """The parts of the evidence computed for every run saved from the Train page, comma-separated (default: all of
 ``evaluation.EVIDENCE_PARTS``; empty: none). The run is listed, and its job finished, before they are computed."""
@@ -44,11 +44,6 @@ DataLoader = Callable[[str, str, Path], tuple[torch.Tensor, torch.Tensor]]
 """``load_data(dataset, split, root)``: a split of a dataset, in the training process."""
 Data = Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]
 """``data(dataset, split)``: a split, loaded once per training process."""
-
-
-def training_threads() -> int:
-    """torch's thread count in the training process: $DIGIT_LAB_TRAINING_THREADS, else one per core."""
-    return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
 
 
 def load_split(dataset: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,13 +33,13 @@ from ..paths import resolve_data_root, resolve_runs_dir
 from ..store.checkpoints import read_partial
 from ..store.files import check_room
 from ..store.records import ClassificationMetrics
+from ..training.config import TrainConfig
+from ..training.locking import TrainingBusy, acquire_training_lock
+from ..training.loop import Progress
+from ..training.pipeline import config_of, storage_needed
+from ..training.recovery import IncompleteKind, IncompleteTraining
 from .child import DataLoader, InheritedLock, load_split, run_request
-from .config import TrainConfig
-from .jobs import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
-from .locking import TrainingBusy, acquire_training_lock
-from .loop import Progress
-from .pipeline import config_of, storage_needed
-from .recovery import IncompleteKind, IncompleteTraining
+from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
 
 __all__ = ["Job", "JobAction", "JobState", "StudyOrder", "TrainingWorker", "WorkerBusy", "describe_failure",
            "shared_worker", "start_process_server"]
@@ -47,7 +47,7 @@ LOGGER = logging.getLogger(__name__)
 # Training processes fork from one server process that has torch and the library imported: a request starts in a
 # fraction of a second rather than the seconds a fresh interpreter takes, and no thread of the dashboard is forked.
 PROCESSES = multiprocessing.get_context("forkserver")
-PROCESSES.set_forkserver_preload(["mnist_models.training.child"])
+PROCESSES.set_forkserver_preload(["mnist_models.jobs.child"])
 
 
 def start_process_server() -> None:

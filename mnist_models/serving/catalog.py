@@ -15,12 +15,11 @@ import numpy as np
 from torch import nn
 
 from ..data import DATASETS, get_dataset
-from ..evidence import Evidence, evidence_path, load_evidence
 from ..inference import predict_logits, probabilities_from_logits
 from ..models.registry import MODEL_NAMES, get_spec
 from ..novelty import scores_for
 from ..paths import resolve_checkpoint_dir, resolve_runs_dir
-from .checkpoints import (
+from ..store.checkpoints import (
     CheckpointError,
     checkpoint_path,
     evaluation_path,
@@ -28,8 +27,9 @@ from .checkpoints import (
     load_evaluation,
     shipped_name,
 )
-from .records import CheckpointMeta, Evaluation, RecordError
-from .runs import list_runs
+from ..store.evidence_records import Evidence, evidence_path, load_evidence
+from ..store.records import CheckpointMeta, Evaluation, RecordError
+from ..store.runs import list_runs
 
 
 @dataclass
