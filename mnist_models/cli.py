@@ -31,7 +31,7 @@ from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, requi
 from .devices import training_threads
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
-from .extras import MissingExtra, missing_modules
+from .extras import MissingExtra, missing_modules, needs_extra
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
@@ -196,8 +196,9 @@ def command_train(args: argparse.Namespace) -> int:
 
 def command_tune(args: argparse.Namespace) -> int:
     """Search a model's hyperparameters (see ``mnist_models.tuning``), print its trials, or save its best trial as a
-    run. Optuna is imported only here, so the other commands start without it."""
-    import optuna
+    run. Optuna is imported only here, so the other commands start without it (and run without the extra)."""
+    with needs_extra("tune", "digit-lab tune"):
+        import optuna
 
     from . import tuning
 
@@ -324,6 +325,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
             except CheckpointError as error:  # --novelty-only on a checkpoint without a readable evaluation
                 failures += 1
                 print(f"{name}: {error}", file=sys.stderr)
+            except MissingExtra as error:  # the test figures are saved; the evidence needs the optional packages
+                failures += 1
+                print(f"{name}: the evidence was not computed: {error} (or pass --no-evidence)", file=sys.stderr)
     if args.json:
         print(json.dumps({name: evaluation.summary() for name, evaluation in evaluations.items()}, indent=1))
     elif evaluations:

@@ -21,6 +21,7 @@ from sklearn.preprocessing import label_binarize
 from torch import nn
 
 from .data import VALIDATION_SIZE, DatasetMissingError, load_dataset, split_train_validation, tensor_checksum
+from .extras import require_extra
 from .inference import folded_for_inference, predict_proba
 from .novelty import calibrate
 from .store.checkpoints import evaluation_path, load_evaluation
@@ -236,6 +237,8 @@ def refresh_evidence(network: nn.Module, meta: CheckpointMeta, test_data: tuple[
     unknown = set(parts) - set(EVIDENCE_PARTS)
     if unknown:
         raise ValueError(f"unknown evidence part(s) {sorted(unknown)}; choose from {', '.join(EVIDENCE_PARTS)}")
+    if {"robustness", "map"} & set(parts):  # the FGSM curve needs Captum, the map UMAP: refuse before the hour of work
+        require_extra("evidence", "The evidence (robustness curves and the map of the digits)")
     checkpoint = Path(meta.path)
     tables = [name for name in ("robustness", "calibration") if name in parts]
     if tables:

@@ -44,3 +44,11 @@ def needs_extra(extra: str, purpose: str) -> Iterator[None]:
 def missing_modules(extra: str) -> list[str]:
     """The modules of ``extra`` that are not installed (found without importing them)."""
     return [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+
+
+def require_extra(extra: str, purpose: str) -> None:
+    """Refuse up front, before any work, when a package of ``extra`` is missing (a MissingExtra naming it)."""
+    missing = missing_modules(extra)
+    if missing:
+        raise MissingExtra(f"{purpose} needs the optional package(s) {', '.join(map(repr, missing))}, which are not "
+                           f"installed: pip install 'digit-lab[{extra}]'")
