@@ -1,9 +1,11 @@
-"""The README's Speed tables, rendered from the committed results in benchmarks/results/*.json, never typed.
+"""The speed tables of the README and the docs site, rendered from the committed results in
+benchmarks/results/*.json, never typed.
 
-Each table sits between ``<!-- speed:NAME:start -->`` and ``<!-- speed:NAME:end -->`` in the README; NAME is a results
-file's stem. A missing results file renders as a line saying which command measures it.
+Each table sits between ``<!-- speed:NAME:start -->`` and ``<!-- speed:NAME:end -->`` in README.md or a page under
+docs/; NAME is a results file's stem, or ``headline``: the README's few key figures, taken from several files. A
+missing results file renders as a line saying which command measures it.
 
-Run: .venv/bin/python -m benchmarks.report [--update-readme README.md]
+Run: .venv/bin/python -m benchmarks.report [--update-docs | --update-readme FILE | --check]
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from benchmarks.common import format_markdown_table
 from mnist_models.store.files import replace_between_markers
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+HEADLINE = "headline"
 
 
 def _ms(figures: dict[str, float], digits: int) -> str:
@@ -291,35 +295,132 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def render(name: str, results_dir: Path = RESULTS) -> str:
-    command = f"python -m benchmarks.bench_{name} --json benchmarks/results/{name}.json"
+def render_headline(results_dir: Path = RESULTS) -> str:
+    """The README's key figures: a few lines from the files whose full tables are on the docs' Results page."""
+    lines = []
+    inference = _load("inference", results_dir)
+    if inference is None:
+        lines.append(f"- {_not_measured('inference')}")
+    else:
+        drawing, evaluation = inference["drawing_all_models"], inference["evaluation"]
+        lines.append(f"- **A drawing read by every model**: {_ms(drawing['total_ms'], 2)} (p50 / p95) to preprocess "
+                     f"one drawing and pass it through {len(drawing['models'])} models, on "
+                     f"{inference['environment']['torch_threads']} CPU threads.")
+        lines.append(f"- **Evaluating**: all {len(evaluation['seconds'])} shipped models on the "
+                     f"{evaluation['test_images']:,} test images in {evaluation['total_s']:.1f} s.")
+    latency = _load("latency", results_dir)
+    if latency is None:
+        lines.append(f"- {_not_measured('latency')}")
+    else:
+        crowds = ", ".join(f"{row['p50_ms']:,.0f} ms with {visitors} drawing at once"
+                           for visitors, row in latency["drawing"].items() if visitors != "1")
+        one = latency["drawing"]["1"]
+        lines.append(f"- **In a real browser**: mouse-up to every answer on screen in {one['p50_ms']:,.0f} ms (p50) "
+                     f"for one visitor" + (f", {crowds}" if crowds else "") + ".")
+    time_to_99 = _load("time_to_99", results_dir)
+    if time_to_99 is None:
+        lines.append(f"- {_not_measured('time_to_99')}")
+    else:
+        summary = time_to_99["speedrun"]["summary"]
+        lines.append(f"- **99% in seconds**: `speedrun` trains in {summary['median_train_time_s']:.1f} s (median of "
+                     f"{summary['seeds']} seeds) to {summary['mean_accuracy']:.2%} mean test accuracy (worst seed "
+                     f"{summary['min_accuracy']:.2%}), on {time_to_99['environment']['torch_threads']} CPU threads.")
+    return "\n".join(lines)
+
+
+def _load(name: str, results_dir: Path) -> dict[str, Any] | None:
     path = results_dir / f"{name}.json"
-    if not path.is_file():
-        return f"Not measured yet: `{command}`."
-    results = json.loads(path.read_text())
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _command(name: str, results: dict[str, Any] | None = None) -> str:
+    argv = (results or {}).get("environment", {}).get("argv")
+    if argv is None:
+        return f"python -m benchmarks.bench_{name} --json benchmarks/results/{name}.json"
+    return " ".join([f"python -m benchmarks.bench_{name}", *argv])
+
+
+def _not_measured(name: str) -> str:
+    return f"Not measured yet: `{_command(name)}`."
+
+
+def render(name: str, results_dir: Path = RESULTS) -> str:
+    if name == HEADLINE:
+        return render_headline(results_dir)
+    results = _load(name, results_dir)
+    if results is None:
+        return _not_measured(name)
     environment = results.get("environment", {})
-    if "argv" in environment:
-        command = " ".join([f"python -m benchmarks.bench_{name}", *environment["argv"]])
     where = (f"torch {environment['torch']} · {environment['cpu']} · {environment['torch_threads']} torch threads · "
              f"load average {environment['load_average_1_5_15'][0]:.2f} at the start" if environment else "")
-    return f"{RENDERERS[name](results)}\n\n<sub>`{command}`{' · ' + where if where else ''}</sub>"
+    return f"{RENDERERS[name](results)}\n\n<sub>`{_command(name, results)}`{' · ' + where if where else ''}</sub>"
+
+
+SECTIONS: tuple[str, ...] = (*RENDERERS, HEADLINE)
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- speed:{name}:start -->", f"<!-- speed:{name}:end -->"
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """The files that may hold speed sections: README.md and every Markdown page under docs/."""
+    readme = root / "README.md"
+    return [*([readme] if readme.is_file() else []), *sorted((root / "docs").rglob("*.md"))]
 
 
 def update_readme(readme: Path, results_dir: Path = RESULTS) -> list[str]:
-    """Replace every speed section of ``readme``; the names of the sections it had."""
-    return [name for name in RENDERERS if replace_between_markers(
-        readme, f"<!-- speed:{name}:start -->", f"<!-- speed:{name}:end -->", render(name, results_dir))]
+    """Replace every speed section of one file (the README or a docs page); the names of the sections it had."""
+    return [name for name in SECTIONS
+            if replace_between_markers(readme, *_markers(name), render(name, results_dir))]
+
+
+def update_docs(root: Path = ROOT, results_dir: Path = RESULTS) -> dict[Path, list[str]]:
+    """Replace every speed section in README.md and docs/**/*.md; for each file that had any, their names."""
+    updated = {path: update_readme(path, results_dir) for path in documents(root)}
+    return {path: names for path, names in updated.items() if names}
+
+
+def stale_sections(root: Path = ROOT, results_dir: Path = RESULTS) -> list[str]:
+    """What --update-docs would change, one line each: sections whose text differs from a fresh rendering, and
+    sections no file holds. Empty when every file is current."""
+    problems, found = [], set()
+    for path in documents(root):
+        text = path.read_text()
+        for name in SECTIONS:
+            start, end = _markers(name)
+            if start not in text:
+                continue
+            found.add(name)
+            if f"{start}\n{render(name, results_dir)}\n{end}" not in text:
+                problems.append(f"{path.relative_to(root)}: the {name} section is stale")
+    problems += [f"no file holds the {name} section" for name in SECTIONS if name not in found]
+    return problems
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", type=Path, metavar="README", help="rewrite the speed sections in this file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--update-docs", action="store_true",
+                      help="rewrite the speed sections in README.md and every docs/**/*.md page that holds them")
+    mode.add_argument("--update-readme", type=Path, metavar="FILE", help="rewrite the speed sections in this file only")
+    mode.add_argument("--check", action="store_true", help="exit 1, naming them, if any section is stale or missing")
     args = parser.parse_args()
+    if args.update_docs:
+        for path, names in update_docs().items():
+            print(f"updated {', '.join(names)} in {path.relative_to(ROOT)}")
+        for problem in stale_sections():
+            print(problem)
+        return
     if args.update_readme:
         updated = update_readme(args.update_readme)
         print(f"updated {', '.join(updated) or 'no'} speed section(s) in {args.update_readme}")
         return
-    for name in RENDERERS:
+    if args.check:
+        problems = stale_sections()
+        print("\n".join(problems) or "every speed section is current")
+        raise SystemExit(1 if problems else 0)
+    for name in SECTIONS:
         print(f"## {name}\n\n{render(name)}\n")
 
 
