@@ -41,7 +41,7 @@ from .paths import (
     resolve_checkpoint_dir,
     resolve_runs_dir,
 )
-from .reporting import leaderboard_rows, render_results_markdown, update_readme
+from .reporting import leaderboard_rows, render_results_markdown, update_results_table
 from .stakeholder_report import DEFAULT_REPORT_TITLE
 from .store.checkpoints import (
     CHECKPOINT_SUFFIX,
@@ -415,6 +415,9 @@ def command_recover(args: argparse.Namespace) -> int:
         data = functools.cache(lambda dataset, split: load_dataset(dataset, split, args.data_dir))
         for item in items:
             if args.action not in item.actions:
+                if args.all:  # --all acts on what offers the action; the rest is listed, not a failure
+                    print(f"{item.name}: left as it is (it allows only: {', '.join(item.actions)})", file=sys.stderr)
+                    continue
                 failures += 1
                 print(f"{item.name}: cannot {args.action} it: {item.describe()}", file=sys.stderr)
                 continue
@@ -445,10 +448,10 @@ def command_report(args: argparse.Namespace) -> int:
     if args.html:
         return _write_html_report(args)
     table = render_results_markdown(leaderboard_rows(args.checkpoint_dir))
-    if args.update_readme:
-        update_readme(Path(args.update_readme), table)
-        print(f"updated the results table in {args.update_readme}", file=sys.stderr)
-    else:
+    for document in args.update:
+        update_results_table(Path(document), table)
+        print(f"updated the results table in {document}", file=sys.stderr)
+    if not args.update:
         print(table)
     return 0
 
@@ -597,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report_parser = sub.add_parser("report", parents=[common],
                                    help="the results table, or the stakeholder report (--html), from the saved JSON")
-    report_parser.add_argument("--update-readme", metavar="README", help="rewrite the table inside this file")
+    report_parser.add_argument("--update", "--update-readme", action="append", default=[], metavar="FILE",
+                               help="rewrite the table between the results markers of this file (repeatable: "
+                                    "README.md docs/results.md)")
     report_parser.add_argument("--html", metavar="FILE",
                                help="write the stakeholder report: one self-contained HTML file (prints to PDF)")
     report_parser.add_argument("--title", default=DEFAULT_REPORT_TITLE, help="the report's title (with --html)")

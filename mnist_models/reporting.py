@@ -1,4 +1,5 @@
-"""Leaderboard rows, the recommended model and the README's results table, all from the saved evaluation JSON."""
+"""Leaderboard rows, the recommended model and the results table (README and docs), all from the saved evaluation
+JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .store.files import replace_between_markers
 from .store.records import Evaluation, RecordError
 
 TIE_TOLERANCE = 0.001  # accuracies within 0.1 percentage point (about one standard error on 10k images) tie
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ def render_results_markdown(rows: list[LeaderboardRow]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the results markers in ``readme`` with ``table``."""
-    if not replace_between_markers(readme, README_START, README_END, table):
-        raise ValueError(f"{readme} has no {README_START} … {README_END} markers")
+def update_results_table(document: Path, table: str) -> None:
+    """Replace the text between the results markers in ``document`` (the README, the docs' Results page) with
+    ``table``."""
+    if not replace_between_markers(document, RESULTS_START, RESULTS_END, table):
+        raise ValueError(f"{document} has no {RESULTS_START} … {RESULTS_END} markers")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mnist_models.paths import REPO_ROOT
-from mnist_models.reporting import README_END, README_START, leaderboard_rows, render_results_markdown
+from mnist_models.reporting import RESULTS_END, RESULTS_START, leaderboard_rows, render_results_markdown
 
 README = REPO_ROOT / "README.md"
 MAX_README_LINES = 250
@@ -57,9 +57,9 @@ def test_the_readme_is_short_and_every_relative_link_in_it_points_at_a_file_and_
 
 def test_every_results_table_holds_the_saved_evaluations():
     """The README's results table and its copy in docs/ are what `digit-lab report` renders now."""
-    table = f"{README_START}\n{render_results_markdown(leaderboard_rows(REPO_ROOT / 'checkpoints'))}\n{README_END}"
+    table = f"{RESULTS_START}\n{render_results_markdown(leaderboard_rows(REPO_ROOT / 'checkpoints'))}\n{RESULTS_END}"
     holders = [path for path in [README, *sorted((REPO_ROOT / "docs").rglob("*.md"))]
-               if README_START in path.read_text()]
+               if RESULTS_START in path.read_text()]
     assert README in holders
     stale = [str(path.relative_to(REPO_ROOT)) for path in holders if table not in path.read_text()]
-    assert stale == [], f"run `digit-lab report --update-readme FILE` for each of {stale}"
+    assert stale == [], f"run `digit-lab report --update FILE` for each of {stale}"

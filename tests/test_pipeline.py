@@ -4,17 +4,20 @@ both are complete, so an interruption at any step leaves the previous pair exact
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 
 import pytest
 import torch
 
 from mnist_models import TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
+from mnist_models.cli import main
 from mnist_models.serving.catalog import load_catalog
 from mnist_models.store import checkpoints as checkpoint_store
 from mnist_models.store.checkpoints import evaluation_path, finish_pending
 from mnist_models.training import pipeline
 from mnist_models.training.pipeline import save_trained, train_and_save
+from mnist_models.training.recovery import IncompleteKind, find_incomplete
 
 
 @pytest.fixture
@@ -194,4 +197,24 @@ def test_a_cancelled_training_of_a_named_checkpoint_becomes_a_run_and_leaves_the
     result, saved = train_and_save(config, *tiny_data, checkpoint=path, progress=cancel_in_epoch_two, cancel=cancel)
     assert result.cancelled and result.epochs_completed == 1
     assert saved.run.run_id == "run001-mlp" and saved.meta.cancelled and saved.checkpoint.parent == runs_dir
+    assert_untouched(path, previous)
+
+
+def test_a_save_killed_while_evaluating_leaves_a_staged_checkpoint_that_info_names_and_recover_deletes(
+        previous_pair, capsys):
+    """kill -9 between writing the staged checkpoint and its staged evaluation: nothing can clean up, so the hidden
+    file is listed as an unfinished save (delete only), and `recover complete --all` leaves it without failing."""
+    path, previous = previous_pair
+    staged = checkpoint_store.staged_path(path)
+    shutil.copy(path, staged)  # what the save had written when it was killed
+
+    (item,) = find_incomplete(checkpoint_dir=path.parent)
+    assert (item.kind, item.name, item.path, item.actions) == (IncompleteKind.UNFINISHED_SAVE, ".staged-mlp", staged,
+                                                               ("delete",))
+    assert main(["info", "--checkpoint-dir", str(path.parent)]) == 0
+    assert ".staged-mlp" in capsys.readouterr().out
+    assert main(["recover", "complete", "--all", "--checkpoint-dir", str(path.parent)]) == 0
+    assert ".staged-mlp: left as it is" in capsys.readouterr().err and staged.exists()
+    assert main(["recover", "delete", ".staged-mlp", "--checkpoint-dir", str(path.parent)]) == 0
+    assert find_incomplete(checkpoint_dir=path.parent) == []
     assert_untouched(path, previous)

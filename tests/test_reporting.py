@@ -1,13 +1,13 @@
 import pytest
 
 from mnist_models.reporting import (
-    README_END,
-    README_START,
+    RESULTS_END,
+    RESULTS_START,
     LeaderboardRow,
     leaderboard_row,
     recommend,
     render_results_markdown,
-    update_readme,
+    update_results_table,
 )
 from mnist_models.store.checkpoints import load_evaluation
 
@@ -41,13 +41,13 @@ def test_results_table_marks_targets_and_replaces_the_readme_section(tmp_path):
     table = render_results_markdown([_row("cnn", 0.9931, 0.5), _row("rnn", 0.9712, 0.8)])
     assert "| `cnn` | **99.31%** ✅" in table and "| `rnn` | **97.12%** ❌" in table
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\noutro\n")
-    update_readme(readme, table)
+    readme.write_text(f"intro\n{RESULTS_START}\nold\n{RESULTS_END}\noutro\n")
+    update_results_table(readme, table)
     text = readme.read_text()
     assert "old" not in text and table in text and text.startswith("intro") and text.endswith("outro\n")
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
-        update_readme(readme, table)
+        update_results_table(readme, table)
 
 
 def test_a_row_of_a_partial_evaluation_marks_what_was_not_measured(tmp_path):

@@ -11,6 +11,9 @@ on it):
   evaluates it; *delete* removes it.
 - a staged pair, complete but not renamed into place (a crash between two renames): *complete* renames it; *delete*
   removes it.
+- a staged checkpoint without its staged evaluation (``.staged-<name>.pt``: a crash while a finished training was
+  being evaluated): only *delete*; the training's partial file, listed beside it, still holds its epochs, and
+  completing that saves the pair anew.
 
 Acting needs the machine-wide training lock, as every writer does: a running training's own partial file looks
 exactly like an interrupted one's. Listing never changes a file.
@@ -52,6 +55,7 @@ class IncompleteKind(StrEnum):
     PARTIAL = "partial"  # a training's progress file
     UNEVALUATED = "unevaluated"  # a run's checkpoint without its evaluation
     UNRENAMED = "unrenamed"  # a complete staged pair not yet renamed into place
+    UNFINISHED_SAVE = "unfinished save"  # a staged checkpoint whose evaluation was never written
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class IncompleteTraining:
     def actions(self) -> tuple[str, ...]:
         if self.error is not None:
             return ("delete",)
+        if self.kind is IncompleteKind.UNFINISHED_SAVE:
+            return ("delete",)
         return ("complete", "resume", "delete") if self.kind is IncompleteKind.PARTIAL else ("complete", "delete")
 
     @property
@@ -91,6 +97,9 @@ class IncompleteTraining:
                     f"{self.path}")
         if self.kind is IncompleteKind.UNEVALUATED:
             return f"{self.title}: saved without its evaluation, {self.path}"
+        if self.kind is IncompleteKind.UNFINISHED_SAVE:
+            return (f"{self.title}: a save cut short while it was being evaluated (its progress file, when listed, "
+                    f"still holds the epochs), {self.path}")
         return f"{self.title}: saved, but not yet renamed into place, {self.path}"
 
 
@@ -121,6 +130,14 @@ def _unrenamed(staged_evaluation: Path) -> IncompleteTraining:
                               staged_evaluation.stat().st_mtime)
 
 
+def _unfinished_save(staged_checkpoint: Path) -> IncompleteTraining:
+    """Named after the hidden file itself, so that it never shares a name with the partial file of its training."""
+    checkpoint = staged_checkpoint.with_name(staged_checkpoint.name.removeprefix(STAGED_PREFIX))
+    return IncompleteTraining(staged_checkpoint.name.removesuffix(CHECKPOINT_SUFFIX), IncompleteKind.UNFINISHED_SAVE,
+                              staged_checkpoint, checkpoint, _model_in(checkpoint.name.removesuffix(CHECKPOINT_SUFFIX)),
+                              staged_checkpoint.stat().st_mtime)
+
+
 def find_incomplete(runs_dir: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None
                     ) -> list[IncompleteTraining]:
     """Everything interrupted trainings left in the runs and checkpoint folders, oldest first. A training running
@@ -132,6 +149,9 @@ def find_incomplete(runs_dir: str | os.PathLike | None = None, checkpoint_dir: s
         try:
             found += [_partial(path) for path in folder.glob(f"*{CHECKPOINT_SUFFIX}{PARTIAL_SUFFIX}")]
             found += [_unrenamed(path) for path in folder.glob(f"{STAGED_PREFIX}*{EVALUATION_SUFFIX}")]
+            found += [_unfinished_save(path) for path in folder.glob(f"{STAGED_PREFIX}*{CHECKPOINT_SUFFIX}")
+                      if not staged_path(evaluation_path(path.with_name(path.name.removeprefix(STAGED_PREFIX))))
+                      .exists()]
         except FileNotFoundError:  # finished (and removed) between the listing and now
             continue
     unrenamed = {item.checkpoint for item in found if item.kind is IncompleteKind.UNRENAMED}
@@ -176,7 +196,7 @@ def complete(item: IncompleteTraining, test_data: Split, runs_dir: str | os.Path
 
 def delete(item: IncompleteTraining) -> None:
     """Remove ``item``'s files (and a staged checkpoint its save left). Callers hold the training lock."""
-    if item.kind is IncompleteKind.PARTIAL:
+    if item.kind in (IncompleteKind.PARTIAL, IncompleteKind.UNFINISHED_SAVE):
         item.path.unlink(missing_ok=True)
     elif item.kind is IncompleteKind.UNEVALUATED:
         item.checkpoint.unlink(missing_ok=True)
