@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Set everything up (test tools and Chromium included), lint, then run the whole test suite. Extra arguments go to
-# pytest. Tests that need the real MNIST run when MNIST_DATA_DIR (or ./data) holds it, and skip with a reason otherwise.
+# ./test.sh          set everything up (test tools, Chromium and nginx included), run the checks, then the whole suite
+# ./test.sh --quick  the same checks, then the quick tier: the tests that need no browser, no server and no training
+#                    beyond a few batches (pytest -m "not slow and not browser"), spread over the cores
+# The checks: ruff (lint), lint-imports (the layer contracts in pyproject.toml), pyright (types of mnist_models/ and
+# dashboard/); the docs site builds with `mkdocs build --strict` inside the suite (tests/test_docs.py). Other
+# arguments go to pytest. Tests that need the real MNIST run when MNIST_DATA_DIR (or ./data) holds it, and skip with
+# a reason otherwise.
 set -euo pipefail
 cd "$(dirname "$0")"
+quick=false
+if [[ "${1:-}" == "--quick" ]]; then
+  quick=true
+  shift
+fi
 scripts/setup.sh --dev
 .venv/bin/ruff check .
+.venv/bin/lint-imports
+.venv/bin/pyright
+if $quick; then
+  exec .venv/bin/python -m pytest -m "not slow and not browser" -n auto "$@"
+fi
 exec .venv/bin/python -m pytest "$@"

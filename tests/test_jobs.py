@@ -15,11 +15,11 @@ from mnist_models import TrainConfig, load_mnist, train
 from mnist_models.cli import EXIT_BUSY, main
 from mnist_models.evidence import CORRUPTIONS
 from mnist_models.feature_space import map_path
+from mnist_models.jobs import child
 from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.jobs.worker import JobState, TrainingWorker, WorkerBusy, describe_failure
 from mnist_models.store.evidence_records import evidence_path, load_evidence
 from mnist_models.store.runs import list_runs
-from mnist_models.training import child
 from mnist_models.training.locking import TrainingBusy
 from mnist_models.training.pipeline import save_trained
 from mnist_models.training.stopping import StopRequest
