@@ -15,6 +15,8 @@ import pytest
 from benchmarks.report import RENDERERS
 from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
 
+pytestmark = pytest.mark.slow  # every benchmark script runs in a process of its own, some with a server and Chromium
+
 
 @pytest.mark.parametrize("name", list(RENDERERS))
 def test_a_quick_run_writes_results_that_render(name, mnist_root, tmp_path, monkeypatch):

@@ -21,6 +21,8 @@ from mnist_models.training import pipeline
 from mnist_models.training.locking import training_lock_holder
 from mnist_models.training.pipeline import storage_needed, train_and_save
 
+pytestmark = pytest.mark.slow  # trainings fill small folders, through the worker too
+
 MOUNTS = itertools.count()
 
 

@@ -16,6 +16,8 @@ from mnist_models.store.checkpoints import load_checkpoint
 from mnist_models.training.distributed import DRILL_ENV, Team
 from mnist_models.training.locking import acquire_training_lock
 
+pytestmark = pytest.mark.slow  # torchrun starts gloo processes that train
+
 # The registry's speedrun model has no batch norm and no dropout: 2 processes compute the single process's gradient,
 # so they may differ only by the order of floating-point sums (measured on this test's run: validation accuracy
 # 56.48% both, losses within 3e-7). The cnn has both: each rank normalises its half batch with its own statistics

@@ -24,6 +24,8 @@ from mnist_models.training.locking import TrainingBusy
 from mnist_models.training.pipeline import save_trained
 from mnist_models.training.stopping import StopRequest
 
+pytestmark = pytest.mark.slow  # the training worker starts its own training process
+
 TIMEOUT = 120
 
 

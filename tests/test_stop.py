@@ -27,6 +27,8 @@ from mnist_models.training.config import TrainConfig
 from mnist_models.training.locking import training_lock_holder
 from mnist_models.training.recovery import IncompleteKind, find_incomplete
 
+pytestmark = pytest.mark.slow  # training processes are signalled and killed, and their runs recovered
+
 TIMEOUT = 300
 EPOCHS = ["--model", "cnn", "--epochs", "3", "--batch-size", "16"]
 

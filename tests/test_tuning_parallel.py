@@ -24,6 +24,8 @@ from mnist_models.parallel_tuning import check_shared, shares
 from mnist_models.paths import REPO_ROOT
 from mnist_models.training.locking import acquire_training_lock
 
+pytestmark = pytest.mark.slow  # worker processes share one Optuna study
+
 SUBSET = ["--train-subset", "500", "--max-epochs", "1", "--device", "cpu"]
 
 

@@ -16,6 +16,8 @@ from mnist_models.store.runs import list_runs
 from mnist_models.tuning import best_config, load_study, open_study, run_study, storage_url
 from tests.test_jobs import TinyLoader
 
+pytestmark = pytest.mark.slow  # studies run in the training worker's process
+
 TIMEOUT = 120
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from dashboard import cache, warmup
+
+pytestmark = pytest.mark.slow  # the warm-up starts the training processes and fits the maps
 
 
 def test_warm_up_fills_the_caches_every_session_then_reads(mnist_root, monkeypatch):
