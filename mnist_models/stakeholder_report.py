@@ -133,6 +133,20 @@ class StakeholderReport:
         return [section for section in self.models if section.row is not None]
 
 
+def row_of(section: ModelSection) -> LeaderboardRow:
+    """The row of a section with results (``StakeholderReport.evaluated``); a clear error for one without."""
+    if section.row is None:
+        raise ValueError(f"{section.name} has no results: {section.missing}")
+    return section.row
+
+
+def evaluation_of(section: ModelSection) -> Evaluation:
+    """The evaluation of a section with results, as ``row_of``."""
+    if section.evaluation is None:
+        raise ValueError(f"{section.name} has no results: {section.missing}")
+    return section.evaluation
+
+
 # --- building it ---------------------------------------------------------------------------------------------------
 
 def build_report(entries: Iterable[CatalogEntry], title: str, data_root: str | os.PathLike | None = None
@@ -284,16 +298,9 @@ def _dataset_summary(data_root) -> DatasetSummary:
 
 # --- the sentences -------------------------------------------------------------------------------------------------
 
-def _row(section: ModelSection) -> LeaderboardRow:
-    """The section's results, for code that kept only the sections with some."""
-    if section.row is None:
-        raise ValueError(f"{section.name} has no results: {section.missing}")
-    return section.row
-
-
 def _report_gain(section: ModelSection) -> float | None:
     """How far the measured accuracy is above its analysis report's figure; None where the report measured none."""
-    row = _row(section)
+    row = row_of(section)
     return None if row.report_accuracy is None else row.accuracy - row.report_accuracy
 
 
@@ -303,10 +310,10 @@ def findings(models: list[ModelSection]) -> list[Sentence]:
     if not sections:
         return []
     out: list[Sentence] = []
-    by_errors = sorted(sections, key=lambda section: _row(section).errors)
+    by_errors = sorted(sections, key=lambda section: row_of(section).errors)
     best, worst = by_errors[0], by_errors[-1]
-    if _row(worst).errors > _row(best).errors:
-        ratio = _row(worst).errors / max(_row(best).errors, 1)
+    if row_of(worst).errors > row_of(best).errors:
+        ratio = row_of(worst).errors / max(row_of(best).errors, 1)
         out.append((f"{worst.title} makes ", worst.figures["errors"], f" errors on the test digits where {best.title} "
                     "makes ", best.figures["errors"], ": ", Measured(ratio, "{:.1f}×"), " as many."))
     gains = [(section, above) for section in sections if (above := _report_gain(section)) is not None]
@@ -317,8 +324,7 @@ def findings(models: list[ModelSection]) -> list[Sentence]:
                     f"gain is {gain.title}'s: ", gain.figures["accuracy"], " against ", gain.figures["report_accuracy"],
                     "."))
     for section in (best, worst) if worst is not best else (best,):
-        assert section.evaluation is not None  # _model_section gives a row only to a section with an evaluation
-        true_digit, predicted, count = most_confused(section.evaluation.metrics.confusion_matrix)
+        true_digit, predicted, count = most_confused(evaluation_of(section).metrics.confusion_matrix)
         if count:
             out.append((f"{section.title}'s commonest mistake: a {true_digit} read as a {predicted}, ",
                         _eval(section.name, f"metrics.confusion_matrix.{true_digit}.{predicted}", count, "{}"),
@@ -339,7 +345,7 @@ def findings(models: list[ModelSection]) -> list[Sentence]:
                     f"{least.title} the least (", least.figures["robustness"], ")."))
     calibrated = [section for section in sections if "calibrated_ece" in section.figures]
     if calibrated:
-        loosest = max(calibrated, key=lambda section: _row(section).ece)
+        loosest = max(calibrated, key=lambda section: row_of(section).ece)
         out.append((f"{loosest.title} states its confidence least accurately (calibration error ",
                     loosest.figures["ece"], "); one temperature fitted on the validation digits brings it to ",
                     loosest.figures["calibrated_ece"], "."))
@@ -352,7 +358,7 @@ def _pair_finding(sections: list[ModelSection], first: str, second: str, what: s
     if first not in by_name or second not in by_name:
         return []
     a, b = by_name[first], by_name[second]
-    change = _row(b).errors - _row(a).errors
+    change = row_of(b).errors - row_of(a).errors
     verb = "fewer" if change < 0 else "more"
     return [(f"{what}: {b.title} makes ", b.figures["errors"], f" errors, {a.title} ", a.figures["errors"], " (",
              Measured(abs(change), "{}"), f" {verb}).")]
@@ -371,8 +377,8 @@ def limitations(models: list[ModelSection]) -> list[Sentence]:
     out: list[Sentence] = []
     sections = [section for section in models if section.row is not None]
     if sections:
-        best = max(sections, key=lambda section: _row(section).accuracy)
-        p, n = _row(best).accuracy, _row(best).count
+        best = max(sections, key=lambda section: row_of(section).accuracy)
+        p, n = row_of(best).accuracy, row_of(best).count
         margin = Z_95 * math.sqrt(p * (1 - p) / n)
         out.append(("Every accuracy is measured on one test set of ", _eval(best.name, "metrics.count", n, "{:,}"),
                     " digits: the 95% interval of the best (", best.figures["accuracy"], ") is ±",

@@ -134,7 +134,8 @@ def _starting_note(order: Order) -> str:
 
 def _evidence_parts() -> list[str]:
     setting = os.environ.get(EVIDENCE_ENV)
-    parts: list[str] = list(EVIDENCE_PARTS) if setting is None else [part.strip() for part in setting.split(",") if part.strip()]
+    parts: list[str] = (list(EVIDENCE_PARTS) if setting is None
+                        else [part.strip() for part in setting.split(",") if part.strip()])
     unknown = set(parts) - set(EVIDENCE_PARTS)
     if unknown:
         raise ValueError(f"{EVIDENCE_ENV} names unknown part(s) {sorted(unknown)}; use {', '.join(EVIDENCE_PARTS)}")

@@ -205,7 +205,9 @@ class TrainingWorker:
 
     def _busy(self) -> bool:
         """A job is active or the thread is still finishing (and holds the machine lock); call under the guard."""
-        return self._request is not None and (self._request.active or (self._thread is not None and self._thread.is_alive()))
+        if self._request is None:
+            return False
+        return self._request.active or (self._thread is not None and self._thread.is_alive())
 
     @property
     def busy(self) -> bool:
