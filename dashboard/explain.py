@@ -19,7 +19,10 @@ METHOD_TITLES = {"integrated_gradients": f"Integrated Gradients ({explain.IG_STE
 
 
 def _network(name: str) -> nn.Module:
-    return next(entry.network for entry in catalog() if entry.name == name)
+    network = next(entry.network for entry in catalog() if entry.name == name)
+    if network is None:
+        raise ValueError(f"{name} could not be loaded, so it cannot be explained")
+    return network
 
 
 def version() -> tuple:

@@ -59,7 +59,8 @@ def image_grid_figure(images: np.ndarray, titles: list[str], columns: int = 10, 
     """Several small gray images in one figure (mean digits, preprocessing stages)."""
     fig = px.imshow(np.asarray(images), facet_col=0, facet_col_wrap=columns, color_continuous_scale="gray",
                     binary_string=False, facet_col_spacing=0.01, facet_row_spacing=0.08)
-    for annotation in fig.layout.annotations:
+    # plotly's layout property is unannotated and returns self[...], so pyright takes it for the Figure itself
+    for annotation in fig.layout.annotations:  # pyright: ignore[reportAttributeAccessIssue]
         annotation.text = titles[int(annotation.text.split("=")[1])]
     fig.update_xaxes(visible=False).update_yaxes(visible=False)
     fig.update_layout(coloraxis_showscale=False)

@@ -41,7 +41,7 @@ def read_with_each(entries: list[CatalogEntry], boxes: list[DigitBox], calibrate
     digits = np.stack([box.digit for box in boxes])
     readings = []
     for entry in entries:
-        if not entry.available:
+        if entry.network is None:  # unavailable: its checkpoint could not be loaded
             continue
         probabilities = entry.probabilities(predict_logits(entry.network, digits), calibrated)
         readings.append(NumberReading(entry.title, tuple(int(digit) for digit in probabilities.argmax(axis=1)),

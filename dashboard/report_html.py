@@ -24,7 +24,14 @@ from plotly.offline import get_plotlyjs
 
 from mnist_models.evidence import CORRUPTIONS
 from mnist_models.serving.catalog import CatalogEntry, load_catalog
-from mnist_models.stakeholder_report import DEFAULT_REPORT_TITLE, Measured, StakeholderReport, build_report
+from mnist_models.stakeholder_report import (
+    DEFAULT_REPORT_TITLE,
+    Measured,
+    StakeholderReport,
+    build_report,
+    evaluation_of,
+    row_of,
+)
 from mnist_models.store.files import atomic_write
 
 from .figures import (
@@ -63,7 +70,9 @@ TEMPLATES.filters["sentence"] = sentence
 
 def _chart(fig: go.Figure, width: int = PAGE_WIDTH_PX) -> Markup:
     """A figure as a static-size div whose script draws it with the inlined Plotly."""
-    fig.update_layout(width=width, autosize=False, template="plotly_white", margin_t=max(fig.layout.margin.t or 0, 40))
+    # plotly's layout property is unannotated and returns self[...], so pyright takes it for the Figure itself
+    top = fig.layout.margin.t or 0  # pyright: ignore[reportAttributeAccessIssue]
+    fig.update_layout(width=width, autosize=False, template="plotly_white", margin_t=max(top, 40))
     fig.update_annotations(font_size=11)  # subplot titles, kept inside their narrower print-width panels
     return Markup(fig.to_html(full_html=False, include_plotlyjs=False,
                               config={"displayModeBar": False, "responsive": False}))
@@ -73,7 +82,7 @@ def _samples_png(samples: np.ndarray) -> str:
     """The sample digits as one PNG (a column per digit), for an ``<img>`` data URI."""
     digits, per_digit, height, width = samples.shape
     grid = samples.transpose(1, 2, 0, 3).reshape(per_digit * height, digits * width)
-    picture = Image.fromarray(grid).resize((digits * width * 2, per_digit * height * 2), Image.NEAREST)
+    picture = Image.fromarray(grid).resize((digits * width * 2, per_digit * height * 2), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -81,7 +90,7 @@ def _samples_png(samples: np.ndarray) -> str:
 
 def _charts(report: StakeholderReport) -> dict[str, Markup | list[tuple[str, Markup]]]:
     evaluated = report.evaluated
-    evaluations = {section.title: section.evaluation for section in evaluated}
+    evaluations = {section.title: evaluation_of(section) for section in evaluated}
     charts: dict = dict.fromkeys(("classes", "leaderboard", "roc", "confusion", "training", "robustness",
                                   "reliability_before", "reliability_after"))  # None: not drawn, for lack of data
     if report.dataset is not None:
@@ -89,9 +98,9 @@ def _charts(report: StakeholderReport) -> dict[str, Markup | list[tuple[str, Mar
             np.array([count.value for count in report.dataset.train_per_class]),
             np.array([count.value for count in report.dataset.test_per_class])))
     if evaluated:
-        charts["leaderboard"] = _chart(leaderboard_figure([section.row for section in evaluated]))
+        charts["leaderboard"] = _chart(leaderboard_figure([row_of(section) for section in evaluated]))
         charts["roc"] = _chart(roc_by_class_figure(evaluations, None))
-        charts["confusion"] = [(section.title, _chart(confusion_figure(section.evaluation.metrics.confusion_matrix,
+        charts["confusion"] = [(section.title, _chart(confusion_figure(evaluation_of(section).metrics.confusion_matrix,
                                                                        section.title), PAGE_WIDTH_PX // 2))
                                for section in evaluated]
     histories = {section.title: section.training_history for section in report.models if section.training_history}

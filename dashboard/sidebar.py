@@ -74,7 +74,8 @@ def render_sidebar() -> None:
         # The default repeats the selection on purpose: a browser that rebuilds the widget from its description (a
         # page switched while the first run was still drawing) would otherwise start from an empty default and send
         # that back, wiping the visitor's selection on the next click.
-        st.multiselect("Models shown", available, default=selected, key=SELECTED_MODELS_KEY, format_func=titles.get,
+        st.multiselect("Models shown", available, default=selected, key=SELECTED_MODELS_KEY,
+                       format_func=titles.__getitem__,
                        help=f"Every page shows only these models, all trained on {DATASETS[dataset].title}. Runs "
                             f"trained on the Train page join the list.")
         st.toggle("Calibrated probabilities", key=CALIBRATED_KEY,

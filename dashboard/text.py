@@ -70,6 +70,8 @@ def agreement(predictions: list[Prediction]) -> str:
 def provenance(entry: CatalogEntry) -> str:
     """Two lines on where a loaded checkpoint came from; fields an older or hand-written file lacks read 'unknown'."""
     meta = entry.meta
+    if meta is None:
+        raise ValueError(f"{entry.name} is not loaded: there is no checkpoint to describe")
     if entry.evaluation is not None:
         accuracy = f"{entry.evaluation.metrics.accuracy:.2%}"
     else:

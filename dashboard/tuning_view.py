@@ -114,13 +114,13 @@ def search_section(worker: TrainingWorker, trainable: int | None) -> None:
         if name == NEW_STUDY:
             return "a new study"
         # no trial count here: a selectbox keeps the labels it was first given while its options stay the same
-        return f"{name} ({title_of.get(summaries[name].user_attrs.get('model'), '?')})"
+        return f"{name} ({title_of.get(summaries[name].user_attrs.get('model', ''), '?')})"
 
     left, middle, right = st.columns(3)
     chosen = left.selectbox("Study", [NEW_STUDY, *summaries], format_func=describe, key="tune_study",
                             help="A new study, or an existing one to watch, extend with more trials, or save.")
     if chosen == NEW_STUDY:
-        model = middle.selectbox("Model", MODEL_NAMES, format_func=title_of.get, key="tune_model")
+        model = middle.selectbox("Model", MODEL_NAMES, format_func=title_of.__getitem__, key="tune_model")
         right.text_input("Study name", key="tune_name", placeholder=default_name(model, set(summaries)))
     left.number_input("Trials to add", 1, 500, DEFAULT_TRIALS, key="tune_trials")
     middle.select_slider("Training images per trial", SUBSET_CHOICES, DEFAULT_SUBSET, key="tune_subset",
@@ -144,9 +144,11 @@ def study_panel(worker: TrainingWorker, name: str) -> None:
     def panel() -> None:
         study = tuning.load_study(name)
         running = next((job for job in worker.snapshot() if job.action is JobAction.TUNE and job.state.active
-                        and job.study.name == name), None)
+                        and job.study is not None and job.study.name == name), None)
         if running is not None:
-            st.button("Cancel search", icon=":material/stop:", key="tune_cancel", on_click=worker.cancel,
+            # Streamlit types a callback as returning None, though it ignores what one returns (cancel's bool)
+            st.button("Cancel search", icon=":material/stop:", key="tune_cancel",
+                      on_click=worker.cancel,  # pyright: ignore[reportArgumentType]
                       args=(running.request,), help="The trial in progress is recorded as failed; the study keeps "
                                                     "every trial and can be extended later.")
         rows = trial_rows(study)

@@ -73,9 +73,12 @@ def prediction_gallery(images, labels, indices, entries: list[CatalogEntry], hea
     if len(indices) == 0:
         st.write("No such images.")
         return
-    answers = [" · ".join(f"{entry.name} {entry.evaluation.predictions[i]}" + (
-        f" ({entry.evaluation.confidence[i]:.0%})" if entry.evaluation.confidence is not None else "")
-        for entry in entries) for i in indices]
+    saved = [(entry.name, entry.evaluation.predictions, entry.evaluation.confidence) for entry in entries
+             if entry.evaluation is not None and entry.evaluation.predictions is not None]
+    if len(saved) < len(entries):
+        raise ValueError("the gallery shows the models' saved answers: every model needs its evaluation's predictions")
+    answers = [" · ".join(f"{name} {predictions[i]}" + (f" ({confidence[i]:.0%})" if confidence is not None else "")
+                          for name, predictions, confidence in saved) for i in indices]
     st.image([enlarge(images[i].numpy(), 84) for i in indices],
              caption=[f"#{i} true {labels[i]}: {answer}" for i, answer in zip(indices, answers, strict=True)])
     left, right = st.columns([3, 1], vertical_alignment="bottom")

@@ -7,6 +7,7 @@ See ``mnist_models.preprocess`` for why each step is there.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -148,7 +149,7 @@ def likely_polarities(luminance: np.ndarray, paper: float) -> tuple[bool, ...]:
 
 
 def measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | np.float32]:
     """Return the paper's brightness, the ink's signed contrast against it (both float32 of the picture's size) and
     the spread of that contrast on bare paper (noise, texture), per pixel or as one value.
 
@@ -228,7 +229,7 @@ def _fill_basins(surface: np.ndarray) -> np.ndarray:
         filled = lowered
 
 
-def ink_mask(signed_ink: np.ndarray, noise: np.ndarray) -> tuple[float, float, np.ndarray]:
+def ink_mask(signed_ink: np.ndarray, noise: np.ndarray | np.float32) -> tuple[float, float, np.ndarray]:
     """(contrast: the strongest ink that stands out of the noise, signal to noise: the strongest ink over the paper's
     spread, the mask of the ink) for ``measure_against_paper``'s contrast and spread.
 
@@ -246,7 +247,9 @@ def stroke_width(mask: np.ndarray) -> float:
     """Typical width, in pixels, of the strokes in a mask (at least 1)."""
     box = np.pad(mask, 1)  # the mask's edge is not the ink's edge
     # Across a stroke w pixels wide the distance to its edge averages (w + 2) / 4.
-    return max(1.0, 4.0 * float(ndimage.distance_transform_edt(box)[box].mean()) - 2.0)
+    # scipy is unannotated; called with distances only, distance_transform_edt returns just the distance array
+    distance = cast(np.ndarray, ndimage.distance_transform_edt(box))
+    return max(1.0, 4.0 * float(distance[box].mean()) - 2.0)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -283,7 +286,8 @@ def centre_by_mass(fitted: np.ndarray) -> np.ndarray:
     clamped so no ink is cut off when the mass lies far to one side.
     """
     height, width = fitted.shape
-    mass_row, mass_col = ndimage.center_of_mass(fitted)
+    # scipy is unannotated; for one 2-D image without labels center_of_mass returns one (row, column) tuple
+    mass_row, mass_col = cast(tuple[float, float], ndimage.center_of_mass(fitted))
     top = int(np.clip(round(CENTRE - mass_row), 0, OUTPUT_SIZE - height))
     left = int(np.clip(round(CENTRE - mass_col), 0, OUTPUT_SIZE - width))
     canvas = np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), dtype=np.float32)

@@ -126,6 +126,7 @@ def _report_saved(name: str, result: TrainResult, saved: SavedModel | None, dest
         print(f"\n{name}: {stop.reason or 'cancelled'} before its first epoch finished: nothing to save; "
               f"{destination} is unchanged.", file=sys.stderr)
     elif result.cancelled:
+        assert saved.run is not None  # a cancelled training is always saved as a run (pipeline._save_result)
         print(f"\n{name}: {stop.reason or 'cancelled'} after {result.epochs_completed} epoch(s), saved as "
               f"{saved.run.run_id} (cancelled, test accuracy {saved.evaluation.metrics.accuracy:.2%}) in "
               f"{saved.checkpoint.parent}; {destination} is unchanged.", file=sys.stderr)
@@ -258,6 +259,7 @@ def command_tune(args: argparse.Namespace) -> int:
         if saved is None or stop.is_set():
             print(f"\n{stop.reason or 'cancelled'}: the best trial was not saved as a run", file=sys.stderr)
             return EXIT_INTERRUPTED
+        assert saved.run is not None  # save_best_trial always saves a run
         print(f"best trial {study.best_trial.number} saved as {saved.run.run_id}: test accuracy "
               f"{saved.evaluation.metrics.accuracy:.2%} → {saved.checkpoint}", file=sys.stderr)
     return 0
@@ -315,6 +317,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
                     continue
             try:
                 if args.novelty_only:
+                    assert validation is not None  # a --novelty-only model without validation images was skipped above
                     evaluations[name] = recalibrate(network, meta, validation[0])
                 elif not args.only:
                     evaluations[name] = reevaluate(network, meta, test_data, not args.no_latency,

@@ -122,8 +122,9 @@ def _load_idx_pair(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Ten
     folders = [root / spec.folder / "raw", *spec.system_folders]
     for folder in folders:
         paths = [_existing(folder / name) for name in IDX_FILES[split]]
-        if all(paths):
-            images, labels = (read_idx(path) for path in paths)
+        found = [path for path in paths if path is not None]
+        if len(found) == len(paths):
+            images, labels = (read_idx(path) for path in found)
             if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
                 raise DatasetMissingError(f"{spec.title}'s {split} files in {folder} hold images of shape "
                                           f"{images.shape} and labels of shape {labels.shape}, not one label per "
@@ -211,7 +212,8 @@ def dataset_of(source: str | DatasetSpec | torch.nn.Module) -> DatasetSpec:
 
 def for_dataset(network: torch.nn.Module, name: str) -> torch.nn.Module:
     """Mark ``network`` as trained on dataset ``name``: ``normalize`` then uses that dataset's constants for it."""
-    network.dataset = get_dataset(name).name
+    # torch types Module.__setattr__ for tensors and modules only; a plain attribute is set as on any object
+    network.dataset = get_dataset(name).name  # pyright: ignore[reportArgumentType]
     return network
 
 

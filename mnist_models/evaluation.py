@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -69,8 +70,11 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> Cla
     """Accuracy, per-class precision/recall/F1, confusion matrix, one-vs-rest ROC and AUCs, log loss and ECE."""
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=CLASSES,
-                                                                     zero_division=0)
+    # sklearn's code has no annotations, so pyright infers a str zero_division from its default ("warn"; 0 is
+    # documented) and float scores, which are per-class arrays with the default average=None
+    scores = precision_recall_fscore_support(labels, predicted, labels=CLASSES,
+                                             zero_division=0)  # pyright: ignore[reportArgumentType]
+    precision, recall, f1, support = cast(tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], scores)
     onehot = label_binarize(labels, classes=CLASSES)
     roc: dict[str, dict[str, list[float]]] = {}
     class_auc: dict[str, float] = {}
@@ -195,12 +199,20 @@ def evaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Te
     )
 
 
+def _saved_at(meta: CheckpointMeta) -> Path:
+    """The checkpoint ``meta`` was read from or saved as: the records written beside it need one."""
+    if meta.path is None:
+        raise ValueError(f"these {meta.model} weights were never saved: there is no checkpoint to write beside")
+    return meta.path
+
+
 def reevaluate(network: nn.Module, meta: CheckpointMeta, test_data: tuple[torch.Tensor, torch.Tensor],
                latency: bool = True, validation_data=None) -> Evaluation:
     """Evaluate a checkpoint that is already saved (``meta.path``) and replace the evaluation beside it; the
     weights do not change, so only that one file is rewritten, atomically."""
-    evaluation = evaluate(network, meta, test_data, meta.path, latency, validation_data)
-    write_json(evaluation_path(meta.path), evaluation.to_dict())
+    checkpoint = _saved_at(meta)
+    evaluation = evaluate(network, meta, test_data, checkpoint, latency, validation_data)
+    write_json(evaluation_path(checkpoint), evaluation.to_dict())
     return evaluation
 
 
@@ -210,13 +222,14 @@ def recalibrate(network: nn.Module, meta: CheckpointMeta, validation_data=None) 
 
     Raises CheckpointError when the checkpoint has no readable evaluation, ValueError when there are no
     validation digits to calibrate on."""
-    evaluation = load_evaluation(meta.path, None, meta)
+    checkpoint = _saved_at(meta)
+    evaluation = load_evaluation(checkpoint, None, meta)
     novelty = novelty_threshold(network, meta, validation_data)
     if novelty is None:
         raise ValueError("no validation digits to calibrate on: MNIST's training images are not on disk, or these "
                          "weights were trained on other images")
     evaluation.novelty = novelty
-    write_json(evaluation_path(meta.path), evaluation.to_dict())
+    write_json(evaluation_path(checkpoint), evaluation.to_dict())
     return evaluation
 
 
@@ -239,7 +252,7 @@ def refresh_evidence(network: nn.Module, meta: CheckpointMeta, test_data: tuple[
         raise ValueError(f"unknown evidence part(s) {sorted(unknown)}; choose from {', '.join(EVIDENCE_PARTS)}")
     if {"robustness", "map"} & set(parts):  # the FGSM curve needs Captum, the map UMAP: refuse before the hour of work
         require_extra("evidence", "The evidence (robustness curves and the map of the digits)")
-    checkpoint = Path(meta.path)
+    checkpoint = Path(_saved_at(meta))
     tables = [name for name in ("robustness", "calibration") if name in parts]
     if tables:
         names = [*tables, *(["selective"] if "calibration" in tables else [])]

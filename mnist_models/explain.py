@@ -40,7 +40,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class _PrivateCopy:
         network = copy.deepcopy(model).eval()
         for module in network.modules():
             if hasattr(module, "inplace"):
-                module.inplace = False
+                module.inplace = False  # pyright: ignore[reportArgumentType] (torch types Module.__setattr__ narrowly)
         for parameter in network.parameters():
             parameter.requires_grad_(False)
         self.network = network
@@ -181,8 +181,9 @@ def attribute(model: nn.Module, image, method: str, target: int | None = None) -
             inputs.requires_grad_()  # what Captum would do, minus its warning that it had to
             result = Saliency(network).attribute(inputs, target=chosen, abs=True)
         else:
-            cam = LayerGradCam(network, _last_features(network)).attribute(
-                inputs, target=chosen, relu_attributions=False)
+            # one input tensor gets one attribution tensor (Captum's type also allows a tuple for several)
+            cam = cast(torch.Tensor, LayerGradCam(network, _last_features(network)).attribute(
+                inputs, target=chosen, relu_attributions=False))
             result = LayerAttribution.interpolate(cam, (28, 28), interpolate_mode="bilinear")
         return result.detach()[0, 0].float().numpy().astype(np.float32, copy=True)
 
@@ -197,8 +198,10 @@ def step_probabilities(model: nn.Module, image) -> np.ndarray:
     inputs = _model_input(image, model)
 
     def work(network: nn.Module) -> np.ndarray:
+        # the models with a READING (checked above) define it; nn.Module does not declare it
+        steps = cast(Callable[[torch.Tensor], torch.Tensor], network.logits_after_each_step)
         with torch.inference_mode():
-            logits = network.logits_after_each_step(inputs)[0]
+            logits = steps(inputs)[0]
             return torch.softmax(logits.float(), dim=-1).numpy().astype(np.float32, copy=True)
 
     return _with_copy(model, work)
@@ -245,6 +248,7 @@ def strongest_first_units(model: nn.Module, image, count: int = 8) -> list[Unit]
 
     def work(network: nn.Module) -> list[Unit]:
         layer = _first_flat_layer(network)
+        assert layer is not None  # the copy has the layer reads_flat_pixels found in the model above
         captured: list[torch.Tensor] = []
         handle = layer.register_forward_hook(lambda _module, _inputs, output: captured.append(output.detach()))
         try:

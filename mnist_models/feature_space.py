@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -169,7 +169,7 @@ def fit_feature_map(network: nn.Module, model_name: str, images, labels, *, coun
     report("umap")
     umap_model = UMAP(n_components=2, n_neighbors=N_NEIGHBORS, min_dist=MIN_DIST, random_state=seed,
                       n_jobs=1)  # a seed makes UMAP single-threaded anyway; saying so silences its warning
-    coordinates = umap_model.fit_transform(reduced).astype(np.float32)
+    coordinates = cast(np.ndarray, umap_model.fit_transform(reduced)).astype(np.float32)  # umap is unannotated
     _drop_unneeded(umap_model)
     return FeatureMap(model=model_name, indices=indices, coordinates=coordinates,
                       labels=labels[indices].astype(np.int64), predictions=logits.argmax(1).astype(np.int64),

@@ -37,7 +37,9 @@ def folded_for_inference(network: nn.Module) -> nn.Module:
     bulk pass that makes it and drops it (``evaluate``), never for a network kept to serve predictions."""
     from torch.fx.experimental.optimization import fuse  # here: the dashboard, which never folds, skips the import
 
-    folded = fuse(copy.deepcopy(network).eval(), inplace=True).to(memory_format=torch.channels_last)
+    # torch's stubs for Module.to lack the memory_format overload
+    folded = fuse(copy.deepcopy(network).eval(), inplace=True).to(
+        memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
     return for_dataset(folded, dataset_of(network).name)  # tracing keeps only what forward uses
 
 

@@ -17,6 +17,7 @@ import multiprocessing
 import sys
 from dataclasses import dataclass
 from multiprocessing.connection import wait
+from typing import cast
 
 from .training.loop import CancelFlag
 
@@ -79,7 +80,7 @@ def run_workers(orders: list[WorkerOrder], stop: CancelFlag) -> list[int]:
             if process.is_alive():
                 process.kill()
             process.join()
-    return [process.exitcode for process in processes]
+    return [cast(int, process.exitcode) for process in processes]  # each was joined above, so it has one
 
 
 def _work(order: WorkerOrder) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -251,7 +252,7 @@ def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysi
     return next((reading for reading in readings if reading[2].finding is not InkFinding.NO_INK), readings[0])
 
 
-def _analyse(signed_ink: np.ndarray, noise: np.ndarray) -> tuple[InkAnalysis, np.ndarray]:
+def _analyse(signed_ink: np.ndarray, noise: np.ndarray | np.float32) -> tuple[InkAnalysis, np.ndarray]:
     """Measure the ink and decide what it is; for a digit, also return the mask of its ink: the marks that count
     (specks and residue left out) and whatever ink lies within their bounding box.
 
@@ -263,7 +264,8 @@ def _analyse(signed_ink: np.ndarray, noise: np.ndarray) -> tuple[InkAnalysis, np
         return InkAnalysis(InkFinding.NO_INK, contrast=max(float(signed_ink.max()), 0.0)), nothing
     contrast, signal_to_noise, is_ink = ink_mask(signed_ink, noise)
     noise_level = float(np.median(noise))
-    labels, _ = ndimage.label(is_ink, structure=np.ones((3, 3)))
+    # scipy is unannotated: pyright takes what ndimage.label returns for an int, not (labels, count)
+    labels, _ = cast(tuple[np.ndarray, int], ndimage.label(is_ink, structure=np.ones((3, 3))))
     areas = np.bincount(labels.ravel())[1:]
     strongest = np.zeros(areas.size + 1, dtype=np.float32)
     np.maximum.at(strongest, labels[is_ink], signed_ink[is_ink])

@@ -20,7 +20,7 @@ benchmarks/bench_reading.py reports on pages from seed 0, never looked at while 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from scipy import ndimage
@@ -162,13 +162,14 @@ def read_number(model: nn.Module, image: PictureInput) -> tuple[str, list[float]
     return read_digits(model, segment_digits(image))
 
 
-def _segment(signed_ink: np.ndarray, noise: np.ndarray) -> list[DigitBox]:
+def _segment(signed_ink: np.ndarray, noise: np.ndarray | np.float32) -> list[DigitBox]:
     """The digits in a picture's ink (``measure_against_paper``'s contrast and spread), left to right."""
     contrast, signal_to_noise, is_ink = ink_mask(signed_ink, noise)
     if contrast < FAINT_CONTRAST or signal_to_noise < MIN_SIGNAL_TO_NOISE:
         return []
     is_ink = _without_ruled_lines(is_ink, signed_ink, INK_THRESHOLD * contrast)
-    labels, _ = ndimage.label(is_ink, structure=np.ones((3, 3)))
+    # scipy is unannotated: pyright misreads what ndimage.label and its morphology return (arrays, and a count)
+    labels, _ = cast(tuple[np.ndarray, int], ndimage.label(is_ink, structure=np.ones((3, 3))))
     boxes = [(rows.start, cols.start, rows.stop, cols.stop) for rows, cols in ndimage.find_objects(labels)]
     tallest = max((bottom - top for top, _, bottom, _ in boxes), default=0)
     marks = [index for index, (top, left, bottom, right) in enumerate(boxes)
@@ -196,11 +197,11 @@ def _without_ruled_lines(is_ink: np.ndarray, signed_ink: np.ndarray, threshold: 
     line_rows = np.percentile(signed_ink, 100 * (1 - LINE_SPAN), axis=1) >= LINE_LEVEL * threshold
     if not line_rows.any():
         return is_ink
-    line_rows = ndimage.binary_dilation(line_rows, iterations=LINE_MARGIN)
+    line_rows = cast(np.ndarray, ndimage.binary_dilation(line_rows, iterations=LINE_MARGIN))  # as in _segment
     cleared = is_ink & ~line_rows[:, None]
-    lines, _ = ndimage.label(line_rows)
+    lines, _ = cast(tuple[np.ndarray, int], ndimage.label(line_rows))
     bridge = np.ones((int(np.bincount(lines)[1:].max()) + 2 * BRIDGE_ROWS, 1), dtype=bool)
-    bridged = ndimage.binary_closing(cleared, structure=bridge) & is_ink & line_rows[:, None]
+    bridged = cast(np.ndarray, ndimage.binary_closing(cleared, structure=bridge)) & is_ink & line_rows[:, None]
     return cleared | bridged
 
 

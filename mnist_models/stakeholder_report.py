@@ -17,6 +17,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,8 @@ from .evidence import CORRUPTIONS
 from .models.registry import get_spec
 from .reporting import LeaderboardRow, Recommendation, leaderboard_row, recommend
 from .serving.catalog import CatalogEntry, of_dataset
-from .store.evidence_records import Evidence
-from .store.records import Evaluation, library_versions
+from .store.evidence_records import Evidence, overall_robustness
+from .store.records import CheckpointMeta, Evaluation, library_versions
 from .training.config import TRAINING_DEFAULTS
 
 DEFAULT_REPORT_TITLE = "Reading handwritten digits: which neural network?"
@@ -132,6 +133,20 @@ class StakeholderReport:
         return [section for section in self.models if section.row is not None]
 
 
+def row_of(section: ModelSection) -> LeaderboardRow:
+    """The row of a section with results (``StakeholderReport.evaluated``); a clear error for one without."""
+    if section.row is None:
+        raise ValueError(f"{section.name} has no results: {section.missing}")
+    return section.row
+
+
+def evaluation_of(section: ModelSection) -> Evaluation:
+    """The evaluation of a section with results, as ``row_of``."""
+    if section.evaluation is None:
+        raise ValueError(f"{section.name} has no results: {section.missing}")
+    return section.evaluation
+
+
 # --- building it ---------------------------------------------------------------------------------------------------
 
 def build_report(entries: Iterable[CatalogEntry], title: str, data_root: str | os.PathLike | None = None
@@ -193,7 +208,7 @@ def _model_section(entry: CatalogEntry) -> ModelSection:
             figures["calibrated_ece"] = Measured(entry.evidence.calibration.ece_after, "{:.2%}",
                                                  f"{entry.name}:evidence:calibration.ece_after")
         if entry.evidence is not None and entry.evidence.robustness:
-            figures["robustness"] = Measured(entry.evidence.overall_robustness, "{:.3f}")
+            figures["robustness"] = Measured(overall_robustness(entry.evidence.robustness), "{:.3f}")
     parameters = None
     if evaluation is not None and evaluation.parameters is not None:
         parameters = _eval(entry.name, "parameters", evaluation.parameters, "{:,}")
@@ -202,12 +217,12 @@ def _model_section(entry: CatalogEntry) -> ModelSection:
     return ModelSection(name=entry.name, title=entry.title, architecture=architecture, description=spec.description,
                         report_name=spec.report,
                         is_run=entry.is_run, parameters=parameters,
-                        training=_training_setup(entry) if entry.meta is not None else None, row=row,
-                        evaluation=evaluation, evidence=entry.evidence, missing=missing, figures=figures,
+                        training=_training_setup(entry.name, entry.meta) if entry.meta is not None else None,
+                        row=row, evaluation=evaluation, evidence=entry.evidence, missing=missing, figures=figures,
                         training_history=entry.meta.history if entry.meta is not None else {})
 
 
-def _lookup(record: dict, path: str):
+def _lookup(record: dict, path: str) -> Any:
     """``record``'s value at a dotted ``path`` (list positions as numbers), None where a step is missing."""
     value = record
     for step in path.split("."):
@@ -220,12 +235,11 @@ def _lookup(record: dict, path: str):
     return value
 
 
-def _training_setup(entry: CatalogEntry) -> TrainingSetup:
-    meta = entry.meta
+def _training_setup(name: str, meta: CheckpointMeta) -> TrainingSetup:
     config = {**TRAINING_DEFAULTS, **meta.training}
     augmentation = (f"random rotations, shifts and zoom (strength {config['augment_strength']:g})"
                     if config.get("augment") else "none")
-    source = f"{entry.name}:checkpoint:"
+    source = f"{name}:checkpoint:"
     return TrainingSetup(
         epochs=Measured(meta.epochs_completed, "{}", source + "epochs_completed")
         if meta.epochs_completed is not None else None,
@@ -284,27 +298,33 @@ def _dataset_summary(data_root) -> DatasetSummary:
 
 # --- the sentences -------------------------------------------------------------------------------------------------
 
+def _report_gain(section: ModelSection) -> float | None:
+    """How far the measured accuracy is above its analysis report's figure; None where the report measured none."""
+    row = row_of(section)
+    return None if row.report_accuracy is None else row.accuracy - row.report_accuracy
+
+
 def findings(models: list[ModelSection]) -> list[Sentence]:
     """What the measurements say, as sentences built from them; a finding whose inputs are missing is left out."""
     sections = [section for section in models if section.row is not None]
     if not sections:
         return []
     out: list[Sentence] = []
-    by_errors = sorted(sections, key=lambda section: section.row.errors)
+    by_errors = sorted(sections, key=lambda section: row_of(section).errors)
     best, worst = by_errors[0], by_errors[-1]
-    if worst.row.errors > best.row.errors:
-        ratio = worst.row.errors / max(best.row.errors, 1)
+    if row_of(worst).errors > row_of(best).errors:
+        ratio = row_of(worst).errors / max(row_of(best).errors, 1)
         out.append((f"{worst.title} makes ", worst.figures["errors"], f" errors on the test digits where {best.title} "
                     "makes ", best.figures["errors"], ": ", Measured(ratio, "{:.1f}×"), " as many."))
-    reported = [section for section in sections if section.row.report_accuracy is not None]
-    beaten = [section for section in reported if section.row.accuracy > section.row.report_accuracy]
+    gains = [(section, above) for section in sections if (above := _report_gain(section)) is not None]
+    beaten = [(section, above) for section, above in gains if above > 0]
     if beaten:
-        gain = max(beaten, key=lambda section: section.row.accuracy - section.row.report_accuracy)
-        out.append((f"{len(beaten)} of {len(reported)} models beat the figure their analysis report gave; the largest "
+        gain = max(beaten, key=lambda pair: pair[1])[0]
+        out.append((f"{len(beaten)} of {len(gains)} models beat the figure their analysis report gave; the largest "
                     f"gain is {gain.title}'s: ", gain.figures["accuracy"], " against ", gain.figures["report_accuracy"],
                     "."))
     for section in (best, worst) if worst is not best else (best,):
-        true_digit, predicted, count = most_confused(section.evaluation.metrics.confusion_matrix)
+        true_digit, predicted, count = most_confused(evaluation_of(section).metrics.confusion_matrix)
         if count:
             out.append((f"{section.title}'s commonest mistake: a {true_digit} read as a {predicted}, ",
                         _eval(section.name, f"metrics.confusion_matrix.{true_digit}.{predicted}", count, "{}"),
@@ -312,20 +332,20 @@ def findings(models: list[ModelSection]) -> list[Sentence]:
     out += _pair_finding(sections, "cnn_basic", "cnn_dropout", "Dropout")
     timed = [section for section in sections if "latency_ms" in section.figures]
     if len(timed) > 1:
-        fast = min(timed, key=lambda section: section.row.latency_ms)
-        slow = max(timed, key=lambda section: section.row.latency_ms)
+        fast = min(timed, key=lambda section: section.figures["latency_ms"].value)
+        slow = max(timed, key=lambda section: section.figures["latency_ms"].value)
         out.append((f"{fast.title} answers one image in ", fast.figures["latency_ms"], f" (median), {slow.title} in ",
                     slow.figures["latency_ms"], "."))
     robust = [section for section in sections if "robustness" in section.figures]
     if len(robust) > 1:
-        most = max(robust, key=lambda section: section.row.robustness)
-        least = min(robust, key=lambda section: section.row.robustness)
+        most = max(robust, key=lambda section: section.figures["robustness"].value)
+        least = min(robust, key=lambda section: section.figures["robustness"].value)
         out.append((f"Under rotation, shifts, zoom, stroke width, noise, occlusion and FGSM attacks, {most.title} "
                     "keeps the most accuracy (robustness score ", most.figures["robustness"], f") and "
                     f"{least.title} the least (", least.figures["robustness"], ")."))
     calibrated = [section for section in sections if "calibrated_ece" in section.figures]
     if calibrated:
-        loosest = max(calibrated, key=lambda section: section.row.ece)
+        loosest = max(calibrated, key=lambda section: row_of(section).ece)
         out.append((f"{loosest.title} states its confidence least accurately (calibration error ",
                     loosest.figures["ece"], "); one temperature fitted on the validation digits brings it to ",
                     loosest.figures["calibrated_ece"], "."))
@@ -338,7 +358,7 @@ def _pair_finding(sections: list[ModelSection], first: str, second: str, what: s
     if first not in by_name or second not in by_name:
         return []
     a, b = by_name[first], by_name[second]
-    change = b.row.errors - a.row.errors
+    change = row_of(b).errors - row_of(a).errors
     verb = "fewer" if change < 0 else "more"
     return [(f"{what}: {b.title} makes ", b.figures["errors"], f" errors, {a.title} ", a.figures["errors"], " (",
              Measured(abs(change), "{}"), f" {verb}).")]
@@ -357,8 +377,8 @@ def limitations(models: list[ModelSection]) -> list[Sentence]:
     out: list[Sentence] = []
     sections = [section for section in models if section.row is not None]
     if sections:
-        best = max(sections, key=lambda section: section.row.accuracy)
-        p, n = best.row.accuracy, best.row.count
+        best = max(sections, key=lambda section: row_of(section).accuracy)
+        p, n = row_of(best).accuracy, row_of(best).count
         margin = Z_95 * math.sqrt(p * (1 - p) / n)
         out.append(("Every accuracy is measured on one test set of ", _eval(best.name, "metrics.count", n, "{:,}"),
                     " digits: the 95% interval of the best (", best.figures["accuracy"], ") is ±",

@@ -41,6 +41,7 @@ from .training.pipeline import SavedModel, Split, train_and_save
 
 with needs_extra("tune", "Hyperparameter search"):
     import optuna
+    from optuna.storages.journal import JournalFileBackend
     from optuna.trial import FrozenTrial, TrialState
 
 STUDY_FILE = "studies.db"  # in the runs folder: one SQLite database holding every model's study
@@ -150,7 +151,7 @@ def _open_storage(url: str) -> optuna.storages.BaseStorage:
             os.makedirs(folder, exist_ok=True)
     if url.startswith(JOURNAL_PREFIX):
         return optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
+            JournalFileBackend(url.removeprefix(JOURNAL_PREFIX)))
     with warnings.catch_warnings():  # heartbeats are an "experimental" argument since Optuna 2.9, and still work
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
@@ -238,6 +239,7 @@ def run_study(study: optuna.Study, train_data: Split, *, trials: int | None = No
                 progress(event)
             if event.kind != "epoch":
                 return
+            assert event.val_accuracy is not None  # loop.train's epoch events always carry it
             trial.report(event.val_accuracy, event.epoch + space.epochs[1] - event.epochs)  # aligned at the end
             if PRUNE_FROM_EPOCH <= event.epoch < event.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"validation accuracy {event.val_accuracy:.4f} after epoch {event.epoch}")
@@ -281,6 +283,7 @@ def save_best_trial(study: optuna.Study, train_data: Split, test_data: Split, *,
     result, saved = train_and_save(config, train_data, test_data, runs_dir=runs_dir, progress=progress,
                                    cancel=cancel)
     if saved is not None and not result.cancelled:
+        assert saved.run is not None  # train_and_save without a checkpoint saves a run
         study.set_user_attr("saved_run", {"run": saved.run.run_id, "trial": study.best_trial.number})
     return saved
 

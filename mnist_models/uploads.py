@@ -22,6 +22,7 @@ import io
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -125,7 +126,9 @@ def _decode(data: bytes, frame: int) -> DecodedUpload:
         factor = math.ceil(max(image.size) / WORKING_SIZE)
         gray = reduce_to_gray(image, factor)
         if gray.dtype == np.uint16:
-            gray, data_bits = _sixteen_to_eight_bits(gray, image.getextrema()[1])
+            # 16-bit gray (I;16) has one band, so getextrema gives one (low, high) pair, not one per band
+            _, peak = cast(tuple[float, float], image.getextrema())
+            gray, data_bits = _sixteen_to_eight_bits(gray, peak)
             if data_bits < 16:
                 notes.append(f"The picture is 16-bit but its values use only {data_bits} bits; they were scaled by "
                              f"that range.")
@@ -231,7 +234,7 @@ def _block_mean(pixels: np.ndarray, factor: int, with_alpha: bool) -> np.ndarray
     return np.stack([mean_gray, alpha_sum / counts], axis=-1)
 
 
-def _sixteen_to_eight_bits(gray: np.ndarray, peak: int) -> tuple[np.ndarray, int]:
+def _sixteen_to_eight_bits(gray: np.ndarray, peak: float) -> tuple[np.ndarray, int]:
     """Map 16-bit gray onto 0..255 by the bits its data uses: the smallest 2**bits - 1 that holds ``peak``.
 
     Cameras and scanners often store 10-, 12- or 14-bit data in 16-bit files; read against 65535 such a picture

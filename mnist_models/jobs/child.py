@@ -32,7 +32,7 @@ from ..training.pipeline import SavedModel, resume_training, train_and_save
 from ..training.recovery import complete
 from ..training.stopping import StopRequest, stop_on_signals
 from ..tuning import describe_trial, load_study, open_study, run_study, save_best_trial
-from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
+from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure, needed
 
 LOGGER = logging.getLogger(__name__)
 NICENESS_ENV, NICENESS = "DIGIT_LAB_TRAINING_NICENESS", 10  # below the server: its pages get the CPU first
@@ -118,12 +118,14 @@ def run_request(orders: list[Order], runs_dir: Path, data_dir: Path, load_data: 
 
 def _starting_note(order: Order) -> str:
     if order.action is JobAction.COMPLETE:
-        return f"evaluating what the interrupted {order.incomplete.title} had saved"
-    config = order.config
+        return f"evaluating what the interrupted {needed(order.incomplete, order.action, 'training').title} had saved"
+    config = needed(order.config, order.action, "config")
     if order.action is JobAction.RESUME:
-        what = f"resuming {order.incomplete.title} after epoch {order.incomplete.epochs_completed}"
+        incomplete = needed(order.incomplete, order.action, "training")
+        what = f"resuming {incomplete.title} after epoch {incomplete.epochs_completed}"
     elif order.action is JobAction.SAVE_BEST:
-        what = f"retraining the best trial of study {order.study.name} on every training image"
+        study = needed(order.study, order.action, "study")
+        what = f"retraining the best trial of study {study.name} on every training image"
     else:
         what = f"training {get_spec(config.model).title}"
     return (f"{what}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
@@ -132,7 +134,8 @@ def _starting_note(order: Order) -> str:
 
 def _evidence_parts() -> list[str]:
     setting = os.environ.get(EVIDENCE_ENV)
-    parts = list(EVIDENCE_PARTS) if setting is None else [part.strip() for part in setting.split(",") if part.strip()]
+    parts: list[str] = (list(EVIDENCE_PARTS) if setting is None
+                        else [part.strip() for part in setting.split(",") if part.strip()])
     unknown = set(parts) - set(EVIDENCE_PARTS)
     if unknown:
         raise ValueError(f"{EVIDENCE_ENV} names unknown part(s) {sorted(unknown)}; use {', '.join(EVIDENCE_PARTS)}")
@@ -174,7 +177,7 @@ def _run(order: Order, index: int, data: Data, runs_dir: Path, stop: StopRequest
     """One job: train, resume or complete, then save; the saved model, None when nothing was saved. Or a study's
     trials, which save nothing."""
     if order.action is JobAction.TUNE:
-        _tune(order.study, index, data, stop, report)
+        _tune(needed(order.study, order.action, "study"), index, data, stop, report)
         return None
     report(index, state=JobState.EVALUATING if order.action is JobAction.COMPLETE else JobState.RUNNING,
            note=_starting_note(order))
@@ -188,18 +191,22 @@ def _run(order: Order, index: int, data: Data, runs_dir: Path, stop: StopRequest
         report(index, event=event)
 
     if order.action is JobAction.COMPLETE:
-        saved = complete(order.incomplete, data(order.incomplete.dataset, "test"), runs_dir)
+        incomplete = needed(order.incomplete, order.action, "training")
+        saved = complete(incomplete, data(incomplete.dataset, "test"), runs_dir)
         cancelled = bool(saved.meta.cancelled)
     else:
         common = {"runs_dir": runs_dir, "progress": progress, "cancel": stop, "on_trained": evaluating}
-        train_data, test_data = data(order.config.dataset, "train"), data(order.config.dataset, "test")
+        config = needed(order.config, order.action, "config")
+        train_data, test_data = data(config.dataset, "train"), data(config.dataset, "test")
         if order.action is JobAction.RESUME:
-            result, saved = resume_training(order.incomplete.path, train_data, test_data, **common)
+            result, saved = resume_training(needed(order.incomplete, order.action, "training").path, train_data,
+                                            test_data, **common)
         elif order.action is JobAction.SAVE_BEST:
-            saved = save_best_trial(load_study(order.study.name, order.study.storage), train_data, test_data,
+            study = needed(order.study, order.action, "study")
+            saved = save_best_trial(load_study(study.name, study.storage), train_data, test_data,
                                     runs_dir=runs_dir, progress=progress, cancel=stop)
         else:
-            result, saved = train_and_save(order.config, train_data, test_data, **common)
+            result, saved = train_and_save(config, train_data, test_data, **common)
         if saved is None:
             report(index, state=JobState.CANCELLED, note="cancelled before the first epoch finished: nothing to save")
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import torch
 
@@ -12,6 +13,8 @@ from ..store.records import ClassificationMetrics
 from ..training.config import TrainConfig
 from ..training.loop import Progress
 from ..training.recovery import IncompleteTraining
+
+T = TypeVar("T")
 
 
 class JobState(StrEnum):
@@ -73,6 +76,13 @@ class JobUpdate:
     run_id: str | None = None
     run_title: str | None = None
     metrics: ClassificationMetrics | None = None
+
+
+def needed(value: T | None, action: JobAction, what: str) -> T:
+    """A field that an order's (or job's) ``action`` needs: a clear error for one built without it."""
+    if value is None:
+        raise ValueError(f"a {action} job has no {what}")
+    return value
 
 
 def describe_failure(error: BaseException) -> str:

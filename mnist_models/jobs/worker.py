@@ -39,7 +39,7 @@ from ..training.loop import Progress
 from ..training.pipeline import config_of, storage_needed
 from ..training.recovery import IncompleteKind, IncompleteTraining
 from .child import DataLoader, InheritedLock, load_split, run_request
-from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure
+from .orders import JobAction, JobState, JobUpdate, Order, StudyOrder, describe_failure, needed
 
 __all__ = ["Job", "JobAction", "JobState", "StudyOrder", "TrainingWorker", "WorkerBusy", "describe_failure",
            "shared_worker", "start_process_server"]
@@ -81,7 +81,9 @@ class Job:
     @property
     def title(self) -> str:
         title = get_spec(self.model).title
-        return f"{title} study {self.study.name}" if self.action is JobAction.TUNE else title
+        if self.action is not JobAction.TUNE:
+            return title
+        return f"{title} study {needed(self.study, self.action, 'study').name}"
 
     @property
     def latest(self) -> Progress | None:
@@ -167,7 +169,7 @@ class TrainingWorker:
 
     def _start(self, jobs: list[tuple], runs_dir: Path, data_dir: str | os.PathLike | None) -> list[Job]:
         with self._guard:
-            if self._busy():
+            if self._request is not None and self._busy():
                 raise WorkerBusy(f"A training request is already running ({self._describe(self._request)}). "
                                  f"Wait for it to finish or cancel it, then start yours.")
             lock = acquire_training_lock("the dashboard's training worker")
@@ -203,7 +205,9 @@ class TrainingWorker:
 
     def _busy(self) -> bool:
         """A job is active or the thread is still finishing (and holds the machine lock); call under the guard."""
-        return self._request is not None and (self._request.active or self._thread.is_alive())
+        if self._request is None:
+            return False
+        return self._request.active or (self._thread is not None and self._thread.is_alive())
 
     @property
     def busy(self) -> bool:

@@ -228,6 +228,9 @@ def mobilenet_view(unit_images: torch.Tensor, size: int = 96) -> torch.Tensor:
 class MobileNetDigits(nn.Module):
     """Torchvision's MobileNet with a 10-class head; digits are resized to 96×96 and gray is copied to 3 channels."""
 
+    channel_mean: torch.Tensor  # buffers, registered in __init__
+    channel_std: torch.Tensor
+
     def __init__(self, variant: str = "v3_small", input_size: int = 96) -> None:
         super().__init__()
         if variant not in MOBILENET_VARIANTS:

@@ -164,14 +164,16 @@ def predict_with_each(entries: list[CatalogEntry], image: np.ndarray, calibrated
     that have one; the answer is the same, only how sure it says it is changes."""
     predictions = []
     for entry in entries:
-        if not entry.available:
+        if entry.network is None:  # unavailable: its checkpoint could not be loaded
             continue
         start = time.perf_counter()
         logits = predict_logits(entry.network, image)[0]
         probabilities = entry.probabilities(logits, calibrated)
         threshold = entry.evaluation.novelty if entry.evaluation is not None else None
-        score = float(scores_for(logits, threshold)[0]) if threshold is not None else None
-        novel = score > threshold.threshold if threshold is not None else None
+        score = novel = None
+        if threshold is not None:
+            score = float(scores_for(logits, threshold)[0])
+            novel = score > threshold.threshold
         predictions.append(Prediction(entry.name, entry.title, probabilities, (time.perf_counter() - start) * 1000,
                                       score, novel))
     return predictions

@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -235,16 +235,20 @@ def save_partial(path: str | os.PathLike, weights: Mapping[str, torch.Tensor], m
     return atomic_write(path, lambda file: torch.save(payload, file))
 
 
+def _usable_resume(resume: Any) -> TypeGuard[dict[str, Any]]:
+    """A partial file's resume state: the optimizer's state, the scheduler's (or None) and the random states."""
+    return (isinstance(resume, dict) and isinstance(resume.get("optimizer"), dict)
+            and isinstance(resume.get("scheduler"), dict | None)
+            and all(isinstance(resume.get(name), torch.Tensor) for name in RESUME_TENSORS))
+
+
 def read_partial(path: str | os.PathLike, mmap: bool = False) -> PartialTraining:
     """A partial file's content, or a CheckpointError that says what is wrong with it (``mmap``: see
     ``_read_container``)."""
     path = Path(path)
     payload, meta = _read_container(path, PARTIAL_FORMAT, "partial training file", mmap)
     resume = payload.get("resume")
-    usable = (isinstance(resume, dict) and isinstance(resume.get("optimizer"), dict)
-              and isinstance(resume.get("scheduler"), dict | None)
-              and all(isinstance(resume.get(name), torch.Tensor) for name in RESUME_TENSORS))
-    if not usable or not meta.has_curves or meta.epochs_completed is None:
+    if not _usable_resume(resume) or not meta.has_curves or meta.epochs_completed is None:
         raise CheckpointError(f"{path.name} has damaged training state")
     return PartialTraining(payload["state_dict"], meta, resume)
 
@@ -273,7 +277,8 @@ def load_checkpoint(name_or_path: str | os.PathLike, checkpoint_dir: str | os.Pa
                               f"{str(error).splitlines()[0]}") from None
     # Channels-last weights let oneDNN run the convolutions and poolings without reordering: with inference's
     # channels-last input, 1.5-2.5x faster through the CNNs and MobileNet (benchmarks/bench_inference.py).
-    return network.to(memory_format=torch.channels_last).eval(), meta
+    # torch's stubs for Module.to lack the memory_format overload
+    return network.to(memory_format=torch.channels_last).eval(), meta  # pyright: ignore[reportCallIssue]
 
 
 def load_evaluation(name_or_path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None,

@@ -31,7 +31,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -125,7 +125,7 @@ class Team:
             return compute()
         box = [compute() if self.is_main else None]
         dist.broadcast_object_list(box, src=0)
-        return box[0]
+        return cast(T, box[0])  # broadcast_object_list put rank 0's result in every rank's box
 
     @contextlib.contextmanager
     def training_lock(self, holder: str) -> Iterator[None]:

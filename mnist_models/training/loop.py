@@ -31,6 +31,7 @@ from ..data import (
     to_unit_float,
 )
 from ..devices import resolve_device
+from ..models.architectures import MobileNetDigits
 from ..models.pretrained import FROM_SCRATCH, load_pretrained_state
 from ..models.registry import get_spec
 from . import distributed
@@ -120,6 +121,9 @@ def build_network(config: TrainConfig, resume: TrainingState | None = None) -> t
         return network, resume.initialisation
     if not spec.pretrained_variants or config.weights == FROM_SCRATCH:
         return network, "random (from scratch)"
+    assert isinstance(network, MobileNetDigits)  # the registry gives pretrained variants to MobileNet only
+    if config.weights is None:
+        raise ValueError(f"{config.model} needs weights: 'imagenet', '{FROM_SCRATCH}' or a file path")
     state, provenance = load_pretrained_state(network.variant, config.weights)
     network.load_imagenet_backbone(state)
     return network, provenance
@@ -128,8 +132,9 @@ def build_network(config: TrainConfig, resume: TrainingState | None = None) -> t
 def _make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     if config.optimizer in ADAM_OPTIMIZERS:
         adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-        betas = {"betas": tuple(config.betas)} if config.betas is not None else {}
-        return adam(parameters, lr=config.lr, weight_decay=config.weight_decay, **betas)
+        if config.betas is None:
+            return adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return adam(parameters, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
@@ -195,7 +200,8 @@ def train(
     network, initialisation = build_network(config, resume)
     network = network.to(device)
     if device.type == "cpu":
-        network = network.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout on CPUs
+        # oneDNN's fast convolution layout on CPUs; torch's stubs for Module.to lack the memory_format overload
+        network = network.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
     train_images, train_labels = train_images.to(device), train_labels.to(device)
     val_images, val_labels = val_images.to(device), val_labels.to(device)
     team = distributed.current()
@@ -231,6 +237,7 @@ def train(
         progress(Progress(kind, epoch, config.epochs, batch, batches, loss, accuracy, rate, elapsed,
                           (total_images - images_done) / max(rate, 1e-9), *val))
 
+    epoch_start = time.perf_counter()  # set again as each epoch starts; here for an interrupt before the first
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             network.train()
@@ -299,5 +306,5 @@ def train(
         if finished_epoch_state is not None:
             network.load_state_dict(finished_epoch_state)
 
-    network = network.to(memory_format=torch.contiguous_format).eval()
+    network = network.to(memory_format=torch.contiguous_format).eval()  # pyright: ignore[reportCallIssue] (as above)
     return TrainResult(network, config, history, cancelled, trained_s, str(device), initialisation, checksum)

@@ -155,10 +155,11 @@ def _save(result: TrainResult, test_data: Split, destination: Destination,
 def _save_result(result: TrainResult, test_data: Split, destination: Destination) -> SavedModel:
     """Save a finished training at its destination; a cancelled one as a run (a new one for a named checkpoint).
     Either way the training's partial file goes once the pair is complete."""
-    partial = partial_path(destination.resolve())
+    checkpoint = destination.resolve()
+    partial = partial_path(checkpoint)
     if result.cancelled and destination.run is None:
         saved = _save(result, test_data, Destination(result.config.model, destination.runs_dir), partial)
-        clear_staged(destination.checkpoint)
+        clear_staged(checkpoint)
         return saved
     return _save(result, test_data, destination, partial)
 
