@@ -198,14 +198,15 @@ def test_the_printed_command_trains_the_same_run_again():
             **get_spec(section.architecture).architecture_defaults, **meta.architecture}
 
 
-def test_the_cli_writes_the_report_for_the_chosen_models(tmp_path, mnist_root, capsys):
+def test_the_cli_writes_the_report_for_the_chosen_models(tmp_path, mnist_root, capfd):
+    """The app draws it in a process of its own (python -m dashboard.report_html): its messages reach the terminal."""
     target = tmp_path / "out" / "report.html"
     assert main(["report", "--html", str(target), "--model", "rnn", "--model", "cnn", "--title", "Two models",
                  "--data-dir", str(mnist_root)]) == 0
     parsed = parse(target.read_text())
     assert list(parsed.rows) == ["rnn", "cnn"] and "<title>Two models</title>" in target.read_text()
     assert main(["report", "--html", str(target), "--model", "nonesuch"]) == 2
-    assert "no model or saved run called nonesuch" in capsys.readouterr().err
+    assert "no model or saved run called nonesuch" in capfd.readouterr().err
 
 
 def test_the_overview_offers_the_report_with_a_title():
