@@ -57,6 +57,7 @@ def test_train_then_evaluate_writes_a_checkpoint_and_results(capsys, tiny_datase
     assert not evidence_path(out_dir / "mlp.pt").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_computes_the_evidence_and_redoes_one_part_keeping_the_others(capsys, tiny_dataset, tmp_path):
     out_dir = tmp_path / "ckpt"
     assert main(["train", "--model", "mlp", "--epochs", "1", "--batch-size", "16", "--data-dir", str(tiny_dataset),
@@ -190,6 +191,7 @@ def test_an_unknown_dataset_exits_2(capsys):
     assert raised.value.code == 2 and "invalid choice: 'cifar'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs_from_any_directory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mnist_models", "report"], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""}, timeout=120)

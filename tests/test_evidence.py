@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -45,7 +44,7 @@ def test_corruptions_are_well_formed():
 
 def test_robustness_curves_on_the_shipped_cnn(cnn, test_split):
     network, _ = cnn
-    images, labels = test_split[0][:1000], test_split[1][:1000]
+    images, labels = test_split[0][:300], test_split[1][:300]
     calls = []
     curves = ev.robustness_curves(network, images, labels, corruptions=["rotation", "fgsm"],
                                   progress=lambda done, total: calls.append((done, total)))
@@ -76,17 +75,6 @@ def test_score_is_the_normalised_area():
     assert er.RobustnessCurve("scale", (0.5, 1.0, 1.5), (0.0, 0.5, 0.0)).score == pytest.approx(0.5)
     assert er.RobustnessCurve("custom", (3.0,), (0.7,)).score == 1.0
     assert er.RobustnessCurve("rotation", (0, 10), (0.0, 0.0)).score == 0.0
-
-
-def test_time_of_one_corruption_on_the_full_test_set(cnn, test_split):
-    network, _ = cnn
-    images, labels = test_split
-    start = time.perf_counter()
-    curve = ev.robustness_curves(network, images, labels, corruptions=["rotation"])["rotation"]
-    elapsed = time.perf_counter() - start
-    print(f"\nrobustness_curves(cnn, 10,000 test images, rotation: {len(curve.levels)} levels) took {elapsed:.1f} s "
-          f"on {torch.get_num_threads()} threads; accuracy {curve.accuracy}, score {curve.score:.4f}")
-    assert curve.accuracy[0] > 0.98
 
 
 # --- calibration ---------------------------------------------------------------------------------------------------

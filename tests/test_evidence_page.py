@@ -89,6 +89,7 @@ def test_disagreements_count_pairs_and_filter_the_gallery(with_data):
     assert not app.exception and any("both wrong:" in markdown.value for markdown in app.markdown)
 
 
+@pytest.mark.slow
 def test_the_map_places_the_visitor_s_drawing_among_its_nearest_test_digits(with_data):
     app = AppTest.from_file(APP, default_timeout=180).run()
     app.switch_page("pages/draw_page.py").run()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -275,22 +274,6 @@ def test_concurrent_attributions_match_a_single_thread(test_digits):
         alone = {method: explain.attribute(model, images[index], method) for method in explain.ATTRIBUTION_METHODS}
         for method, result in results:
             np.testing.assert_allclose(result, alone[method], atol=1e-6, err_msg=f"digit {index}, {method}")
-
-
-def test_print_attribution_timings(shipped, test_digits):
-    """Not a check: run with -s to see how long one attribution takes per model and method (after a warm-up)."""
-    images, _ = test_digits
-    lines = []
-    for name in MODEL_NAMES:
-        model = shipped[name]
-        timings = []
-        for method in applicable(model):
-            explain.attribute(model, images[0], method)
-            began = time.perf_counter()
-            explain.attribute(model, images[0], method)
-            timings.append(f"{method} {1000 * (time.perf_counter() - began):.1f} ms")
-        lines.append(f"{name:12s} " + ", ".join(timings))
-    print("\nattribute() timings:\n" + "\n".join(lines))
 
 
 @pytest.mark.parametrize(("name", "activation"), [("cnn", nn.ReLU), ("cnn_basic", nn.ReLU), ("speedrun", nn.ReLU),

@@ -139,6 +139,7 @@ def test_bad_map_files_are_record_errors_naming_the_file(small_map, tmp_path):
         load_feature_map(tmp_path / "newer.map.pkl")
 
 
+@pytest.mark.slow
 def test_full_size_map_of_the_shipped_cnn(test_digits, cnn, tmp_path):
     """The figures a shipped map costs: fit time for 3,000 digits, file size, one placement after warm-up."""
     images, labels = test_digits

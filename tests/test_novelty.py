@@ -179,6 +179,7 @@ def test_logits_and_probabilities_come_from_one_path(cnn):
     np.testing.assert_array_equal(torch.softmax(torch.from_numpy(logits), 1).numpy(), predict_proba(network, images))
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_and_writes_its_results(mnist_root, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
     output = tmp_path / "novelty.json"

@@ -58,6 +58,7 @@ def test_the_training_replica_offers_training(monkeypatch, mnist_root):
     assert not [info.value for info in app.info if "not offered" in info.value]
 
 
+@pytest.mark.slow
 def test_the_training_lock_holds_across_server_processes():
     """What keeps one training at a time across replicas, whatever DIGIT_LAB_TRAINING says: another process (a second
     replica, the command line) is refused while this one holds the lock, and accepted once it is released."""

@@ -198,6 +198,7 @@ def test_the_printed_command_trains_the_same_run_again():
             **get_spec(section.architecture).architecture_defaults, **meta.architecture}
 
 
+@pytest.mark.slow
 def test_the_cli_writes_the_report_for_the_chosen_models(tmp_path, mnist_root, capfd):
     """The app draws it in a process of its own (python -m dashboard.report_html): its messages reach the terminal."""
     target = tmp_path / "out" / "report.html"

@@ -62,6 +62,7 @@ def markdown(app: AppTest) -> str:
     return "\n".join(element.value for element in app.markdown)
 
 
+@pytest.mark.slow
 def test_a_tiny_run_trains_in_the_background_and_joins_every_page(train_page):
     app = finish(start(train_page, "mlp", epochs=1, subset=1000))
     assert [header.value for header in app.subheader][:1] == ["Last training request"]
@@ -74,6 +75,7 @@ def test_a_tiny_run_trains_in_the_background_and_joins_every_page(train_page):
     assert not app.exception and "MLP · run 1" in app.selectbox(key="roc_model").options
 
 
+@pytest.mark.slow
 def test_a_run_outlives_its_session_refuses_a_second_request_and_cancels_to_a_saved_run(train_page):
     app = start(train_page, "mlp", epochs=100, subset=None)
     deadline = time.monotonic() + TIMEOUT
@@ -104,6 +106,7 @@ def test_a_failed_run_shows_its_reason(train_page):
     assert "failed: device 'meta' is not available here" in log.code[0].value
 
 
+@pytest.mark.slow
 def test_a_saved_run_can_be_deleted_from_the_page(train_page, runs_dir):
     app = finish(start(train_page, "cnn_basic", epochs=1, subset=250))
     assert app.selectbox(key="delete_run_choice").value == "run001-cnn_basic"
@@ -127,6 +130,7 @@ def test_the_settings_follow_each_models_registry_entry(train_page):
         "train_mlp_optimizer", "train_mlp_schedule"], "the MLP has no cell, variant or weights to choose"
 
 
+@pytest.mark.slow
 def test_train_to_99_now_trains_the_speed_recipe_and_shows_the_saved_runs_test_accuracy(train_page, runs_dir,
                                                                                        monkeypatch):
     asked = []

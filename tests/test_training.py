@@ -174,6 +174,7 @@ def test_label_smoothing_is_what_the_loss_is_computed_with(monkeypatch):
     assert seen and set(seen) - {None} == {0.1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet", "crnn"])
 def test_the_next_steps_deeper_and_hybrid_models_learn(name, real_subset):
     """The reports' suggested ResNet and CNN + GRU hybrid, two short epochs without augmentation."""

@@ -107,6 +107,7 @@ def test_a_stored_study_shows_its_trials_best_and_figures(train_page, tiny_datas
     assert saving == [(StudyOrder(name="mlp", storage=storage_url(), model="mlp"), best_config(study))]
 
 
+@pytest.mark.slow
 def test_starting_while_training_is_refused_and_leaves_no_study(train_page):
     shared_worker().submit([TrainConfig.for_model("mlp", epochs=100, device="cpu")])
     deadline = time.monotonic() + TIMEOUT
