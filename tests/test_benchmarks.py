@@ -18,7 +18,8 @@ from mnist_models.paths import DATA_DIR_ENV, REPO_ROOT
 pytestmark = pytest.mark.slow  # every benchmark script runs in a process of its own, some with a server and Chromium
 
 
-@pytest.mark.parametrize("name", list(RENDERERS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xdist_group(f"benchmark-{name}"))
+                                  for name in RENDERERS])
 def test_a_quick_run_writes_results_that_render(name, mnist_root, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(mnist_root))
     output = tmp_path / f"{name}.json"
