@@ -33,7 +33,7 @@ from torch import nn
 from .extras import needs_extra
 from .inference import BATCH_SIZE, as_image_batch, predict_logits
 from .store.files import atomic_write
-from .store.records import RecordError, utc_now
+from .store.records import RecordError, check_version, utc_now
 
 MAP_SUFFIX = ".map.pkl"
 MAP_VERSION = 1
@@ -229,10 +229,7 @@ def load_feature_map(path: str | os.PathLike) -> FeatureMap:
         raise RecordError(f"{path.name} is not a readable feature map ({type(error).__name__}: {error})") from None
     if not isinstance(loaded, FeatureMap):
         raise RecordError(f"{path.name} holds a {type(loaded).__name__}, not a feature map")
-    version = getattr(loaded, "format_version", None)
-    if not isinstance(version, int) or version > MAP_VERSION:
-        raise RecordError(f"{path.name}: format version {version} is newer than this digit-lab reads "
-                          f"({MAP_VERSION}); update digit-lab")
+    check_version(getattr(loaded, "format_version", None), MAP_VERSION, path.name)
     if loaded.coordinates.shape != (len(loaded.indices), 2):
         raise RecordError(f"{path.name}: its coordinates do not match its {len(loaded.indices)} digits")
     return loaded
