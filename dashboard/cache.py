@@ -39,7 +39,7 @@ def data_root() -> str:
     return str(resolve_data_root().resolve())
 
 
-def mnist(split: str, dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor] | None:
+def dataset_split(split: str, dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor] | None:
     """A split of ``dataset`` (MNIST's by default), or None after telling the person what is missing and how to
     provide it."""
     try:

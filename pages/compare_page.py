@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard.cache import mnist
+from dashboard.cache import dataset_split
 from dashboard.figures import (
     confusion_figure,
     per_class_frame,
@@ -55,7 +55,7 @@ if missing:
 st.subheader("Per-class precision, recall and F1")
 st.dataframe(per_class_frame(evaluations, classes).style.format("{:.2%}"))
 
-test = mnist("test", spec.name)
+test = dataset_split("test", spec.name)
 st.subheader("Confusion matrices")
 if spec.name != "mnist":
     st.caption("Labels: " + ", ".join(f"{label} = {name}" for label, name in enumerate(classes)))

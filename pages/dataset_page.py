@@ -4,7 +4,7 @@ dataset chosen in the sidebar."""
 import numpy as np
 import streamlit as st
 
-from dashboard.cache import PCA_POINTS, data_root, dataset_statistics, mnist, pca
+from dashboard.cache import PCA_POINTS, data_root, dataset_split, dataset_statistics, pca
 from dashboard.figures import (
     DIGITS,
     class_distribution_figure,
@@ -21,7 +21,7 @@ from mnist_models.exploration import architecture_views, sample_indices
 spec = get_dataset(chosen_dataset())
 classes = list(spec.classes)
 st.title(f"The {spec.title} dataset")
-train, test = mnist("train", spec.name), mnist("test", spec.name)
+train, test = dataset_split("train", spec.name), dataset_split("test", spec.name)
 if train is None or test is None:
     st.stop()
 train_images, train_labels = train

@@ -4,7 +4,7 @@ right, and a map of the digits as a model sees them; read from the files `digit-
 import numpy as np
 import streamlit as st
 
-from dashboard.cache import feature_map, mnist
+from dashboard.cache import dataset_split, feature_map
 from dashboard.figures import (
     confidence_histogram_figure,
     digit_map_figure,
@@ -112,7 +112,7 @@ def selective() -> None:
 
 
 def disagreements() -> None:
-    test = mnist("test", chosen_dataset())
+    test = dataset_split("test", chosen_dataset())
     if test is None:
         return
     images, labels = test
@@ -155,7 +155,7 @@ def digit_map() -> None:
     missing_maps = [entry.title for entry in entries if entry.title not in with_maps]
     if missing_maps:
         st.caption(f"No map for {', '.join(missing_maps)}: `{COMMAND.format(part='map')}`.")
-    test = mnist("test", chosen_dataset())
+    test = dataset_split("test", chosen_dataset())
     if not with_maps or test is None:
         return
     images, labels = test

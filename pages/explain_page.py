@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import explain as cached
 from dashboard import handoff
-from dashboard.cache import mnist
+from dashboard.cache import dataset_split
 from dashboard.figures import flip_epsilon_figure, step_probabilities_figure
 from dashboard.pictures import diverging, heat_overlay, magnified, map_grid, steps_read
 from dashboard.sidebar import calibrated, chosen_dataset, selected_entries
@@ -48,7 +48,7 @@ def choose_digit() -> tuple[np.ndarray, str] | None:
             st.page_link("pages/draw_page.py", label="Draw a digit", icon=":material/draw:")
             return None
         return drawing, "your drawing"
-    test = mnist("test", spec.name)
+    test = dataset_split("test", spec.name)
     if test is None:
         return None
     images, labels = test

@@ -185,6 +185,19 @@ def test_the_speed_models_tab_trains_its_recipe_with_label_smoothing_and_betas(t
     assert (asked[0].optimizer, asked[0].betas, asked[0].label_smoothing) == ("sgd", None, 0.2)
 
 
+def test_a_run_on_a_dataset_missing_from_the_data_folder_is_refused_naming_it(train_page, monkeypatch):
+    """The form's dataset, not MNIST's split the page reads for the one click, decides whether a run can start."""
+    asked = []
+    monkeypatch.setattr(shared_worker(), "submit", lambda configs: asked.extend(configs) or [])
+    monkeypatch.setattr("mnist_models.data.dataset_available", lambda root=None, name="mnist": name == "mnist")
+    app = train_page
+    app.multiselect(key="train_models").set_value(["mlp"]).run()
+    app.selectbox(key="train_dataset").set_value("fashion")
+    app.button(key=START).click().run()
+    assert not app.exception and asked == []
+    assert any("**Fashion-MNIST** is not in the data folder" in error.value for error in app.error)
+
+
 def test_a_verdict_says_whether_the_target_was_reached():
     assert target_verdict(0.9921, 10_000, 4.61, 0.99) == (
         True, "99.21% on the 10,000 test images after 4.6 s of training: 99% reached.")
