@@ -18,6 +18,6 @@ scripts/setup.sh --dev
 .venv/bin/lint-imports
 .venv/bin/pyright
 if $quick; then
-  exec .venv/bin/python -m pytest -m "not slow and not browser" -n auto --dist loadgroup "$@"
+  exec .venv/bin/python -m pytest -m "not slow and not browser" -n auto --dist loadfile "$@"
 fi
-exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"

@@ -74,11 +74,3 @@ def browser():
         yield browser
         browser.close()
 
-
-def pytest_collection_modifyitems(config, items):
-    """./test.sh runs the suite on every core (pytest-xdist, --dist loadgroup): each module stays on one worker, in
-    its own order, with its module-scoped servers and browser, unless its tests name a group of their own (the
-    benchmark smoke runs, each independent of the others)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -57,15 +57,16 @@ def open_train_page(browser, server: Server):
 
 
 def train_into_epoch_two(browser, server: Server) -> None:
-    """Start three epochs of the CNN on 20,000 images from the Train page; return once epoch 2 is under way."""
+    """Start three epochs of the CNN on 5,000 images from the Train page; return once epoch 2 is under way (on a busy
+    machine the stop that follows may land in epoch 3: the tests read how many epochs had finished)."""
     page = open_train_page(browser, server)
     page.get_by_label("Epochs", exact=True).fill("3")
     page.keyboard.press("Tab")
     subset = page.locator('input[type="range"][aria-label="Training images"]')
     subset.focus()
     page.keyboard.press("Home")
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")  # 250 → 1,000 → 5,000 → 20,000 images
+    for _ in range(2):
+        page.keyboard.press("ArrowRight")  # 250 → 1,000 → 5,000 images
     page.get_by_role("button", name="Start training").click()
     epoch_two = page.get_by_text(re.compile(r"CNN: epoch 2/3 · \d+% · "))
     playwright_api.expect(epoch_two).to_be_visible(timeout=300_000)
@@ -85,7 +86,7 @@ def test_sigterm_stops_the_server_cleanly_and_keeps_the_finished_epoch(mnist_roo
     assert code == 0, output
     assert "terminate called" not in output and "Traceback" not in output, output
     _, meta = load_checkpoint(runs / "run001-cnn.pt")
-    assert meta.cancelled is True and meta.epochs_completed == 1
+    assert meta.cancelled is True and meta.epochs_completed in (1, 2)  # stopped in epoch 2 (or 3), nothing lost
     assert load_evaluation(runs / "run001-cnn.pt", meta=meta).metrics.count == 10_000
     assert sorted(path.name for path in runs.iterdir()) == RUN_FILES
 
@@ -102,7 +103,9 @@ def test_after_a_power_cut_the_next_server_offers_to_complete_the_interrupted_ru
     server = Server(mnist_root, runs)
     try:
         page = open_train_page(browser, server)
-        playwright_api.expect(page.get_by_text("CNN · run 1: interrupted after 1 of 3 epoch(s)")).to_be_visible()
+        offered = page.get_by_text(re.compile(r"CNN · run 1: interrupted after [12] of 3 epoch\(s\)"))
+        playwright_api.expect(offered).to_be_visible()
+        finished = int(re.search(r"after (\d) of 3", offered.inner_text()).group(1))
         page.get_by_role("button", name="Complete").click()
         saved = page.get_by_text("The interrupted CNN · run 1 was evaluated and saved with its finished epochs.")
         playwright_api.expect(saved).to_be_visible(timeout=300_000)
@@ -110,5 +113,5 @@ def test_after_a_power_cut_the_next_server_offers_to_complete_the_interrupted_ru
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         server.power_cut()
-    assert load_checkpoint(runs / "run001-cnn.pt")[1].epochs_completed == 1
+    assert load_checkpoint(runs / "run001-cnn.pt")[1].epochs_completed == finished
     assert sorted(path.name for path in runs.iterdir()) == RUN_FILES
