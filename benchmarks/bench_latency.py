@@ -111,18 +111,20 @@ async def first_visits(browser, url: str) -> dict[str, float]:
     return times
 
 
-async def page_switches(browser, url: str, rounds: int) -> list[dict[str, Any]]:
-    """Every page visited once in one tab, then ``rounds`` passes of switching to each with the sidebar."""
+async def page_switches(browser, url: str, rounds: int, pages: int = len(PAGES)) -> list[dict[str, Any]]:
+    """The first ``pages`` pages (default all) visited once in one tab, then ``rounds`` passes of switching to each
+    with the sidebar."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1400})
     page = await context.new_page()
     await page.goto(url)
     await _ready(page)
-    for title in list(PAGES)[1:]:
+    titles = list(PAGES)[:pages]
+    for title in titles[1:]:
         await page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
         await _ready(page)
     switches = []
     for _ in range(rounds):
-        for title in PAGES:
+        for title in titles:
             link = page.locator('[data-testid="stSidebarNavLink"]', has_text=title)
             start = time.perf_counter()
             await link.click()
@@ -212,13 +214,14 @@ def summarise(drawings: list[dict[str, Any]], server_ms: list[float]) -> dict[st
                                                          "messages", "render_ms", "inference_ms")}}
 
 
-async def measure(dashboard: Dashboard, chromium: str, visitors: int, drawings: int, rounds: int) -> dict[str, Any]:
+async def measure(dashboard: Dashboard, chromium: str, visitors: int, drawings: int, rounds: int,
+                  switch_pages: int = len(PAGES)) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         visits = await first_visits(browser, dashboard.url)
-        switches = await page_switches(browser, dashboard.url, rounds)
+        switches = await page_switches(browser, dashboard.url, rounds, switch_pages)
         phases = {}
         for count in sorted({1, visitors}):
             since = time.time()
@@ -240,11 +243,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes of page switches (default 2)")
     parser.add_argument("--browser-nice", type=int, default=15,
                         help="niceness of the browser and its driver (0: same as the server)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 visitors, 2 drawings, 1 pass")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2 visitors, 1 drawing each, 1 pass of switches between Overview and Draw")
     parser.add_argument("--before", type=Path, metavar="FILE", help="an earlier run's JSON, carried in as 'before'")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
-    visitors, drawings, rounds = (2, 2, 1) if args.quick else (args.visitors, args.drawings, args.rounds)
+    visitors, drawings, rounds = (2, 1, 1) if args.quick else (args.visitors, args.drawings, args.rounds)
 
     info = environment()
     print_environment(info)
@@ -252,7 +256,8 @@ def main() -> None:
         dashboard = Dashboard(Path(folder))
         try:
             os.nice(args.browser_nice)  # this process, Playwright's driver and Chromium; the server started before it
-            results = asyncio.run(measure(dashboard, str(CHROMIUM), visitors, drawings, rounds))
+            results = asyncio.run(measure(dashboard, str(CHROMIUM), visitors, drawings, rounds,
+                                          2 if args.quick else len(PAGES)))
         finally:
             dashboard.stop()
 

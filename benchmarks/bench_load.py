@@ -229,10 +229,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each visitor draws, per phase")
     parser.add_argument("--train", action="store_true", help="also run every phase while a CNN trains")
     parser.add_argument("--browser-nice", type=int, default=15, help="Chromium's niceness (0: same as the server)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 visitors, a few drawings each")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 visitors, one drawing each")
     parser.add_argument("--json", default=str(REPO_ROOT / "benchmarks" / "results" / "load.json"))
     args = parser.parse_args()
-    visitors, seconds, max_drawings = ([1, 2], 5.0, 3) if args.quick else (args.visitors, args.seconds, 10_000)
+    visitors, seconds, max_drawings = ([1, 2], 1.0, 1) if args.quick else (args.visitors, args.seconds, 10_000)
     info = environment()
     print_environment(info)
     results = []

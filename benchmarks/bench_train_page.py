@@ -38,6 +38,7 @@ from mnist_models.timing import percentiles
 REPO = Path(__file__).resolve().parent.parent
 START = "FormSubmitter:train_form-Start training"
 TRAINING_MODES = ("alone", "watched", "drawing")
+RUN_EVIDENCE_ENV = "DIGIT_LAB_RUN_EVIDENCE"  # mnist_models.jobs.child.EVIDENCE_ENV; older versions ignore it
 
 
 def images_per_s(run_id: str, images: int, epochs: int) -> tuple[float, float]:
@@ -116,7 +117,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--model", help="the model trained (default cnn; mlp, the quickest, with --quick)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-subset", type=int, help="train on this many images (default: all of them)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -129,12 +130,18 @@ def main() -> None:
     parser.add_argument("--server-threads", type=int,
                         help="torch threads of this process, the server: its inference, and in older versions its "
                              "training too (default: torch's, one per core; the dashboard now sets 1)")
-    parser.add_argument("--quick", action="store_true", help="one repeat on a 5,000-image subset (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat of mlp on a 250-image subset, each run's evidence only its calibration, "
+                             "2 visitors, 1 s of drawing with no training (a smoke run)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    subset = 5000 if args.quick else args.train_subset
+    args.model = args.model or ("mlp" if args.quick else "cnn")
+    subset = 250 if args.quick else args.train_subset  # 250: the Train page's smallest subset
     repeats = 1 if args.quick else args.repeats
+    visitors = 2 if args.quick else args.visitors
     os.environ[RUNS_DIR_ENV] = tempfile.mkdtemp(prefix="bench-runs-")
+    if args.quick:  # the evidence every saved run gets: its quickest part still runs it, the map alone takes ~20 s
+        os.environ.setdefault(RUN_EVIDENCE_ENV, "calibration")
     if args.server_threads:
         torch.set_num_threads(args.server_threads)
     info = environment()
@@ -147,8 +154,8 @@ def main() -> None:
     test_images = load_mnist("test")[0][:200].numpy()
     predict_with_each(entries, test_images[0])  # warm-up: first inference of each model
 
-    with Visitors(args.visitors, args.think, entries, test_images) as idle_visitors:
-        time.sleep(min(args.idle_drawing, 5) if args.quick else args.idle_drawing)
+    with Visitors(visitors, args.think, entries, test_images) as idle_visitors:
+        time.sleep(min(args.idle_drawing, 1) if args.quick else args.idle_drawing)
     samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in args.modes}
     polls: list[float] = []
     busy_drawings: list[float] = []
@@ -160,7 +167,7 @@ def main() -> None:
                 run_id, run_polls = watched(config, args.poll)
                 polls += run_polls
             else:
-                run_id, latencies = drawing(config, Visitors(args.visitors, args.think, entries, test_images))
+                run_id, latencies = drawing(config, Visitors(visitors, args.think, entries, test_images))
                 busy_drawings += latencies
             samples[mode].append(images_per_s(run_id, images, args.epochs))
             print(f"{mode}: {samples[mode][-1][1]:,.0f} images/s", flush=True)
@@ -175,7 +182,7 @@ def main() -> None:
               for mode in runs if mode != "alone" and "alone" in runs}
     idle, busy = summary(idle_visitors.latencies_ms), summary(busy_drawings)
     print("over alone: " + ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in ratios.items()))
-    print(f"a drawing through every model, server side, {args.visitors} visitors: p50 {idle.get('p50_ms', 0):.0f} / "
+    print(f"a drawing through every model, server side, {visitors} visitors: p50 {idle.get('p50_ms', 0):.0f} / "
           f"p95 {idle.get('p95_ms', 0):.0f} ms without a training, p50 {busy.get('p50_ms', 0):.0f} / "
           f"p95 {busy.get('p95_ms', 0):.0f} ms while one trains")
     if polls:
@@ -184,7 +191,7 @@ def main() -> None:
     if args.json:
         write_json(args.json, {
             "environment": info, "training_in": training_in, "model": args.model, "epochs": args.epochs,
-            "images": images, "poll_interval_s": args.poll, "visitors": args.visitors, "think_s": args.think,
+            "images": images, "poll_interval_s": args.poll, "visitors": visitors, "think_s": args.think,
             "runs": runs, "over_alone": ratios, "watched_over_alone": ratios.get("watched"),
             "poll_ms": summary(polls), "polls": len(polls),
             "drawing_ms": {"without_training": idle, "while_training": busy,

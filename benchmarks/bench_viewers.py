@@ -62,11 +62,11 @@ async def open_sessions(browser, url: str, count: int) -> tuple[list, float]:
     return list(pages), time.perf_counter() - start
 
 
-async def measure(dashboard: Dashboard, chromium: str, counts: list[int], drawings: int, seconds: float
-                  ) -> dict[str, Any]:
+async def measure(dashboard: Dashboard, chromium: str, counts: list[int], drawings: int, seconds: float,
+                  settle_s: float = 3.0) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
-    baseline = settled_rss_mb(dashboard)
+    baseline = settled_rss_mb(dashboard, settle_s)
     phases, pages = [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
@@ -74,11 +74,11 @@ async def measure(dashboard: Dashboard, chromium: str, counts: list[int], drawin
             load = os.getloadavg()[0]
             added, opening_s = await open_sessions(browser, dashboard.url, count - len(pages))
             pages += added
-            rss_open = settled_rss_mb(dashboard)
+            rss_open = settled_rss_mb(dashboard, settle_s)
             since, until, start = time.time(), time.monotonic() + seconds, time.perf_counter()
             seen = await asyncio.gather(*(draw_on(page, drawings, ANSWER_TIMEOUT_MS, until) for page in pages))
             drawing_s = time.perf_counter() - start
-            rss_drawn = settled_rss_mb(dashboard)
+            rss_drawn = settled_rss_mb(dashboard, settle_s)
             summary = summarise([drawing for result in seen for drawing in result], dashboard.server_times(since))
             summary.pop("totals_ms")
             phases.append({"sessions": count, "opening_s": round(opening_s, 1), "load_average_1": round(load, 2),
@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--drawings", type=int, default=4, help="drawings per session and count (default 4)")
     parser.add_argument("--seconds", type=float, default=90.0, help="no new drawing after this long, per count")
     parser.add_argument("--browser-nice", type=int, default=15, help="Chromium's niceness (0: same as the server)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 sessions, one drawing each")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 and 2 sessions, one drawing each, memory read over 0.5 s instead of 3 s")
     parser.add_argument("--json", default=str(REPO_ROOT / "benchmarks" / "results" / "viewers.json"))
     args = parser.parse_args()
     counts, drawings = ([1, 2], 1) if args.quick else (sorted(set(args.sessions)), args.drawings)
@@ -115,7 +116,8 @@ def main() -> None:
         dashboard = Dashboard(Path(folder))
         chromium = niced_chromium(Path(folder), args.browser_nice) if args.browser_nice else str(CHROMIUM)
         try:
-            results = asyncio.run(measure(dashboard, chromium, counts, drawings, args.seconds))
+            results = asyncio.run(measure(dashboard, chromium, counts, drawings, args.seconds,
+                                          0.5 if args.quick else 3.0))
         finally:
             dashboard.stop()
 
