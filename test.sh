@@ -20,4 +20,4 @@ scripts/setup.sh --dev
 if $quick; then
   exec .venv/bin/python -m pytest -m "not slow and not browser" -n auto --dist loadfile "$@"
 fi
-exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n auto --dist loadfile --durations=20 "$@"  # and the 20 slowest tests
