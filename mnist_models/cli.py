@@ -31,7 +31,7 @@ from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, requi
 from .devices import training_threads
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
-from .extras import MissingExtra, missing_modules, needs_extra
+from .extras import MissingExtra, needs_extra, require_extra
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
     CHECKPOINT_DIR_ENV,
@@ -459,20 +459,10 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_app(what: str) -> bool:
-    """Whether the app's packages are missing, saying so: the commands the dashboard package serves need them."""
-    missing = missing_modules("app")
-    if missing:
-        print(f"error: {what} needs the app's packages ({', '.join(missing)} missing): pip install 'digit-lab[app]'",
-              file=sys.stderr)
-    return bool(missing)
-
-
 def _write_html_report(args: argparse.Namespace) -> int:
     """The stakeholder report. Its charts are the dashboard's Plotly figures, so the app draws it, in a process of
     its own (``python -m dashboard.report_html``): the library never imports the dashboard."""
-    if _missing_app("the stakeholder report (--html)"):
-        return EXIT_USAGE
+    require_extra("app", "The stakeholder report (--html)")  # a MissingExtra: main says which extra, exit 2
     arguments = [args.html, "--title", args.title]
     for option, value in (("--checkpoint-dir", args.checkpoint_dir), ("--data-dir", args.data_dir)):
         if value:
@@ -492,8 +482,7 @@ def command_serve(args: argparse.Namespace) -> int:
         print(f"error: the dashboard needs a checkout of digit-lab (no app.py at {app}); the installed package "
               f"holds only the library and the command line", file=sys.stderr)
         return EXIT_USAGE
-    if _missing_app("the dashboard"):
-        return EXIT_USAGE
+    require_extra("app", "The dashboard")
     for value, variable in ((args.checkpoint_dir, CHECKPOINT_DIR_ENV), (args.data_dir, DATA_DIR_ENV)):
         if value:
             os.environ[variable] = str(Path(value).resolve())

@@ -252,7 +252,7 @@ def refresh_evidence(network: nn.Module, meta: CheckpointMeta, test_data: tuple[
         raise ValueError(f"unknown evidence part(s) {sorted(unknown)}; choose from {', '.join(EVIDENCE_PARTS)}")
     if {"robustness", "map"} & set(parts):  # the FGSM curve needs Captum, the map UMAP: refuse before the hour of work
         require_extra("evidence", "The evidence (robustness curves and the map of the digits)")
-    checkpoint = Path(_saved_at(meta))
+    checkpoint = _saved_at(meta)
     tables = [name for name in ("robustness", "calibration") if name in parts]
     if tables:
         names = [*tables, *(["selective"] if "calibration" in tables else [])]
