@@ -193,6 +193,49 @@ def render_novelty(results: dict[str, Any]) -> str:
           figures["refused_by_models"], f"{figures['refused']:.1%}"] for family, figures in families.items()])
 
 
+def render_real_input(results: dict[str, Any]) -> str:
+    """Per digit source, the pictures refused by preprocessing and each model's right / wrong of the rest; per
+    control, the pictures refused and read as a digit, with each model's novelty flags on those."""
+    sources, models = results["sources"], list(results["titles"])
+    digits = {name: source for name, source in sources.items() if not source["control"]}
+    controls = {name: source for name, source in sources.items() if source["control"]}
+
+    def refused(source: dict[str, Any]) -> str:
+        return f"{source['refused']:,} ({source['refused'] / max(source['pictures'], 1):.0%})"
+
+    table = format_markdown_table(
+        ["source", "pictures", "refused", *(f"`{model}` right / wrong" for model in models)],
+        [[f"`{name}`", f"{source['pictures']:,}", refused(source),
+          *(f"{source['models'][model]['right']:,} / {source['models'][model]['wrong']:,}"
+            if model in source["models"] else "–" for model in models)] for name, source in digits.items()])
+    text = table
+    if controls:
+        def flagged(source: dict[str, Any], model: str) -> str:
+            value = source["models"].get(model, {}).get("flagged")
+            return "–" if value is None else f"{value:,}"
+
+        text += "\n\n" + format_markdown_table(
+            ["control (no digit)", "pictures", "refused", "read as a digit", *(f"`{model}` flags" for model in models)],
+            [[f"`{name}`", f"{source['pictures']:,}", refused(source),
+              f"{source['pictures'] - source['refused']:,}", *(flagged(source, model) for model in models)]
+             for name, source in controls.items()])
+    tallies = {model: [source["models"][model] for source in digits.values() if model in source["models"]]
+               for model in models}
+    text += "\n\nRight of all digit pictures, refused ones counted as not right: " + ", ".join(
+        f"`{model}` {sum(t['right'] for t in rows) / sum(t['pictures'] for t in rows):.1%}"
+        for model, rows in tallies.items() if sum(t["pictures"] for t in rows)) + "."
+    text += "\n\n" + "\n".join(f"- `{name}`: {source['description']}" for name, source in sources.items())
+    findings = {name: ", ".join(f"{finding.lower().replace('_', ' ')} {count:,}"
+                                for finding, count in source["findings"].items())
+                for name, source in sources.items() if source["findings"]}
+    if findings:
+        text += "\n\nWhy pictures were refused: " + "; ".join(f"`{name}`: {found}" for name, found in findings.items())
+        text += "."
+    for name, why in results.get("skipped", {}).items():
+        text += f"\n\nNot measured: `{name}` ({why})."
+    return text
+
+
 def render_latency(results: dict[str, Any]) -> str:
     runs = [("before", results["before"]), ("after", results)] if results.get("before") else [("now", results)]
 
@@ -291,7 +334,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "dashboard": render_dashboard, "train_page": render_train_page, "load": render_load, "decode": render_decode,
     "no_digit": render_no_digit, "novelty": render_novelty, "latency": render_latency, "explain": render_explain,
     "evidence": render_evidence, "reading": render_reading, "viewers": render_viewers,
-    "distributed": render_distributed,
+    "distributed": render_distributed, "real_input": render_real_input,
 }
 
 
