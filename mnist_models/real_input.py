@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +47,8 @@ LETTERS = "".join(sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 g, q, b and their kin)."""
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 RESULTS_PATH = REPO_ROOT / "benchmarks" / "results" / "real_input.json"
-"""Where the benchmark writes the results and the dashboard reads them."""
+"""Where the benchmark writes the results and the dashboard reads them (unless RESULTS_ENV names another file)."""
+RESULTS_ENV = "DIGIT_LAB_REAL_INPUT_RESULTS"
 RESULTS_VERSION = 1
 
 DESCRIPTIONS = {
@@ -457,10 +459,16 @@ class RealInputResults:
                    field_of(data, "created", str), dict(field_of(data, "skipped", dict) or {}), version)
 
 
-def load_real_input_results(path: str | Path = RESULTS_PATH) -> RealInputResults | None:
-    """The saved results, or None when the file does not exist (not measured yet). A RecordError saying what is
-    wrong for a file that cannot be read, is not such a record, or was written by a newer digit-lab."""
-    path = Path(path)
+def resolve_results_path() -> Path:
+    """The results file the dashboard reads: $DIGIT_LAB_REAL_INPUT_RESULTS when set, else RESULTS_PATH."""
+    return Path(os.environ.get(RESULTS_ENV) or RESULTS_PATH).expanduser()
+
+
+def load_real_input_results(path: str | Path | None = None) -> RealInputResults | None:
+    """The saved results (``path``, else ``resolve_results_path()``), or None when the file does not exist: not
+    measured yet. A RecordError saying what is wrong for a file that cannot be read, is not such a record, or was
+    written by a newer digit-lab: a page shows that instead of breaking."""
+    path = resolve_results_path() if path is None else Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:

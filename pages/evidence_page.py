@@ -14,6 +14,7 @@ from dashboard.figures import (
     robustness_figure,
 )
 from dashboard.handoff import LAST_DRAWING_KEY
+from dashboard.real_input import real_input_figure, shown_models, source_rows, summary_rows
 from dashboard.sidebar import chosen_dataset, selected_entries
 from dashboard.text import (
     calibration_ranking,
@@ -26,11 +27,13 @@ from dashboard.widgets import enlarge, model_problems, picked_on_map, prediction
 from mnist_models.data import get_dataset
 from mnist_models.evidence import CORRUPTIONS, disagreement_counts, disagreement_outcome
 from mnist_models.feature_space import place
+from mnist_models.real_input import load_real_input_results, resolve_results_path
 from mnist_models.store.evidence_records import overall_robustness
 from mnist_models.store.records import RecordError
 
-SECTIONS = ["Robustness", "Calibration", "Selective prediction", "Disagreements", "Map of the digits"]
+SECTIONS = ["Robustness", "Calibration", "Selective prediction", "Disagreements", "Map of the digits", "Real input"]
 COMMAND = "digit-lab evaluate --only {part}"
+REAL_INPUT_COMMAND = "MNIST_DATA_DIR=../shared/data python -m benchmarks.bench_real_input --threads 1"
 
 st.title("Evidence: how the models hold up")
 model_problems(needs_evaluation=True)
@@ -183,5 +186,44 @@ def digit_map() -> None:
     picked_on_map(event, images, labels)
 
 
+def real_input() -> None:
+    st.markdown("The test digits were prepared the way the models were trained. Real input is not: other writers' "
+                "digits, and MNIST's own as close-up photos, scans and small pictures deliver them. Each picture "
+                "goes through the app's preprocessing, which **refuses** pictures it finds no digit in (no model "
+                "sees those); the models then read the rest **right** or **wrong**. Controls hold no digit: refusing "
+                "them is right.")
+    try:
+        results = load_real_input_results()
+    except RecordError as error:
+        st.warning(f"The real-input results cannot be shown: {error}. `{REAL_INPUT_COMMAND}` measures them again.",
+                   icon=":material/error:")
+        return
+    if results is None:
+        st.info(f"Not measured yet: `{REAL_INPUT_COMMAND}` writes `{resolve_results_path().name}`.")
+        return
+    selected = selected_entries()
+    names = shown_models(results, [entry.name for entry in selected])
+    titles = results.titles | {entry.name: entry.title for entry in selected}
+    unmeasured = [entry.title for entry in selected if entry.name not in names]
+    if unmeasured:
+        st.caption(f"Not measured on real input: {', '.join(unmeasured)}.")
+    if not names:
+        return
+    st.markdown("**Right on each source**, refused pictures counted as not right:")
+    st.dataframe(summary_rows(results, titles, names), hide_index=True, column_config={
+        source: st.column_config.NumberColumn(format="percent")
+        for source in [*(source.name for source in results.digit_sources), "all digit sources"]})
+    st.markdown("\n".join(f"- `{source.name}` ({source.pictures:,} pictures): {source.description}"
+                           for source in results.sources.values()))
+    for name, why in results.skipped.items():
+        st.caption(f"Not measured: `{name}` ({why}).")
+    source = results.sources[st.selectbox("Source", list(results.sources), key="real_input_source")]
+    st.plotly_chart(real_input_figure(source, titles, names), key="real_input_chart")
+    st.dataframe(source_rows(source, titles, names), hide_index=True,
+                 column_config={"right of all": st.column_config.NumberColumn(format="percent")})
+    found = ", ".join(f"{finding.lower().replace('_', ' ')} {count:,}" for finding, count in source.findings.items())
+    st.caption(f"Refused for: {found or 'nothing refused'}.")
+
+
 {SECTIONS[0]: robustness, SECTIONS[1]: calibration, SECTIONS[2]: selective, SECTIONS[3]: disagreements,
- SECTIONS[4]: digit_map}[section]()
+ SECTIONS[4]: digit_map, SECTIONS[5]: real_input}[section]()
