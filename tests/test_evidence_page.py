@@ -1,5 +1,6 @@
 """The Evidence page under AppTest: every section with the shipped evidence files, and without them (a line with the
-command that computes them, the rest of the page working); a damaged file; the drawing placed on the map."""
+command that computes them, the rest of the page working); a damaged file; the drawing placed on the map; the real-input
+results, and a clear message when they are missing or unreadable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from benchmarks.common import canvas_stroke
 from dashboard.sidebar import SELECTED_MODELS_KEY
 from mnist_models import MODEL_NAMES, load_checkpoint, save_checkpoint
 from mnist_models.paths import CHECKPOINT_DIR, CHECKPOINT_DIR_ENV, DATA_DIR_ENV, REPO_ROOT
+from mnist_models.real_input import RESULTS_ENV, ModelTally, RealInputResults, SourceResult
 
 APP = str(REPO_ROOT / "app.py")
 EVIDENCE = "pages/evidence_page.py"
@@ -145,3 +147,41 @@ def test_evidence_of_earlier_weights_is_not_shown_as_this_model_s(with_data, tmp
     assert any("**CNN**: its evidence cannot be shown: it was computed for earlier weights" in warning.value
                for warning in app.warning)
     assert "CNN" not in list(app.dataframe[0].value["model"])
+
+
+@pytest.fixture
+def real_input_file(tmp_path, monkeypatch):
+    """Where the Real input section reads its results: a file of the test's own."""
+    path = tmp_path / "real_input.json"
+    monkeypatch.setenv(RESULTS_ENV, str(path))
+    return path
+
+
+def test_real_input_shows_each_model_s_refused_right_and_wrong_per_source(real_input_file):
+    tallies = {name: ModelTally(10, 4, 5, 1) for name in ("cnn", "mlp")}
+    record = RealInputResults({"uci-canvas": SourceResult("uci-canvas", "other writers' digits", False, 10,
+                                                          {"FAINT": 4}, tallies),
+                               "letters": SourceResult("letters", "letters", True, 10, {}, {
+                                   name: ModelTally(10, 0, 0, 10, flagged=3) for name in ("cnn", "mlp")})},
+                              {"cnn": "CNN", "mlp": "MLP"}, skipped={"fashion": "Fashion-MNIST not found"})
+    real_input_file.write_text(json.dumps(record.to_dict()))
+    app = open_section("Real input")
+    summary = app.dataframe[0].value
+    assert list(summary["model"]) == ["MLP", "CNN"] and list(summary["uci-canvas"]) == [0.5, 0.5]
+    assert "other writers' digits" in texts(app) and "Fashion-MNIST not found" in texts(app)
+    assert any("real_input_chart" in chart for chart in chart_ids(app))
+    assert list(app.dataframe[1].value["refused"]) == [4, 4] and "faint 4" in texts(app)
+    assert "Not measured on real input:" in texts(app)  # the other shipped models
+    app.selectbox(key="real_input_source").set_value("letters").run()
+    assert not app.exception and list(app.dataframe[1].value["read as a digit"]) == [10, 10]
+
+
+def test_real_input_says_when_the_results_are_missing_or_unreadable(real_input_file):
+    app = open_section("Real input")
+    assert "Not measured yet: `MNIST_DATA_DIR" in texts(app) and "bench_real_input" in texts(app)
+    for content, problem in [("{not json", "is not JSON"), (json.dumps({"format_version": 99, "sources": {}}),
+                                                            "newer than this digit-lab reads")]:
+        real_input_file.write_text(content)
+        app = open_section("Real input")
+        assert any("The real-input results cannot be shown" in warning.value and problem in warning.value
+                   for warning in app.warning), problem
