@@ -76,8 +76,9 @@ def print_source(result: SourceResult) -> None:
         rows = [[name, f"{tally.refused} ({tally.refused / tally.pictures:.1%})", tally.wrong,
                  "–" if tally.flagged is None else tally.flagged] for name, tally in result.models.items()]
     else:
-        headers = ["model", "refused", "right", "wrong", "right of all"]
-        rows = [[name, tally.refused, tally.right, tally.wrong, f"{tally.accuracy:.1%}"]
+        headers = ["model", "refused", "right", "wrong"]
+        rows = [[name, *(f"{count} ({count / max(tally.pictures, 1):.1%})"
+                         for count in (tally.refused, tally.right, tally.wrong))]
                 for name, tally in result.models.items()]
     print(format_table(headers, rows))
     findings = ", ".join(f"{finding.lower()} {count}" for finding, count in result.findings.items())
