@@ -32,7 +32,7 @@ from torch import nn
 
 from .inference import predict_logits
 from .novelty import is_novel
-from .paths import REPO_ROOT
+from .paths import PROJECT_ROOT
 from .preprocess import EmptyDrawingError, NotADigitError, preprocess_drawing
 from .store.records import Evaluation, RecordError, as_mapping, check_version, field_of, utc_now
 
@@ -46,7 +46,7 @@ LETTERS = "".join(sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 """The letters rendered as controls: those that a careful reader could not take for a digit (no O, l, I, S, Z, B,
 g, q, b and their kin)."""
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-RESULTS_PATH = REPO_ROOT / "benchmarks" / "results" / "real_input.json"
+RESULTS_PATH = PROJECT_ROOT / "benchmarks" / "results" / "real_input.json"
 """Where the benchmark writes the results and the dashboard reads them (unless RESULTS_ENV names another file)."""
 RESULTS_ENV = "DIGIT_LAB_REAL_INPUT_RESULTS"
 RESULTS_VERSION = 1
