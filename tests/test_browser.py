@@ -1,12 +1,13 @@
 """The dashboard in a real browser: Debian's Chromium, driven by Playwright, against the server ./run.sh starts.
 
-Opens every page, checks that none shows an exception, draws a "1" with the mouse and expects the CNN to read it,
-draws a "7" and opens it on Explain (every model's maps, the RNN's rows), draws right after clearing, switches page
-during the first run and keeps the selection, opens every page's link as the first visit of a fresh server, selects
-digits on the Evidence page's map, reads a photo of a number, draws with a finger on a phone-sized screen, then
-trains a small CNN run from the Train page, watches its live progress and expects it on Compare, and runs a
-3-trial hyperparameter search of the MLP from the same page; switches the sidebar to Fashion-MNIST and sees its
-images and only its models.
+Opens every page's link as the first visit of a fresh server, then every page, and checks that none shows an
+exception; draws a "1" with the mouse and expects the CNN to read it, draws a "7" and opens it on Explain (every
+model's maps, the RNN's rows), draws right after clearing, switches page during the first run and keeps the
+selection, selects digits on the Evidence page's map, reads a photo of a number, draws with a finger on a
+phone-sized screen, downloads the stakeholder report from the Overview and opens and prints it offline; then trains
+a small CNN run from the Train page, watches its live progress and expects it on Compare, and runs a 3-trial
+hyperparameter search of the MLP from the same page; switches the sidebar to Fashion-MNIST and sees its images and
+only its models. One server and one Chromium serve the whole module.
 Screenshots go to $SCREENSHOT_DIR (scripts/screenshots.sh points it at docs/screenshots for the README).
 """
 
@@ -309,6 +310,48 @@ def test_a_box_drawn_on_the_pca_map_shows_those_images(page, server):
         timeout=60_000)
     _settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+REPORT_SECTIONS = 10  # objective … appendix, each printed from a new page
+
+
+def test_the_overview_downloads_a_report_that_opens_offline_and_prints(server, browser, screenshot_dir, tmp_path):
+    """The stakeholder report end to end: downloaded from the Overview, then opened from the file alone (nothing
+    else fetched, no console error) and printed to PDF a section per page. Before any run is trained here, so that
+    it holds the shipped models only."""
+    title = "Digit readers for the board"
+    context = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    field = page.get_by_label("Title")
+    field.fill(title)
+    field.press("Enter")
+    page.wait_for_timeout(1500)
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download report").click()
+    saved = tmp_path / "report.html"
+    download.value.save_as(saved)
+
+    report = context.new_page()
+    report.set_viewport_size({"width": 900, "height": 1270})  # about an A4 page's proportions
+    problems, requests = [], []
+    report.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    report.on("pageerror", lambda error: problems.append(str(error)))
+    report.on("request", lambda request: requests.append(request.url))
+    report.goto(saved.as_uri())
+    report.wait_for_function(f"document.querySelectorAll('.main-svg').length >= {len(MODEL_NAMES) + 7}",
+                             timeout=30_000)
+    assert report.locator("h1").inner_text() == title
+    assert report.locator("tr.not-evaluated").count() == 0 and report.locator("tr[data-model]").count() == len(
+        MODEL_NAMES)
+    assert not problems, problems
+    assert [request for request in requests if not request.startswith("data:")] == [saved.as_uri()]
+    report.screenshot(path=str(screenshot_dir / "report.png"))
+    pdf = report.pdf(format="A4", print_background=True)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages >= REPORT_SECTIONS, pages
+    context.close()
 
 
 def test_a_run_trained_from_the_page_shows_live_progress_and_appears_on_compare(page, server, screenshot_dir):
