@@ -7,6 +7,7 @@ See ``mnist_models.preprocess`` for why each step is there.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -52,6 +53,14 @@ MAX_SHADE_SLOPE = 20.0
 """Steepest change of the paper's estimated brightness taken for shade, relative to the paper's brightness, per
 length of the picture's longer side: light falling to half takes at least a fortieth of the picture. The edge of a
 filled shape changes as much within one cell of the grid (a 64th); the flank of a bold digit's dip, half as much."""
+
+CORNER_SHARE = 0.15
+"""Side of each corner, as a share of the picture's side, in which the paper is read when the ink fills most of the
+picture (see ``pad_with_paper``)."""
+
+MARGIN_SHARE = 0.25
+"""Margin of paper given to a picture that the ink fills, as a share of its longer side on each side: the padded
+picture is then mostly paper, as a drawing on the canvas is (see ``pad_with_paper``)."""
 
 MIN_PAPER_BRIGHTNESS = 0.05
 """Paper darker than this (on 0..1) is treated as this bright when ink is measured relative to it, so sensor noise
@@ -132,6 +141,31 @@ def read_luminance(array: np.ndarray) -> np.ndarray:
     return luminance * alpha + backdrop * (1.0 - alpha)
 
 
+@dataclass(frozen=True)
+class PaddedPicture:
+    """A picture given the margin of paper it lacks (see ``pad_with_paper``): ``original`` with ``margin`` pixels
+    on every side; ``paper`` is the level read in its corners, ``corners`` their places in the padded picture."""
+
+    original: np.ndarray
+    paper: float
+    corners: tuple[tuple[slice, slice], ...]
+    margin: int
+
+    @property
+    def luminance(self) -> np.ndarray:
+        """The padded picture, its margin at the paper's level."""
+        return np.pad(self.original, self.margin, constant_values=np.float32(self.paper))
+
+    @property
+    def in_margin(self) -> np.ndarray:
+        """The margin's mask in the padded picture."""
+        return ~np.pad(np.ones(self.original.shape, dtype=bool), self.margin)
+
+    def unpad(self, array: np.ndarray) -> np.ndarray:
+        """``array`` (shaped like the padded picture) cut back to the original picture."""
+        return array[self.margin:-self.margin, self.margin:-self.margin]
+
+
 def likely_polarities(luminance: np.ndarray, paper: float) -> tuple[bool, ...]:
     """Whether the ink is lighter than its paper, as one answer or, when the two clues disagree, both in order.
 
@@ -148,8 +182,26 @@ def likely_polarities(luminance: np.ndarray, paper: float) -> tuple[bool, ...]:
     return (by_edge,) if by_edge == by_majority else (by_edge, by_majority)
 
 
-def measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | np.float32]:
+def pad_with_paper(luminance: np.ndarray) -> PaddedPicture:
+    """The picture with a margin of its own paper, read in its four corners.
+
+    A close-up photo, a tight scan or a small digit enlarged to fill its picture is mostly ink, so its median is not
+    its paper, its strokes run along its edges and look thick for the picture's size. Its corners still show paper
+    (strokes touch a digit's bounding box at a few points and seldom in a corner, so at most one corner of four
+    holds ink), and with a margin of that paper around it the picture looks as a drawing on the canvas does.
+    """
+    height, width = luminance.shape
+    rows, cols = max(1, round(CORNER_SHARE * height)), max(1, round(CORNER_SHARE * width))
+    margin = max(1, round(MARGIN_SHARE * max(height, width)))
+    corners = tuple((slice(top, top + rows), slice(left, left + cols))
+                    for top in (margin, margin + height - rows) for left in (margin, margin + width - cols))
+    padded = np.pad(luminance, margin)
+    paper = float(np.median(np.concatenate([padded[corner].ravel() for corner in corners])))
+    return PaddedPicture(original=luminance, paper=paper, corners=corners, margin=margin)
+
+
+def measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool, padded: PaddedPicture | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | np.float32]:
     """Return the paper's brightness, the ink's signed contrast against it (both float32 of the picture's size) and
     the spread of that contrast on bare paper (noise, texture), per pixel or as one value.
 
@@ -159,20 +211,37 @@ def measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool
     as dark, relative to the paper around it, as one in full light), light ink on dark paper by the difference.
     Contrast is positive for ink, about zero for paper, negative for paper beyond its estimate. Measured relative to
     dim paper, noise grows as the light fades, so the spread is given per pixel there.
+
+    For a picture given a margin of paper (``padded``; ``luminance`` is then its padded picture), whether the paper
+    is one level is judged in the picture's corners, shade is followed across a margin that continues the picture's
+    edge (shade that reaches the edge goes on beyond it, instead of ending in a pool the margin encloses), the
+    margin holds no ink, and the spread is read in the cleanest corner (the others may hold a stroke).
     """
-    flat = np.count_nonzero(luminance == paper) * 2 > luminance.size
+    if padded is None:
+        flat = np.count_nonzero(luminance == paper) * 2 > luminance.size
+        regions, followed, side = [np.s_[:, :]], luminance, None
+    else:
+        corners = np.concatenate([luminance[corner].ravel() for corner in padded.corners])
+        flat = np.count_nonzero(corners == paper) * 2 > corners.size
+        regions, followed = list(padded.corners), np.pad(padded.original, padded.margin, mode="edge")
+        side = max(padded.original.shape)
+    if flat:
+        background = np.full_like(luminance, paper)
+    else:
+        background = 1.0 - _light_paper_brightness(1.0 - followed, 1.0 - paper, side) if light_ink else \
+            _light_paper_brightness(followed, paper, side)
+    if padded is not None:
+        luminance = np.where(padded.in_margin, background, luminance)
     if light_ink:
-        background = np.full_like(luminance, paper) if flat else \
-            1.0 - _light_paper_brightness(1.0 - luminance, 1.0 - paper)
         signed_ink = luminance - background
-        return background, signed_ink, np.float32(_spread(signed_ink))
-    background = np.full_like(luminance, paper) if flat else _light_paper_brightness(luminance, paper)
+        return background, signed_ink, np.float32(min(_spread(signed_ink[region]) for region in regions))
     darkening = background - luminance
     brightness = np.maximum(background, np.float32(MIN_PAPER_BRIGHTNESS))
-    return background, darkening / brightness, np.float32(_spread(darkening)) / brightness
+    return background, darkening / brightness, \
+        np.float32(min(_spread(darkening[region]) for region in regions)) / brightness
 
 
-def _light_paper_brightness(luminance: np.ndarray, paper: float) -> np.ndarray:
+def _light_paper_brightness(luminance: np.ndarray, paper: float, side: int | None = None) -> np.ndarray:
     """Estimate light paper's brightness under dark ink (dark paper's is this on the inverted picture): the median
     of a coarse grid over a large window, smoothed back up to the picture's size (see BACKGROUND_GRID and
     BACKGROUND_WINDOW).
@@ -181,14 +250,18 @@ def _light_paper_brightness(luminance: np.ndarray, paper: float) -> np.ndarray:
     a filled shape) are not shade: they are filled up to the paper around them. Shade is also soft-edged; a dark
     area whose edge is sharper than MAX_SHADE_SLOPE allows (a filled square reaching the edge) is not shade but
     something on the paper, so then the paper is taken as one level, ``paper``, throughout.
+
+    The grid, the window and the steepest slope are sized by ``side``: the picture's longer side, or for a picture
+    given a margin, its own without the margin (shade is as soft, and strokes as wide, as they were).
     """
     height, width = luminance.shape
-    factor = max(1, math.ceil(max(height, width) / BACKGROUND_GRID))
+    side = side or max(height, width)
+    factor = max(1, math.ceil(side / BACKGROUND_GRID))
     coarse = np.asarray(Image.fromarray(luminance).reduce(factor))
-    window = max(3, round(BACKGROUND_WINDOW * max(coarse.shape)) | 1)
+    window = max(3, round(BACKGROUND_WINDOW * math.ceil(side / factor)) | 1)  # the grid's cells on ``side``
     median = _median_within_picture(coarse, window)
     estimate = _fill_basins(median)
-    steepest_allowed = MAX_SHADE_SLOPE * paper * factor / max(height, width)
+    steepest_allowed = MAX_SHADE_SLOPE * paper * factor / side
     if _steepest_shade_step(estimate, unfilled=estimate == median) > steepest_allowed:
         return np.full_like(luminance, paper)
     return np.asarray(Image.fromarray(estimate).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
@@ -254,7 +327,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
 def _spread(values: np.ndarray) -> float:
     """Spread of bare paper around its own level (noise, texture, leftover shade), robust to the ink, which covers
-    well under half of the picture: a scaled median absolute deviation."""
+    well under half of the pixels it is given: a scaled median absolute deviation."""
     return float(np.median(np.abs(values - np.median(values)))) * 1.4826
 
 

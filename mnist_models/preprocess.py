@@ -35,6 +35,7 @@ from ._ink import (
     ink_mask,
     likely_polarities,
     measure_against_paper,
+    pad_with_paper,
     read_luminance,
     stroke_width,
     to_array,
@@ -236,19 +237,26 @@ def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysi
     """Measure the ink against its paper and analyse it: (background, gray, analysis, the digit's ink), where gray
     is the ink's contrast scaled so the strongest ink is 1.
 
-    Whether the ink is lighter or darker than the paper is read two ways (see likely_polarities). When they
-    disagree, both readings are analysed in turn and the first that finds a digit is kept; if neither does, the
-    first reading's finding is reported, unless it found no ink at all and the other found something.
+    The paper's level is read where the paper likely shows (see _paper_levels), and whether the ink is lighter or
+    darker than the paper two ways (see likely_polarities). The readings are analysed in turn and the first that
+    finds a digit is kept; if none does, the first reading's finding is reported, unless it found no ink at all and
+    another found something.
     """
-    paper = float(np.median(luminance))  # the level most of the picture shows
     readings = []
-    for light_ink in likely_polarities(luminance, paper):
-        background, signed_ink, noise = measure_against_paper(luminance, paper, light_ink)
-        analysis, digit_ink = _analyse(signed_ink, noise)
-        gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
-        if analysis.finding is InkFinding.DIGIT_LIKE:
-            return background, gray, analysis, digit_ink
-        readings.append((background, gray, analysis, digit_ink))
+    padded = None
+    for paper in (float(np.median(luminance)), None):
+        if paper is None:  # the second reading: the picture given the margin of paper it lacks
+            padded = pad_with_paper(luminance)
+            luminance, paper = padded.luminance, padded.paper
+        for light_ink in likely_polarities(luminance, paper):
+            background, signed_ink, noise = measure_against_paper(luminance, paper, light_ink, padded)
+            analysis, digit_ink = _analyse(signed_ink, noise)
+            gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
+            reading = (background, gray, analysis, digit_ink) if padded is None else \
+                (padded.unpad(background), padded.unpad(gray), analysis, padded.unpad(digit_ink))
+            if analysis.finding is InkFinding.DIGIT_LIKE:
+                return reading
+            readings.append(reading)
     return next((reading for reading in readings if reading[2].finding is not InkFinding.NO_INK), readings[0])
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from mnist_models import load_checkpoint, preprocess
+from mnist_models import load_checkpoint, preprocess, real_input
 from mnist_models.data import load_mnist
 from mnist_models.inference import predict_proba
 from mnist_models.preprocess import (
@@ -415,3 +415,39 @@ def test_chalk_on_a_board_lit_unevenly_is_read() -> None:
     board[60:240, 200:210] = 0.85  # a 1 in chalk
     stages = preprocess_stages(photograph(board, np.ones_like(board)))
     assert stages.fitted.shape == (20, 1)
+
+
+# Issue 24: digits that fill their picture (close-up photos, tight scans, small scans enlarged) were refused as
+# faint marks, because the paper's level was the picture's median, which is ink once ink covers half of it.
+FILLING_SOURCES = ("mnist-tight", "mnist-lowres", "uci-canvas", "uci-sizes", "uci-paper")
+
+
+@pytest.fixture(scope="module")
+def mnist_test_digits(mnist_root) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_mnist("test")
+    return images.numpy(), labels.numpy()
+
+
+@pytest.mark.parametrize("name", FILLING_SOURCES)
+def test_digits_that_fill_their_picture_are_read(name: str, mnist_test_digits) -> None:
+    source = real_input.mnist_source(name, *mnist_test_digits, count=60, seed=1) if name.startswith("mnist") else \
+        {"uci-canvas": real_input.uci_canvas, "uci-sizes": real_input.uci_sizes,
+         "uci-paper": real_input.uci_paper}[name](count=60, seed=1)
+    refused = [label for picture, label in source.cases if analyse_ink(picture).finding is not InkFinding.DIGIT_LIKE]
+    assert len(refused) <= 1, f"{len(refused)} of {len(source)} refused"
+
+
+def test_a_tight_crop_is_read_as_its_digit_by_the_cnn(mnist_test_digits) -> None:
+    images, labels = mnist_test_digits
+    network = load_checkpoint("cnn")[0]
+    right = sum(int(predict_proba(network, preprocess_drawing(real_input.tight_crop(image))).argmax()) == label
+                for image, label in zip(images[:40], labels[:40], strict=True))
+    assert right >= 38
+
+
+@pytest.mark.parametrize("background", [0, 255])
+def test_a_filled_square_that_covers_most_of_the_picture_is_still_refused(background: int) -> None:
+    picture = np.full((140, 140), background, dtype=np.uint8)
+    picture[12:128, 12:128] = 255 - background  # most of the picture: its corners are paper, as a close-up's are
+    with pytest.raises(NotADigitError):
+        preprocess_drawing(picture)
