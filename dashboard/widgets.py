@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from mnist_models.preprocess import InvalidImageError, load_uploaded_image
-from mnist_models.reporting import LeaderboardRow, leaderboard_row, reported_figure
+from mnist_models.reporting import LeaderboardRow, leaderboard_row, real_input_results, reported_figure
 from mnist_models.serving.catalog import CatalogEntry, of_dataset
 
 from .cache import catalog
@@ -15,9 +15,10 @@ from .sidebar import chosen_dataset
 
 
 def leaderboard(entries: list[CatalogEntry]) -> list[LeaderboardRow]:
-    """The rows of the entries that have an evaluation."""
-    return [leaderboard_row(entry.name, entry.evaluation, entry.title, entry.evidence) for entry in entries
-            if entry.evaluation is not None]
+    """The rows of the entries that have an evaluation, with their real-input accuracy where it was measured."""
+    real_input = real_input_results()
+    return [leaderboard_row(entry.name, entry.evaluation, entry.title, entry.evidence, real_input)
+            for entry in entries if entry.evaluation is not None]
 
 
 def leaderboard_table(rows: list[LeaderboardRow]) -> None:
@@ -25,7 +26,7 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
     st.dataframe(
         [{"model": row.title, "family": row.family, "test accuracy": row.accuracy, "report": reported_figure(row),
           "macro AUC": row.macro_auc, "log loss": row.log_loss, "ECE": row.ece, "robustness": row.robustness,
-          "parameters": row.parameters,
+          "real input": row.real_input, "parameters": row.parameters,
           "size (MB)": row.size_mb, "latency (ms)": row.latency_ms, "epochs": row.epochs,
           "training (s)": row.train_time_s} for row in rows],
         hide_index=True,
@@ -42,6 +43,9 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> None:
             "robustness": st.column_config.NumberColumn(
                 format="%.3f", help="Area under the accuracy curves of seven corruptions relative to clean accuracy "
                                     "(1: no loss); see the Evidence page"),
+            "real input": st.column_config.NumberColumn(
+                format="percent", help="Right answers on digits nobody here made (other writers, close-ups, scans, "
+                                       "low resolution; refusals count as wrong); see the Evidence page"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "size (MB)": st.column_config.NumberColumn(format="%.2f"),
             "latency (ms)": st.column_config.NumberColumn("latency, 1 image (ms)", format="%.2f"),

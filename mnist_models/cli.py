@@ -66,7 +66,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 7
 TUNE_TRIALS = 20
 RECOVER_ACTIONS = ("list", "complete", "resume", "delete")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "betas", "label_smoothing",
-                 "augment", "augment_strength", "train_subset", "seed", "device", "weights", "dataset")
+                 "augment", "augment_strength", "room_augment", "train_subset", "seed", "device", "weights", "dataset")
 
 
 class ProgressBar:
@@ -170,6 +170,7 @@ def command_train(args: argparse.Namespace) -> int:
                 print(f"training {name} on {DATASETS[dataset].title}: {config.epochs} epochs, batch "
                       f"{config.batch_size}, {config.optimizer} lr {config.lr} ({config.schedule}), "
                       f"augment={'on' if config.augment else 'off'}"
+                      f"{', room augmentation' if config.room_augment else ''}"
                       f"{f', {team.world_size} processes ({team.backend})' if team.distributed else ''}",
                       file=sys.stderr)
             try:
@@ -520,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                               help="random rotations, shifts and zoom (never flips)")
     train_parser.add_argument("--augment-strength", type=float)
+    train_parser.add_argument("--room-augment", action=argparse.BooleanOptionalAction, default=None,
+                              help="also what real input changes: pen width, resolution loss and blur, slant, contrast")
     train_parser.add_argument("--train-subset", type=int, help="train on only this many images (quick runs)")
     train_parser.add_argument("--seed", type=int)
     train_parser.add_argument("--device", help="auto (default), cpu, cuda, mps")

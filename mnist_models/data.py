@@ -224,6 +224,54 @@ def normalize(unit_images: torch.Tensor, dataset: str | DatasetSpec | torch.nn.M
     return (unit_images - spec.mean) / spec.std
 
 
+def room_augment_batch(unit_images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """How real input differs from MNIST, on a (N, 1, 28, 28) batch in 0..1, each change to a random part of it.
+
+    Digits that reach the room were written with other pens, scanned or photographed small, and slanted and shaped
+    by other hands; after preprocessing (crop, fit 20x20, centre) what is left of that is: stroke thickness (a
+    pen's width: dilation or erosion), resolution loss and blur (the digit, as a bitmap, counted in the cells of a
+    coarse grid, its 20 px box 7-11 cells across, and enlarged smoothly, as an 8x8 scan or a distant photo gives
+    it), slant and aspect (a shear, a narrower or wider hand) and contrast (a gamma: soft pencil or hard marker).
+    The peak is kept at 1, as preprocessing scales it.
+    """
+    count, device = unit_images.shape[0], unit_images.device
+
+    def chosen(share: float) -> torch.Tensor:
+        return (torch.rand(count, generator=generator) < share).to(device).view(-1, 1, 1, 1)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return (low + (high - low) * torch.rand(count, generator=generator)).to(device)
+
+    images = unit_images
+    thicker = F.max_pool2d(images, 3, stride=1, padding=1)
+    boldest = F.max_pool2d(thicker, 3, stride=1, padding=1)
+    thinner = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    pen = torch.rand(count, generator=generator).to(device).view(-1, 1, 1, 1)
+    images = torch.where(pen < ROOM_THICKER / 2, boldest, torch.where(pen < ROOM_THICKER, thicker, torch.where(
+        pen > 1 - ROOM_THINNER, thinner, images)))
+    shear, aspect = uniform(-ROOM_SHEAR, ROOM_SHEAR), uniform(1 - ROOM_ASPECT, 1 + ROOM_ASPECT)
+    ones, zeros = torch.ones(count, device=device), torch.zeros(count, device=device)
+    theta = torch.stack([torch.stack([aspect, shear, zeros], 1), torch.stack([zeros, ones, zeros], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    blurred = chosen(ROOM_LOW_RESOLUTION)
+    side = int(torch.randint(ROOM_SIDES[0], ROOM_SIDES[1] + 1, (1,), generator=generator))  # one size a batch
+    small = F.interpolate((images > 0.5).to(images.dtype), size=(side, side), mode="area")  # a scanner's cells
+    enlarged = F.interpolate(small, size=images.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    images = torch.where(blurred, enlarged, images)
+    gamma = torch.where(chosen(ROOM_CONTRAST).view(-1), uniform(0.5, 2.0), ones).view(-1, 1, 1, 1)
+    images = images.clamp(0, 1) ** gamma
+    peak = images.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return images / peak
+
+
+ROOM_THICKER, ROOM_THINNER = 0.5, 0.1  # shares of a batch drawn with a wider pen (half of them much wider) or narrower
+ROOM_SHEAR, ROOM_ASPECT = 0.3, 0.25  # slant (x shifted by up to 0.3 of y) and width (±25%)
+ROOM_LOW_RESOLUTION = 0.6  # share reduced to ROOM_SIDES cells across 28 px (the 20 px box to about 7-11) and enlarged
+ROOM_SIDES = (10, 16)
+ROOM_CONTRAST = 0.3  # share with a gamma between 0.5 and 2
+
+
 def augment_batch(unit_images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None
                   ) -> torch.Tensor:
     """Random small rotation, shift and zoom of a (N, 1, 28, 28) batch in 0..1, as one batched affine warp.

@@ -24,7 +24,8 @@ import numpy as np
 from .data import MNIST_MEAN, MNIST_STD, DatasetMissingError, load_mnist
 from .evidence import CORRUPTIONS
 from .models.registry import get_spec
-from .reporting import LeaderboardRow, Recommendation, leaderboard_row, recommend
+from .real_input import RealInputResults
+from .reporting import LeaderboardRow, Recommendation, leaderboard_row, real_input_results, recommend
 from .serving.catalog import CatalogEntry, of_dataset
 from .store.evidence_records import Evidence, overall_robustness
 from .store.records import CheckpointMeta, Evaluation, library_versions
@@ -153,7 +154,8 @@ def build_report(entries: Iterable[CatalogEntry], title: str, data_root: str | o
                  ) -> StakeholderReport:
     """The report for the MNIST models of ``entries`` (the dashboard's selection, saved runs included), in their
     order: its dataset, preprocessing and figures are MNIST's, so models of another dataset are left out."""
-    models = [_model_section(entry) for entry in of_dataset(list(entries), "mnist")]
+    real_input = real_input_results()
+    models = [_model_section(entry, real_input) for entry in of_dataset(list(entries), "mnist")]
     rows = [section.row for section in models if section.row is not None]
     try:
         dataset, dataset_problem = _dataset_summary(data_root), None
@@ -185,7 +187,7 @@ LEADERBOARD_FIGURES = {
 }
 
 
-def _model_section(entry: CatalogEntry) -> ModelSection:
+def _model_section(entry: CatalogEntry, real_input: RealInputResults | None = None) -> ModelSection:
     architecture = entry.meta.model if entry.meta is not None else entry.name
     spec = get_spec(architecture)
     evaluation = entry.evaluation
@@ -193,7 +195,8 @@ def _model_section(entry: CatalogEntry) -> ModelSection:
     if evaluation is None:
         missing = (entry.evaluation_error or entry.error or "not evaluated yet: `python -m mnist_models evaluate` "
                    "measures it")
-    row = leaderboard_row(entry.name, evaluation, entry.title, entry.evidence) if evaluation is not None else None
+    row = leaderboard_row(entry.name, evaluation, entry.title, entry.evidence, real_input) \
+        if evaluation is not None else None
     figures: dict[str, Measured] = {}
     if evaluation is not None:
         record = evaluation.to_dict()
@@ -209,6 +212,8 @@ def _model_section(entry: CatalogEntry) -> ModelSection:
                                                  f"{entry.name}:evidence:calibration.ece_after")
         if entry.evidence is not None and entry.evidence.robustness:
             figures["robustness"] = Measured(overall_robustness(entry.evidence.robustness), "{:.3f}")
+        if row is not None and row.real_input is not None:
+            figures["real_input"] = Measured(row.real_input, "{:.1%}")
     parameters = None
     if evaluation is not None and evaluation.parameters is not None:
         parameters = _eval(entry.name, "parameters", evaluation.parameters, "{:,}")
@@ -237,8 +242,10 @@ def _lookup(record: dict, path: str) -> Any:
 
 def _training_setup(name: str, meta: CheckpointMeta) -> TrainingSetup:
     config = {**TRAINING_DEFAULTS, **meta.training}
-    augmentation = (f"random rotations, shifts and zoom (strength {config['augment_strength']:g})"
-                    if config.get("augment") else "none")
+    augmentation = ", ".join(
+        ([f"random rotations, shifts and zoom (strength {config['augment_strength']:g})"] if config.get("augment")
+         else []) + (["real input's pen widths, resolution loss and blur, slant and contrast"]
+                     if config.get("room_augment") else [])) or "none"
     source = f"{name}:checkpoint:"
     return TrainingSetup(
         epochs=Measured(meta.epochs_completed, "{}", source + "epochs_completed")
@@ -265,6 +272,8 @@ def training_command(model: str, config: dict, architecture: dict) -> str:
     parts.append("--augment" if config.get("augment") else "--no-augment")
     if config.get("augment"):
         parts.append(f"--augment-strength {config['augment_strength']:g}")
+    if config.get("room_augment"):
+        parts.append("--room-augment")
     if config.get("train_subset"):
         parts.append(f"--train-subset {config['train_subset']}")
     if config.get("weights"):

@@ -123,6 +123,9 @@ def model_settings(name: str) -> dict:
         "augment": right.toggle("Augmentation (rotate, shift, zoom)", base.augment, key=key + "augment"),
         "augment_strength": right.slider("Augmentation strength", 0.0, 2.0, base.augment_strength, 0.1,
                                          key=key + "augment_strength"),
+        "room_augment": right.toggle("Train for the room", base.room_augment, key=key + "room_augment",
+                                     help="Also what real input changes: pen widths, low resolution and blur, slant, "
+                                          "contrast (the Evidence page's Real input section measures it)"),
     }
     architecture = {}
     for setting, default in architecture_settings(name):

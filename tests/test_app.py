@@ -47,7 +47,7 @@ def test_overview_shows_the_leaderboard_and_a_measured_recommendation():
     app = open_page(PAGES[0])
     assert len(app.dataframe[0].value) == len(MODEL_NAMES)
     recommended = [header.value for header in app.subheader if header.value.startswith("Recommended: ")]
-    assert recommended and "Rule: Highest test accuracy" in texts(app)
+    assert recommended and "Rule: What the room sees decides first" in texts(app)
 
 
 def test_without_the_dataset_overview_and_draw_work_and_the_others_explain(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from mnist_models.data import (
     MNIST_MEAN,
     MNIST_STD,
     augment_batch,
+    room_augment_batch,
     dataset_available,
     get_dataset,
     load_dataset,
@@ -100,6 +101,24 @@ def test_augmentation_moves_ink_a_little_and_never_mirrors():
     mass_ratio = augmented.sum(dim=(1, 2, 3)) / batch.sum(dim=(1, 2, 3))
     assert ((mass_ratio > 0.7) & (mass_ratio < 1.3)).all()
     assert torch.equal(augment_batch(batch, 0.0), batch)
+
+
+def test_room_augmentation_changes_pens_sharpness_and_slant_but_keeps_the_digit_in_place():
+    """Issue 24: the differences of real input, batched; peaks stay at 1 as preprocessing leaves them."""
+    batch = torch.zeros(256, 1, 28, 28)
+    batch[:, :, 6:22, 12:15] = 1.0  # a 1, three pixels wide, in the middle
+    augmented = room_augment_batch(batch, torch.Generator().manual_seed(0))
+    assert augmented.shape == batch.shape and augmented.min() >= 0
+    assert torch.allclose(augmented.amax(dim=(1, 2, 3)), torch.ones(256))
+    ink = (augmented > 0.5).sum(dim=(1, 2, 3)).float() / (batch > 0.5).sum(dim=(1, 2, 3))
+    assert (ink > 1.4).any() and (ink < 0.8).any(), "some pens wider, some narrower"
+    soft = ((augmented > 0.05) & (augmented < 0.95)).sum(dim=(1, 2, 3))
+    assert (soft > 60).float().mean() > 0.3, "a good share blurred by resolution loss"
+    columns = torch.arange(28.0)
+    centre_x = (augmented.sum(dim=2).squeeze(1) * columns).sum(1) / augmented.sum(dim=(1, 2, 3))
+    assert ((centre_x > 10) & (centre_x < 16)).all(), "slant and aspect keep the digit where it was"
+    again = room_augment_batch(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(augmented, again), "the training generator decides every draw"
 
 
 def test_checksum_changes_with_one_pixel(tiny_dataset):

@@ -12,13 +12,13 @@ from mnist_models.reporting import (
 from mnist_models.store.checkpoints import load_evaluation
 
 
-def _row(name, accuracy, latency, errors=None):
+def _row(name, accuracy, latency, errors=None, real_input=None):
     return LeaderboardRow(
         name=name, model="cnn", title=name.upper(), family="convolutional", accuracy=accuracy,
         errors=errors or round((1 - accuracy) * 1e4),
         count=10_000, macro_auc=0.999, log_loss=0.03, ece=0.01, macro_f1=0.99, parameters=1000, size_mb=0.1,
         latency_ms=latency, batch_latency_ms=10.0, epochs=5, train_time_s=60.0, initialisation="random",
-        report_accuracy=0.98, report_epochs=5, target_accuracy=0.99)
+        report_accuracy=0.98, report_epochs=5, target_accuracy=0.99, real_input=real_input)
 
 
 def test_the_most_accurate_model_is_recommended():
@@ -31,6 +31,19 @@ def test_the_most_accurate_model_is_recommended():
 def test_a_statistical_tie_goes_to_the_faster_model():
     choice = recommend([_row("slow", 0.9935, 5.0), _row("fast", 0.9930, 0.4), _row("poor", 0.95, 0.1)])
     assert choice.name == "fast" and any("tied" in reason for reason in choice.reasons)
+
+
+def test_a_model_best_on_mnist_that_fails_other_writers_is_not_recommended():
+    """Issue 24: what the room sees decides first; test accuracy then chooses among the models that read real input
+    within REAL_INPUT_TOLERANCE of the best."""
+    rows = [_row("mnist_best", 0.9970, 1.0, real_input=0.55), _row("room", 0.9950, 2.0, real_input=0.95),
+            _row("close", 0.9930, 0.5, real_input=0.94), _row("unmeasured", 0.9990, 0.1)]
+    choice = recommend(rows)
+    assert choice.name == "room"
+    assert "best measured: 99.90%" in choice.reasons[0]
+    assert choice.reasons[1] == ("real input (other writers, close-ups, scans) read right 95.0%, best measured: "
+                                 "95.0%; not candidates for a room: MNIST_BEST, UNMEASURED")
+    assert recommend([_row("a", 0.990, 1.0), _row("b", 0.995, 3.0)]).name == "b", "no real input: as before"
 
 
 def test_nothing_to_recommend_without_results():

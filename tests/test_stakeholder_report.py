@@ -190,7 +190,7 @@ def test_the_printed_command_trains_the_same_run_again():
         config = _config(section.architecture, args)
         stored = {**TRAINING_DEFAULTS, **meta.training}
         for field in ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment", "seed",
-                      "label_smoothing"):
+                      "label_smoothing", "room_augment"):
             assert getattr(config, field) == stored[field], (section.name, field)
         if stored.get("betas"):
             assert list(config.betas) == list(stored["betas"])

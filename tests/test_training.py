@@ -88,6 +88,12 @@ def test_a_named_recipe_sits_between_the_registry_and_explicit_options():
         TrainConfig.for_model("cnn", recipe="slow")
 
 
+def test_the_room_recipe_adds_real_input_augmentation_to_the_model_s_own_recipe():
+    room = TrainConfig.for_model("resnet", recipe="room")
+    assert room.augment and room.room_augment and room.epochs == TrainConfig.for_model("resnet").epochs
+    assert not TrainConfig.for_model("resnet").room_augment
+
+
 def test_a_config_has_no_defaults_of_its_own_so_the_recipe_cannot_be_bypassed_by_accident():
     with pytest.raises(TypeError):
         TrainConfig("cnn")  # no defaults that could differ from the recipe

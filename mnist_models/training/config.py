@@ -22,16 +22,19 @@ SCHEDULES = ("constant", "onecycle", "cosine", "step")  # 'step' is the PyTorch 
 # benchmark times: two epochs of one-cycle with large steps.
 RECIPES: dict[str, dict[str, Any]] = {
     "fast": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "optimizer": "adamw", "schedule": "onecycle"},
+    "room": {"augment": True, "room_augment": True},  # trained for the room: real input's differences too
 }
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 5, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "schedule": "constant", "weight_decay": 0.0,
     "grad_clip": None, "betas": None, "label_smoothing": 0.0, "augment": False, "augment_strength": 1.0,
+    "room_augment": False,
     "train_subset": None, "validation_size": VALIDATION_SIZE, "seed": 0, "device": "auto", "weights": None,
     "dataset": "mnist",
 }
 
 # Settings added after checkpoints were first shipped, with the value an older record's run used without them.
-SETTINGS_ADDED_LATER: dict[str, Any] = {"betas": None, "label_smoothing": 0.0, "dataset": "mnist"}
+SETTINGS_ADDED_LATER: dict[str, Any] = {"betas": None, "label_smoothing": 0.0, "dataset": "mnist",
+                                        "room_augment": False}
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class TrainConfig:
     label_smoothing: float  # share of each target spread over the other classes: steadier one-epoch runs
     augment: bool
     augment_strength: float
+    room_augment: bool  # also the differences of real input: pen width, resolution loss and blur, slant, contrast
     train_subset: int | None  # use only this many training images (quick runs); None: all of them
     validation_size: int  # held out of the training images for the per-epoch curves
     seed: int

@@ -26,6 +26,7 @@ from ..data import (
     for_dataset,
     load_dataset,
     normalize,
+    room_augment_batch,
     split_train_validation,
     tensor_checksum,
     to_unit_float,
@@ -255,6 +256,8 @@ def train(
                 inputs, targets = to_unit_float(train_images[index]), train_labels[index]
                 if config.augment:
                     inputs = augment_batch(inputs, config.augment_strength, generator)
+                if config.room_augment:
+                    inputs = room_augment_batch(inputs, generator)
                 inputs, targets, index = inputs[mine], targets[mine], index[mine]
                 logits = trainer(normalize(inputs, network))
                 loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
