@@ -255,13 +255,13 @@ def _light_paper_brightness(luminance: np.ndarray, paper: float, side: int | Non
     given a margin, its own without the margin (shade is as soft, and strokes as wide, as they were).
     """
     height, width = luminance.shape
-    side = side or max(height, width)
-    factor = max(1, math.ceil(side / BACKGROUND_GRID))
+    sized_by = side or max(height, width)
+    factor = max(1, math.ceil(sized_by / BACKGROUND_GRID))
     coarse = np.asarray(Image.fromarray(luminance).reduce(factor))
-    window = max(3, round(BACKGROUND_WINDOW * math.ceil(side / factor)) | 1)  # the grid's cells on ``side``
+    window = max(3, round(BACKGROUND_WINDOW * math.ceil(sized_by / factor)) | 1)  # the grid's cells on that side
     median = _median_within_picture(coarse, window)
     estimate = _fill_basins(median)
-    steepest_allowed = MAX_SHADE_SLOPE * paper * factor / side
+    steepest_allowed = MAX_SHADE_SLOPE * paper * factor / sized_by
     if _steepest_shade_step(estimate, unfilled=estimate == median) > steepest_allowed:
         return np.full_like(luminance, paper)
     return np.asarray(Image.fromarray(estimate).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
