@@ -368,7 +368,30 @@ def render_headline(results_dir: Path = RESULTS) -> str:
         lines.append(f"- **99% in seconds**: `speedrun` trains in {summary['median_train_time_s']:.1f} s (median of "
                      f"{summary['seeds']} seeds) to {summary['mean_accuracy']:.2%} mean test accuracy (worst seed "
                      f"{summary['min_accuracy']:.2%}), on {time_to_99['environment']['torch_threads']} CPU threads.")
+    real_input = _load("real_input", results_dir)
+    if real_input is None:
+        lines.append(f"- {_not_measured('real_input')}")
+    else:
+        lines.append(_real_input_headline(real_input))
     return "\n".join(lines)
+
+
+def _real_input_headline(results: dict[str, Any]) -> str:
+    """The most refused digit source, the best and worst model's right share over all digits, the no-digit corpus."""
+    sources = results["sources"]
+    digits = [source for source in sources.values() if not source["control"]]
+    most_refused = max(source["refused"] / max(source["pictures"], 1) for source in digits)
+    right = {model: sum(source["models"][model]["right"] for source in digits if model in source["models"]) /
+             sum(source["models"][model]["pictures"] for source in digits if model in source["models"])
+             for model in results["titles"]}
+    best, worst = max(right, key=right.__getitem__), min(right, key=right.__getitem__)
+    line = (f"- **Real input** (other writers' scanned digits, close-ups, low resolution, photos on paper): at most "
+            f"{most_refused:.1%} of a source refused; `{best}` reads {right[best]:.1%} right, `{worst}` "
+            f"{right[worst]:.1%}")
+    control = sources.get("no-digit")
+    if control is not None:
+        line += f"; pictures without a digit: {control['refused']:,} of {control['pictures']:,} refused"
+    return line + "."
 
 
 def _load(name: str, results_dir: Path) -> dict[str, Any] | None:

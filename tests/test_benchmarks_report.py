@@ -60,6 +60,9 @@ def test_the_headline_reads_several_results_and_says_what_is_missing(tmp_path):
     inference = json.loads((results / "inference.json").read_text())
     assert f"{inference['drawing_all_models']['total_ms']['p50_ms']:.2f} / " in headline
     assert "`speedrun` trains in" in headline and "mouse-up to every answer" in headline
+    real_input = json.loads((results / "real_input.json").read_text())
+    no_digit = real_input["sources"]["no-digit"]
+    assert f"pictures without a digit: {no_digit['refused']:,} of {no_digit['pictures']:,} refused" in headline
     (results / "latency.json").unlink()
     assert "Not measured yet: `python -m benchmarks.bench_latency --json benchmarks/results/latency.json`." in render(
         HEADLINE, results)
