@@ -143,18 +143,15 @@ def read_luminance(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PaddedPicture:
-    """A picture given the margin of paper it lacks (see ``pad_with_paper``): ``original`` with ``margin`` pixels
-    on every side; ``paper`` is the level read in its corners, ``corners`` their places in the padded picture."""
+    """A picture given the margin of paper it lacks (see ``pad_with_paper``): ``luminance`` is ``original`` with
+    ``margin`` pixels at ``paper``'s level on every side; ``paper`` is the level read in the original's corners,
+    ``corners`` their places in the padded picture."""
 
     original: np.ndarray
+    luminance: np.ndarray
     paper: float
     corners: tuple[tuple[slice, slice], ...]
     margin: int
-
-    @property
-    def luminance(self) -> np.ndarray:
-        """The padded picture, its margin at the paper's level."""
-        return np.pad(self.original, self.margin, constant_values=np.float32(self.paper))
 
     @property
     def in_margin(self) -> np.ndarray:
@@ -193,11 +190,13 @@ def pad_with_paper(luminance: np.ndarray) -> PaddedPicture:
     height, width = luminance.shape
     rows, cols = max(1, round(CORNER_SHARE * height)), max(1, round(CORNER_SHARE * width))
     margin = max(1, round(MARGIN_SHARE * max(height, width)))
-    corners = tuple((slice(top, top + rows), slice(left, left + cols))
-                    for top in (margin, margin + height - rows) for left in (margin, margin + width - cols))
-    padded = np.pad(luminance, margin)
-    paper = float(np.median(np.concatenate([padded[corner].ravel() for corner in corners])))
-    return PaddedPicture(original=luminance, paper=paper, corners=corners, margin=margin)
+    corners = [(top, left) for top in (0, height - rows) for left in (0, width - cols)]
+    paper = float(np.median(np.concatenate([luminance[top:top + rows, left:left + cols].ravel()
+                                            for top, left in corners])))
+    return PaddedPicture(
+        original=luminance, luminance=np.pad(luminance, margin, constant_values=np.float32(paper)), paper=paper,
+        corners=tuple((slice(margin + top, margin + top + rows), slice(margin + left, margin + left + cols))
+                      for top, left in corners), margin=margin)
 
 
 def measure_against_paper(luminance: np.ndarray, paper: float, light_ink: bool, padded: PaddedPicture | None = None

@@ -224,6 +224,13 @@ def normalize(unit_images: torch.Tensor, dataset: str | DatasetSpec | torch.nn.M
     return (unit_images - spec.mean) / spec.std
 
 
+ROOM_THICKER, ROOM_THINNER = 0.5, 0.1  # shares of a batch drawn with a wider pen (half of them much wider) or narrower
+ROOM_SHEAR, ROOM_ASPECT = 0.3, 0.25  # slant (x shifted by up to 0.3 of y) and width (±25%)
+ROOM_LOW_RESOLUTION = 0.6  # share reduced to ROOM_SIDES cells across 28 px (the 20 px box to about 7-11) and enlarged
+ROOM_SIDES = (10, 16)
+ROOM_CONTRAST = 0.3  # share with a gamma between 0.5 and 2
+
+
 def room_augment_batch(unit_images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """How real input differs from MNIST, on a (N, 1, 28, 28) batch in 0..1, each change to a random part of it.
 
@@ -263,13 +270,6 @@ def room_augment_batch(unit_images: torch.Tensor, generator: torch.Generator | N
     images = images.clamp(0, 1) ** gamma
     peak = images.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     return images / peak
-
-
-ROOM_THICKER, ROOM_THINNER = 0.5, 0.1  # shares of a batch drawn with a wider pen (half of them much wider) or narrower
-ROOM_SHEAR, ROOM_ASPECT = 0.3, 0.25  # slant (x shifted by up to 0.3 of y) and width (±25%)
-ROOM_LOW_RESOLUTION = 0.6  # share reduced to ROOM_SIDES cells across 28 px (the 20 px box to about 7-11) and enlarged
-ROOM_SIDES = (10, 16)
-ROOM_CONTRAST = 0.3  # share with a gamma between 0.5 and 2
 
 
 def augment_batch(unit_images: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -28,6 +29,7 @@ from ._ink import (
     INK_THRESHOLD,
     MIN_CONTRAST,
     MIN_SIGNAL_TO_NOISE,
+    PaddedPicture,
     PictureInput,
     centre_by_mass,
     crop_to_ink,
@@ -237,19 +239,15 @@ def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysi
     """Measure the ink against its paper and analyse it: (background, gray, analysis, the digit's ink), where gray
     is the ink's contrast scaled so the strongest ink is 1.
 
-    The paper's level is read where the paper likely shows (see _paper_levels), and whether the ink is lighter or
+    The paper's level is read where the paper likely shows (see _paper_views), and whether the ink is lighter or
     darker than the paper two ways (see likely_polarities). The readings are analysed in turn and the first that
     finds a digit is kept; if none does, the first reading's finding is reported, unless it found no ink at all and
     another found something.
     """
     readings = []
-    padded = None
-    for paper in (float(np.median(luminance)), None):
-        if paper is None:  # the second reading: the picture given the margin of paper it lacks
-            padded = pad_with_paper(luminance)
-            luminance, paper = padded.luminance, padded.paper
-        for light_ink in likely_polarities(luminance, paper):
-            background, signed_ink, noise = measure_against_paper(luminance, paper, light_ink, padded)
+    for picture, paper, padded in _paper_views(luminance):
+        for light_ink in likely_polarities(picture, paper):
+            background, signed_ink, noise = measure_against_paper(picture, paper, light_ink, padded)
             analysis, digit_ink = _analyse(signed_ink, noise)
             gray = np.clip(signed_ink / max(analysis.contrast, MIN_CONTRAST), 0.0, 1.0).astype(np.float32)
             reading = (background, gray, analysis, digit_ink) if padded is None else \
@@ -258,6 +256,15 @@ def _read_ink(luminance: np.ndarray) -> tuple[np.ndarray, np.ndarray, InkAnalysi
                 return reading
             readings.append(reading)
     return next((reading for reading in readings if reading[2].finding is not InkFinding.NO_INK), readings[0])
+
+
+def _paper_views(luminance: np.ndarray) -> Iterator[tuple[np.ndarray, float, PaddedPicture | None]]:
+    """(picture, the paper's level, its margin) to read, likeliest first: the picture with the level most of it
+    shows, then, only when that found no digit, the picture given the margin of paper its corners show (a digit
+    that fills its picture; see ``pad_with_paper``)."""
+    yield luminance, float(np.median(luminance)), None
+    padded = pad_with_paper(luminance)
+    yield padded.luminance, padded.paper, padded
 
 
 def _analyse(signed_ink: np.ndarray, noise: np.ndarray | np.float32) -> tuple[InkAnalysis, np.ndarray]:
