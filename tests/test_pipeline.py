@@ -17,7 +17,7 @@ from mnist_models.store import checkpoints as checkpoint_store
 from mnist_models.store.checkpoints import evaluation_path, finish_pending
 from mnist_models.training import pipeline
 from mnist_models.training.pipeline import save_trained, train_and_save
-from mnist_models.training.recovery import IncompleteKind, find_incomplete
+from mnist_models.training.recovery import IncompleteKind, complete, find_incomplete
 
 
 @pytest.fixture
@@ -177,11 +177,15 @@ def test_completing_a_killed_training_saves_its_finished_epochs_as_a_cancelled_r
     path = tmp_path / "checkpoints" / "mlp.pt"
     with pytest.raises(Killed):
         train_and_save(config, *tiny_data, checkpoint=path, progress=killed_after(1))
-    saved = pipeline.complete_training(checkpoint_store.partial_path(path), tiny_data[1])
+    partial = checkpoint_store.partial_path(path)
+    cut_short = partial.with_name(f".{partial.name}.x1y2z3.tmp")  # the next epoch's write when the power went
+    cut_short.write_bytes(partial.read_bytes()[:100])
+    (item,) = find_incomplete(checkpoint_dir=path.parent)
+    saved = complete(item, tiny_data[1])
     assert saved.run.run_id == "run001-mlp" and saved.checkpoint.parent == runs_dir
     assert saved.meta.cancelled is True and saved.meta.epochs_completed == 1
     assert load_evaluation(saved.checkpoint, meta=load_checkpoint(saved.checkpoint)[1]).trained.epochs_completed == 1
-    assert not path.parent.exists() or not any(path.parent.iterdir()), "the named checkpoint was never written"
+    assert not any(path.parent.iterdir()), "the named checkpoint was never written, and the cut-short write is gone"
 
 
 def test_a_cancelled_training_of_a_named_checkpoint_becomes_a_run_and_leaves_the_checkpoint(previous_pair, tiny_data,
@@ -207,6 +211,8 @@ def test_a_save_killed_while_evaluating_leaves_a_staged_checkpoint_that_info_nam
     path, previous = previous_pair
     staged = checkpoint_store.staged_path(path)
     shutil.copy(path, staged)  # what the save had written when it was killed
+    cut_short = path.with_name(f".{path.name}.x1y2z3.tmp")  # a write of the checkpoint that never got renamed
+    cut_short.write_bytes(b"half")
 
     (item,) = find_incomplete(checkpoint_dir=path.parent)
     assert (item.kind, item.name, item.path, item.actions) == (IncompleteKind.UNFINISHED_SAVE, ".staged-mlp", staged,

@@ -9,6 +9,7 @@ its free space, instead of the operating system's or torch's wording ("[enforce 
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
@@ -110,6 +111,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
             raise problem from error
         raise
     return path
+
+
+def remove_leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files ``atomic_write`` left beside ``path`` when it was killed outright (a power cut
+    between creating one and renaming it); returns them. Only a caller that knows no write to ``path`` is under way
+    (a holder of the training lock) may call this."""
+    path = Path(path)
+    removed = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for temporary in removed:
+        temporary.unlink(missing_ok=True)
+    return removed
 
 
 def write_json(path: str | os.PathLike, payload: Any, indent: int | None = None) -> Path:

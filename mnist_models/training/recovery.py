@@ -16,7 +16,8 @@ on it):
   completing that saves the pair anew.
 
 Acting needs the machine-wide training lock, as every writer does: a running training's own partial file looks
-exactly like an interrupted one's. Listing never changes a file.
+exactly like an interrupted one's. Listing never changes a file; completing or deleting also removes the temporary
+files that a write cut short left beside the item's files (``.run007-cnn.pt.partial.<random>.tmp``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ..store.checkpoints import (
     read_partial,
     staged_path,
 )
+from ..store.files import remove_leftover_temporaries
 from ..store.runs import list_unevaluated_runs, parse_run, run_title
 from .pipeline import SavedModel, complete_training
 
@@ -185,13 +187,17 @@ def complete(item: IncompleteTraining, test_data: Split, runs_dir: str | os.Path
     if item.error is not None:
         raise CheckpointError(f"{item.name} cannot be completed: {item.error}")
     if item.kind is IncompleteKind.PARTIAL:
-        return complete_training(item.path, test_data, runs_dir)
-    if item.kind is IncompleteKind.UNEVALUATED:
+        saved = complete_training(item.path, test_data, runs_dir)
+    elif item.kind is IncompleteKind.UNEVALUATED:
         network, meta = load_checkpoint(item.checkpoint)
-        return SavedModel(item.checkpoint, meta, reevaluate(network, meta, test_data), parse_run(item.checkpoint))
-    finish_pending(item.checkpoint)
-    _, meta = load_checkpoint(item.checkpoint)
-    return SavedModel(item.checkpoint, meta, load_evaluation(item.checkpoint, meta=meta), parse_run(item.checkpoint))
+        saved = SavedModel(item.checkpoint, meta, reevaluate(network, meta, test_data), parse_run(item.checkpoint))
+    else:
+        finish_pending(item.checkpoint)
+        _, meta = load_checkpoint(item.checkpoint)
+        saved = SavedModel(item.checkpoint, meta, load_evaluation(item.checkpoint, meta=meta),
+                           parse_run(item.checkpoint))
+    _remove_leftovers(item)
+    return saved
 
 
 def delete(item: IncompleteTraining) -> None:
@@ -203,3 +209,12 @@ def delete(item: IncompleteTraining) -> None:
     else:
         staged_path(evaluation_path(item.checkpoint)).unlink(missing_ok=True)  # first: it marks a complete pair
     staged_path(item.checkpoint).unlink(missing_ok=True)
+    _remove_leftovers(item)
+
+
+def _remove_leftovers(item: IncompleteTraining) -> None:
+    """The half-written temporary files a power cut left beside ``item``'s files: no one writes them now (the caller
+    holds the training lock), and a folder listing them would look damaged."""
+    evaluation = evaluation_path(item.checkpoint)
+    for path in (item.path, item.checkpoint, evaluation, staged_path(item.checkpoint), staged_path(evaluation)):
+        remove_leftover_temporaries(path)
