@@ -76,11 +76,9 @@ def pca(root: str, count: int, seed: int, dataset: str = "mnist") -> tuple[np.nd
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the map of the digits…")
 def _feature_map(path: str, stamp: int):
-    from mnist_models.feature_space import load_feature_map, warm_up
+    from mnist_models.feature_space import load_feature_map
 
-    feature_map = load_feature_map(path)
-    warm_up(feature_map)  # UMAP compiles its transform on first use: seconds, paid here once per map
-    return feature_map
+    return load_feature_map(path)
 
 
 def feature_map(entry: CatalogEntry):

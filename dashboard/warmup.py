@@ -3,7 +3,7 @@
 Without it the first visit of each page after a start paid for imports (Plotly Express, pandas' Styler,
 scikit-learn: seconds on 2 cores), for reading the checkpoints and the dataset, for the PCA map, and for each model's
 first inference (oneDNN prepares its kernels on the first call), the first training for starting the fork server
-its process comes from, and the Evidence page's map for importing UMAP and compiling its transform (seconds each).
+its process comes from, and the Evidence page's map for reading its file (seconds each).
 Streamlit's caches are process-wide, so filling them here, outside any session, serves every later session.
 """
 
