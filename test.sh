@@ -20,4 +20,6 @@ scripts/setup.sh --dev
 if $quick; then
   exec .venv/bin/python -m pytest -m "not slow and not browser" -n auto --dist loadfile "$@"
 fi
-exec .venv/bin/python -m pytest -n auto --dist loadfile --durations=20 "$@"  # and the 20 slowest tests
+# One worker more than the cores: the slow tests spend much of their time waiting on servers, browsers and training
+# processes (each process runs one torch thread, see tests/conftest.py).
+exec .venv/bin/python -m pytest -n "$(( $(nproc) + 1 ))" --dist loadfile --durations=20 "$@"  # and the 20 slowest
