@@ -493,8 +493,9 @@ def _check_drawing(session_id: str, image: np.ndarray, label: int, input_kind: s
         if not isinstance(original_png, bytes) or not original_png.startswith(PNG_SIGNATURE):
             raise InvalidDrawingError("The original picture must be given as the bytes of a PNG file.")
         if len(original_png) > MAX_ORIGINAL_PNG_BYTES:
-            raise InvalidDrawingError(f"The original picture is {len(original_png) / 1024:,.0f} KiB; the room keeps "
-                                      f"at most {MAX_ORIGINAL_PNG_BYTES // 1024} KiB of PNG per drawing.")
+            raise InvalidDrawingError(f"The original picture is {len(original_png):,} bytes; the room keeps at most "
+                                      f"{MAX_ORIGINAL_PNG_BYTES:,} bytes ({MAX_ORIGINAL_PNG_BYTES // 1024} KiB) of PNG "
+                                      f"per drawing.")
 
 
 def _status_for(label: int, answers: Iterable[ModelAnswer]) -> Status:
@@ -527,5 +528,5 @@ def _record(drawing: RoomDrawing) -> RoomRecord:
 
 def _tally(db: Session, column: InstrumentedAttribute[Any], keys: Iterable[Any]) -> dict[Any, int]:
     """How many drawings have each of ``keys`` in ``column`` (0 for a key none has)."""
-    counted = dict(db.execute(select(column, func.count()).group_by(column)).tuples().all())
+    counted = {key: count for key, count in db.execute(select(column, func.count()).group_by(column))}
     return {key: counted.get(key, 0) for key in keys}
