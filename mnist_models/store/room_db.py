@@ -79,7 +79,7 @@ ROOM_RATE_LIMIT = 30
 RATE_WINDOW = timedelta(seconds=60)
 """A session keeps at most ROOM_RATE_LIMIT drawings in any RATE_WINDOW: a visitor drawing by hand saves one every few
 seconds; a script posting drawings is stopped."""
-HOLD_CONFIDENCE = 0.9
+HOLD_CONFIDENCE = 0.9  # a correction every model contradicted at least this surely is held (held_for_review)
 MAX_ORIGINAL_PNG_BYTES = 512 * 1024
 """The largest original picture kept with a drawing (the canvas's PNG is a few KB): a bigger one is refused, so that
 a row stays small."""
@@ -215,7 +215,7 @@ def open_room(url: str | None = None, *, clock: Callable[[], datetime] = _utc_no
     its schema brought up to date. ``clock`` gives the UTC time of each drawing (the tests' rate limit sets it)."""
     engine = _create_engine(url or os.environ.get(ROOM_DB_ENV) or _default_url())
     store = RoomStore(engine, clock)
-    with store.unavailable_as_error():
+    with store._unavailable_as_error():
         _migrate(engine)
     return store
 
@@ -307,7 +307,7 @@ class RoomStore:
         self._engine.dispose()
 
     @contextmanager
-    def unavailable_as_error(self) -> Iterator[None]:
+    def _unavailable_as_error(self) -> Iterator[None]:
         """The database's failures as a RoomUnavailableError sentence naming the database and the reason. An
         integrity error passes through: it is a bug here, not the database's state."""
         try:
@@ -322,12 +322,12 @@ class RoomStore:
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
-        with self.unavailable_as_error(), Session(self._engine) as db:
+        with self._unavailable_as_error(), Session(self._engine) as db:
             yield db
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
-        with self.unavailable_as_error(), Session(self._writer) as db, db.begin():
+        with self._unavailable_as_error(), Session(self._writer) as db, db.begin():
             yield db
 
     def add(self, session_id: str, image: np.ndarray, label: int, input_kind: InputKind, *,
