@@ -3,7 +3,8 @@ without them says which extra to install instead of failing on an import.
 
 ``pip install digit-lab`` installs the library alone (training, evaluation, the command line); the extras add
 attributions and attacks (``explain``), the evidence's robustness curves and feature maps (``evidence``),
-hyperparameter search (``tune``) and the dashboard (``app``, which includes the other three).
+hyperparameter search (``tune``), the database of the room's drawings (``room``) and the dashboard (``app``, which
+includes the other four).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "explain": ("captum",),
     "evidence": ("captum", "umap"),
     "tune": ("optuna",),
+    "room": ("sqlalchemy", "alembic"),
     "app": ("streamlit", "streamlit_drawable_canvas", "plotly", "pandas", "jinja2"),
 }
 """Each extra → the top-level modules it brings (import names, not package names)."""

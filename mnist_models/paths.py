@@ -16,6 +16,7 @@ CHECKPOINT_DIR_ENV = "DIGIT_LAB_CHECKPOINT_DIR"
 RUNS_DIR_ENV = "DIGIT_LAB_RUNS_DIR"
 TRAINING_LOCK_ENV = "DIGIT_LAB_TRAINING_LOCK"
 DATA_DIR_ENV = "MNIST_DATA_DIR"
+ROOM_DB_ENV = "DIGIT_LAB_ROOM_DB"  # the database of the room's drawings (store/room_db.py); unset: runs/room.sqlite
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
