@@ -20,22 +20,6 @@ from mnist_models.data import dataset_available
 from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_root
 
-SLOWEST_MODULES = (
-    "test_benchmarks.py", "test_browser.py", "test_benchmarks_served.py", "test_stop.py", "test_cli.py",
-    "test_distributed.py", "test_jobs.py", "test_train_page.py", "test_tuning_parallel.py", "test_install.py",
-    "test_browser_stop.py", "test_feature_space.py", "test_proxy.py", "test_app.py", "test_tuning_worker.py",
-    "test_stakeholder_report.py", "test_novelty.py", "test_preprocess.py", "test_training.py",
-)
-"""The modules that take longest in ./test.sh (each above 30 s of one worker's time, slowest first, measured with
---durations=0 on the 2-core machine). They go out to the workers first, the rest after them in their usual order:
-handed out alphabetically, a long module started last kept one worker busy a minute and a half after the others."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slowest modules first (see SLOWEST_MODULES); the tests inside a module keep their order."""
-    place = {name: rank for rank, name in enumerate(SLOWEST_MODULES)}
-    items.sort(key=lambda item: place.get(item.path.name, len(place)))
-
 
 def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, seed: int = 0, folder: str = "MNIST"
                       ) -> Path:

@@ -16,9 +16,3 @@ def test_every_top_level_module_of_the_library_has_a_place_in_the_layer_contract
     assert modules - placed == set(), "add these to the layers in pyproject.toml"
     assert placed - modules == set(), "the contract names modules that no longer exist"
 
-
-def test_the_modules_the_suite_schedules_first_exist():
-    """A renamed or removed module left in tests/conftest.py's SLOWEST_MODULES would silently lose its place."""
-    from tests.conftest import SLOWEST_MODULES
-
-    assert [name for name in SLOWEST_MODULES if not (REPO_ROOT / "tests" / name).is_file()] == []
