@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(data) - offset != math.prod(shape):
         raise DatasetMissingError(f"{path} is truncated or damaged: {len(data) - offset} bytes for shape {shape}")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` of unsigned bytes (any shape) in the IDX format ``read_idx`` reads, so that any MNIST reader reads it:
+    the type and the number of dimensions, each size big-endian, then the bytes."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX files here hold unsigned bytes, not {array.dtype}")
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
 def require_dataset(root: str | os.PathLike | None = None, name: str = "mnist") -> Path:

@@ -8,15 +8,14 @@ import os
 # benchmark a test starts: the suite runs several processes per core, and torch's default of one spinning thread per
 # core in each of them made the others wait (test_stop and test_train_page side by side: 141 s, 107 s with this).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("DIGIT_LAB_TRAINING_THREADS", "1")
+os.environ.setdefault("DIGIT_LAB_TRAINING_THREADS", "1")  # devices.THREADS_ENV, spelled out: importing it loads torch
 
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnist_models.data import dataset_available
+from mnist_models.data import dataset_available, idx_bytes
 from mnist_models.jobs.child import EVIDENCE_ENV
 from mnist_models.paths import RUNS_DIR_ENV, TRAINING_LOCK_ENV, resolve_data_root
 
@@ -31,8 +30,8 @@ def write_idx_dataset(root: Path, train_count: int = 60, test_count: int = 20, s
     for prefix, count in (("train", train_count), ("t10k", test_count)):
         images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
         labels = (np.arange(count) % 10).astype(np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
     return root
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from ..data import idx_bytes
 from ..errors import DigitLabError
 from ..extras import needs_extra
 from ..paths import ROOM_DB_ENV, resolve_runs_dir
@@ -442,13 +442,17 @@ class RoomStore:
         return write_npz(self.training_set(reviewed_only), path)
 
 
+def _images_and_labels(records: Sequence[RoomRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """(N×28×28, N) uint8 arrays, as MNIST's files hold them (N may be 0)."""
+    return (np.array([record.image for record in records], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE),
+            np.array([record.label for record in records], dtype=np.uint8))
+
+
 def write_idx(records: Sequence[RoomRecord], folder: str | os.PathLike) -> tuple[Path, Path]:
-    """``records`` in MNIST's own format, IDX_IMAGES and IDX_LABELS in ``folder`` (magic numbers 2051 and 2049, sizes
-    big-endian, unsigned bytes), each written atomically; so any MNIST reader reads them."""
+    """``records`` in MNIST's own format, IDX_IMAGES and IDX_LABELS in ``folder`` (``data.idx_bytes``), each written
+    atomically; so any MNIST reader reads them."""
     folder = Path(folder)
-    images = struct.pack(">IIII", 2051, len(records), *IMAGE_SHAPE) + b"".join(record.image.tobytes()
-                                                                               for record in records)
-    labels = struct.pack(">II", 2049, len(records)) + bytes(record.label for record in records)
+    images, labels = (idx_bytes(array) for array in _images_and_labels(records))
     return (atomic_write(folder / IDX_IMAGES, lambda file: file.write(images)),
             atomic_write(folder / IDX_LABELS, lambda file: file.write(labels)))
 
@@ -456,13 +460,11 @@ def write_idx(records: Sequence[RoomRecord], folder: str | os.PathLike) -> tuple
 def write_npz(records: Sequence[RoomRecord], path: str | os.PathLike) -> Path:
     """``records`` as a compressed NPZ file, written atomically: ``images`` (N×28×28 uint8), ``labels`` (uint8),
     ``sessions`` and ``ids`` (fixed-width strings, so ``np.load`` needs no pickle)."""
-    arrays = {
-        "images": np.array([record.image for record in records], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE),
-        "labels": np.array([record.label for record in records], dtype=np.uint8),
-        "sessions": np.array([record.session_id for record in records], dtype=str),
-        "ids": np.array([record.id for record in records], dtype=str),
-    }
-    return atomic_write(path, lambda file: np.savez_compressed(file, **arrays))
+    images, labels = _images_and_labels(records)
+    sessions = np.array([record.session_id for record in records], dtype=str)
+    ids = np.array([record.id for record in records], dtype=str)
+    return atomic_write(path, lambda file: np.savez_compressed(file, images=images, labels=labels, sessions=sessions,
+                                                               ids=ids))
 
 
 def _check_digit(value: object, what: str) -> None:
