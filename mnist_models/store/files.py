@@ -86,6 +86,14 @@ def check_room(folder: str | os.PathLike, needed: int, what: str) -> None:
                            f"{format_bytes(free)} is free. Free some space or choose another folder.")
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(path: Path) -> str:
+    """How ``atomic_write``'s temporary file for ``path`` starts: hidden, and named after it."""
+    return f".{path.name}."
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Write through ``write(file)`` to a temporary file beside ``path``, flush it to disk, then rename it over
     ``path``. A failure (a full disk, Ctrl-C) removes the temporary file and leaves ``path`` as it was; a full or
@@ -94,7 +102,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=TEMPORARY_SUFFIX, dir=path.parent)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp's private 0600 would hide shipped files from other users
@@ -113,15 +121,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     return path
 
 
-def remove_leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+def remove_leftover_temporaries(path: str | os.PathLike) -> None:
     """Remove the temporary files ``atomic_write`` left beside ``path`` when it was killed outright (a power cut
-    between creating one and renaming it); returns them. Only a caller that knows no write to ``path`` is under way
-    (a holder of the training lock) may call this."""
+    between creating one and renaming it). Only a caller that knows no write to ``path`` is under way (a holder of
+    the training lock) may call this."""
     path = Path(path)
-    removed = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
-    for temporary in removed:
+    for temporary in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*{TEMPORARY_SUFFIX}"):
         temporary.unlink(missing_ok=True)
-    return removed
 
 
 def write_json(path: str | os.PathLike, payload: Any, indent: int | None = None) -> Path:
