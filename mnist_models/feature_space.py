@@ -12,10 +12,10 @@ dimensions with PCA and fits UMAP on those; ``save_feature_map`` keeps the resul
 
 A new digit is placed where its 15 nearest map digits (in the reduced feature space) are, weighted by closeness:
 scikit-learn's ``KNeighborsRegressor``, which is also how UMAP's own ``transform`` starts before it optimises. On
-1,000 held-out test digits per model the two placements were a median 0.11-0.15 map units apart (the map spans
+1,000 held-out test digits per model the two placements were a median 0.12-0.15 map units apart (the map spans
 about 30), and the share of digits nearest their own class's centre moved by at most 1.1 points (CNN 98.4 → 97.9%,
 MLP 95.5 → 94.4%, ResNet 99.5 → 99.5%). UMAP's ``transform`` compiled numba code for 6-15 s in every new process,
-the biggest part of a dashboard server's start; the placer needs no compilation and places 1,000 digits in 50 ms,
+the biggest part of a dashboard server's start; the placer needs no compilation and places 1,000 digits in 20-50 ms,
 so UMAP is needed only to fit a map.
 
 The files are pickles, because the fitted PCA and placer are what place new digits, and pickle runs code when it
@@ -50,8 +50,8 @@ DEFAULT_COUNT = 3000
 """Test digits on a map: enough for every digit's island and its shores, few enough that UMAP fits in seconds and
 keeps its exact (brute-force) neighbour search below its 4,096-point threshold, and that the file stays small."""
 PCA_DIMENSIONS = 50
-"""UMAP keeps its training data to place new points; 50 principal components keep it small and its distances
-meaningful (the CNN's 128 features, MobileNet's 1,024)."""
+"""The placer keeps the map digits' reduced features to place new digits; 50 principal components keep it small and
+its distances meaningful (the CNN's 128 features, MobileNet's 1,024)."""
 N_NEIGHBORS = 15
 """UMAP's neighbourhood when fitting, and the placer's when placing a new digit."""
 MIN_DIST = 0.1

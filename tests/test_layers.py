@@ -15,4 +15,3 @@ def test_every_top_level_module_of_the_library_has_a_place_in_the_layer_contract
     modules = {module.name for module in pkgutil.iter_modules(mnist_models.__path__)} - {"__main__"}
     assert modules - placed == set(), "add these to the layers in pyproject.toml"
     assert placed - modules == set(), "the contract names modules that no longer exist"
-
