@@ -59,7 +59,8 @@ def canvas_updates(runs: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 canvas updates instead of 30")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: the Draw page's first load only, 5 canvas updates instead of 30")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -70,7 +71,7 @@ def main() -> None:
     info = environment()
     print_environment(info)
     results: dict[str, object] = {"environment": info, "first_load": {}}
-    for page in PAGES:
+    for page in PAGES[:1] if args.quick else PAGES:
         output = subprocess.run([sys.executable, "-m", "benchmarks.bench_dashboard", "--child", page],
                                 capture_output=True, text=True, check=True, cwd=REPO).stdout
         results["first_load"][page] = json.loads(output.strip().splitlines()[-1])

@@ -97,10 +97,11 @@ async def _ready(page) -> None:
     await page.wait_for_function(READY, timeout=120_000, polling="raf")
 
 
-async def first_visits(browser, url: str) -> dict[str, float]:
-    """Each page's first visit, in a fresh context, in the sidebar's order: navigation to ready, in ms."""
+async def first_visits(browser, url: str, pages: int = len(PAGES)) -> dict[str, float]:
+    """The first ``pages`` pages' (default all) first visits, each in a fresh context, in the sidebar's order:
+    navigation to ready, in ms."""
     times = {}
-    for title, path in PAGES.items():
+    for title, path in list(PAGES.items())[:pages]:
         context = await browser.new_context(viewport={"width": 1400, "height": 1400})
         page = await context.new_page()
         start = time.perf_counter()
@@ -215,13 +216,13 @@ def summarise(drawings: list[dict[str, Any]], server_ms: list[float]) -> dict[st
 
 
 async def measure(dashboard: Dashboard, chromium: str, visitors: int, drawings: int, rounds: int,
-                  switch_pages: int = len(PAGES)) -> dict[str, Any]:
+                  pages: int = len(PAGES)) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        visits = await first_visits(browser, dashboard.url)
-        switches = await page_switches(browser, dashboard.url, rounds, switch_pages)
+        visits = await first_visits(browser, dashboard.url, pages)
+        switches = await page_switches(browser, dashboard.url, rounds, pages)
         phases = {}
         for count in sorted({1, visitors}):
             since = time.time()
@@ -244,7 +245,8 @@ def main() -> None:
     parser.add_argument("--browser-nice", type=int, default=15,
                         help="niceness of the browser and its driver (0: same as the server)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 visitors, 1 drawing each, 1 pass of switches between Overview and Draw")
+                        help="smoke run: first visits of Overview and Draw, 1 pass of switches between them, "
+                             "2 visitors with 1 drawing each")
     parser.add_argument("--before", type=Path, metavar="FILE", help="an earlier run's JSON, carried in as 'before'")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()

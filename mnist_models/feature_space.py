@@ -26,6 +26,7 @@ pass paths under the checkpoint or runs folders (``map_path`` of a checkpoint), 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import time
@@ -140,6 +141,23 @@ def _placer(reduced: np.ndarray, coordinates: np.ndarray) -> Any:
     return KNeighborsRegressor(n_neighbors=N_NEIGHBORS, weights="distance").fit(reduced, coordinates)
 
 
+@functools.cache
+def _umap_with_cached_kernels() -> type:
+    """UMAP's class, its numba kernels set to cache their machine code on disk (numba's ``cache=True``, which UMAP
+    does not ask for): compiling them took 12-22 s of every new process's first fit; from the cache, 0.1 s."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+    from umap import UMAP
+
+    for name, module in list(sys.modules.items()):
+        if name == "umap" or name.startswith("umap."):
+            for value in vars(module).values():
+                if isinstance(value, Dispatcher):
+                    value.enable_caching()
+    return UMAP
+
+
 def fit_feature_map(network: nn.Module, model_name: str, images, labels, *, count: int = DEFAULT_COUNT,
                     seed: int = 0, weights_id: str | None = None,
                     progress: ProgressCallback | None = None) -> FeatureMap:
@@ -149,7 +167,7 @@ def fit_feature_map(network: nn.Module, model_name: str, images, labels, *, coun
     placer for new digits (``place``). Small enough to ship (``save_feature_map``)."""
     from sklearn.decomposition import PCA  # here: importing umap compiles numba code, seconds the first time
     with needs_extra("evidence", "The map of the digits"):
-        from umap import UMAP
+        umap_class = _umap_with_cached_kernels()
 
     report = progress or (lambda _stage: None)
     started = time.perf_counter()
@@ -171,7 +189,7 @@ def fit_feature_map(network: nn.Module, model_name: str, images, labels, *, coun
     else:
         reduced = features
     report("umap")
-    umap_model = UMAP(n_components=2, n_neighbors=N_NEIGHBORS, min_dist=MIN_DIST, random_state=seed,
+    umap_model = umap_class(n_components=2, n_neighbors=N_NEIGHBORS, min_dist=MIN_DIST, random_state=seed,
                       n_jobs=1)  # a seed makes UMAP single-threaded anyway; saying so silences its warning
     coordinates = cast(np.ndarray, umap_model.fit_transform(reduced)).astype(np.float32)  # umap is unannotated
     return FeatureMap(model=model_name, indices=indices, coordinates=coordinates,
