@@ -271,10 +271,16 @@ def _median_within_picture(values: np.ndarray, window: int) -> np.ndarray:
 
     Mirroring the picture at its edges instead would invent paper that is not there: a shadow edge meeting the
     picture's edge at a slant would be mirrored into a wedge of false ink in the corner.
+
+    Cells outside are NaN, which sorts last: the median is read from each sorted window at its own count of cells
+    inside. The same values as ``np.nanmedian``, whose masked-array path took 6-7 times as long (40-60 ms a picture).
     """
     padded = np.pad(values, window // 2, constant_values=np.nan)
-    windows = sliding_window_view(padded, (window, window))
-    return np.nanmedian(windows.reshape(*values.shape, -1), axis=-1).astype(np.float32)
+    windows = np.sort(sliding_window_view(padded, (window, window)).reshape(*values.shape, -1), axis=-1)
+    inside = np.count_nonzero(~np.isnan(windows), axis=-1)[..., None]
+    lower = np.take_along_axis(windows, (inside - 1) // 2, axis=-1)
+    upper = np.take_along_axis(windows, inside // 2, axis=-1)
+    return ((lower + upper) / 2)[..., 0].astype(np.float32)
 
 
 def _steepest_shade_step(estimate: np.ndarray, unfilled: np.ndarray) -> float:

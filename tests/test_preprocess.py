@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from mnist_models import load_checkpoint, preprocess, real_input
+from mnist_models import _ink, load_checkpoint, preprocess, real_input
 from mnist_models.data import load_mnist
 from mnist_models.inference import predict_proba
 from mnist_models.preprocess import (
@@ -451,3 +451,13 @@ def test_a_filled_square_that_covers_most_of_the_picture_is_still_refused(backgr
     picture[12:128, 12:128] = 255 - background  # most of the picture: its corners are paper, as a close-up's are
     with pytest.raises(NotADigitError):
         preprocess_drawing(picture)
+
+
+@pytest.mark.parametrize(("shape", "window"), [((64, 64), 19), ((64, 37), 19), ((28, 28), 9), ((5, 7), 3)])
+def test_the_paper_s_windowed_median_counts_only_cells_inside_the_picture_as_nanmedian_does(shape, window):
+    values = np.random.default_rng(window).random(shape).astype(np.float32)
+    values[values < 0.3] = 0.5  # ties, as flat paper gives
+    padded = np.pad(values, window // 2, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (window, window)).reshape(*shape, -1)
+    expected = np.nanmedian(windows, axis=-1).astype(np.float32)
+    np.testing.assert_array_equal(_ink._median_within_picture(values, window), expected)
