@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import MNIST
 
 from .errors import DigitLabError
 from .paths import DATA_DIR_ENV, resolve_data_root
@@ -106,35 +105,45 @@ def _load_cached(name: str, split: str, root: Path, download: bool) -> tuple[tor
 
 
 def _load_mnist_files(split: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        dataset = MNIST(str(root), train=split == "train", download=False)
-    except RuntimeError:
+    """MNIST read as any IDX pair; torchvision (imported only then: 1-2 s of a process's start) downloads it when
+    it is missing and ``download`` is true."""
+    spec = get_dataset("mnist")
+    if _idx_folder(spec, split, root) is None:
         if not download:
-            raise DatasetMissingError(_missing_message(root, "downloading is off")) from None
+            raise DatasetMissingError(_missing_message(root, "downloading is off"))
+        from torchvision.datasets import MNIST
+
         try:
-            dataset = MNIST(str(root), train=split == "train", download=True)
+            MNIST(str(root), train=split == "train", download=True)
         except Exception as error:  # network errors come in many types; all mean the same to the user
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DatasetMissingError(_missing_message(root, f"download failed: {first_line}")) from None
-    return dataset.data.contiguous(), dataset.targets.to(torch.int64).contiguous()
+    return _load_idx_pair(spec, split, root)
+
+
+def _idx_folder(spec: DatasetSpec, split: str, root: Path) -> tuple[Path, list[Path]] | None:
+    """The first folder searched that holds both of the split's files, and the files (plain or gzipped)."""
+    for folder in [root / spec.folder / "raw", *spec.system_folders]:
+        paths = [path for name in IDX_FILES[split] if (path := _existing(folder / name)) is not None]
+        if len(paths) == len(IDX_FILES[split]):
+            return folder, paths
+    return None
 
 
 def _load_idx_pair(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    folders = [root / spec.folder / "raw", *spec.system_folders]
-    for folder in folders:
-        paths = [_existing(folder / name) for name in IDX_FILES[split]]
-        found = [path for path in paths if path is not None]
-        if len(found) == len(paths):
-            images, labels = (read_idx(path) for path in found)
-            if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-                raise DatasetMissingError(f"{spec.title}'s {split} files in {folder} hold images of shape "
-                                          f"{images.shape} and labels of shape {labels.shape}, not one label per "
-                                          f"28×28 image: damaged, or not its files")
-            return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
-    searched = ", ".join(str(folder) for folder in folders)
-    raise DatasetMissingError(f"{spec.title} was not found (looked for its IDX files in {searched}). Install it "
-                              f"({spec.install_hint}), or put the files in <data root>/{spec.folder}/raw and point "
-                              f"{DATA_DIR_ENV} or --data-dir at the data root.")
+    found = _idx_folder(spec, split, root)
+    if found is None:
+        searched = ", ".join(str(folder) for folder in [root / spec.folder / "raw", *spec.system_folders])
+        raise DatasetMissingError(f"{spec.title} was not found (looked for its IDX files in {searched}). Install it "
+                                  f"({spec.install_hint}), or put the files in <data root>/{spec.folder}/raw and "
+                                  f"point {DATA_DIR_ENV} or --data-dir at the data root.")
+    folder, paths = found
+    images, labels = (read_idx(path) for path in paths)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise DatasetMissingError(f"{spec.title}'s {split} files in {folder} hold images of shape "
+                                  f"{images.shape} and labels of shape {labels.shape}, not one label per "
+                                  f"28×28 image: damaged, or not its files")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def _existing(path: Path) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,16 +96,23 @@ def test_a_signal_mid_epoch_keeps_the_finished_epoch_as_a_cancelled_run(stop, sl
     assert files_in(output) == [], "a cancelled training never writes the named checkpoint"
 
 
-@pytest.fixture
-def killed(slow_dataset, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def killed_once(slow_dataset, tmp_path_factory) -> Path:
     """A `digit-lab train` killed with SIGKILL during its second epoch; the checkpoint folder it was writing to."""
-    output = tmp_path / "checkpoints"
+    output = tmp_path_factory.mktemp("killed") / "checkpoints"
     training = digit_lab("train", *EPOCHS, "--data-dir", str(slow_dataset), "--output-dir", str(output))
     training.wait_for("epoch 2/3")
     training.process.kill()
     assert training.finish() == -signal.SIGKILL
     assert files_in(output) == ["cnn.pt.partial"]
     return output
+
+
+@pytest.fixture
+def killed(killed_once, tmp_path) -> Path:
+    """What the killed training left, copied for one test to complete, resume or delete (the files are all that
+    is left of it: one kill serves every test)."""
+    return Path(shutil.copytree(killed_once, tmp_path / "checkpoints"))
 
 
 def test_after_kill_9_info_lists_the_interrupted_training(killed, capsys):

@@ -6,12 +6,13 @@ reads (rows, a flat vector, a 96×96 RGB image), so inference code never needs t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tv_models
 
 from ..data import dataset_of
 
@@ -210,10 +211,18 @@ class CRNN(nn.Module):
         return self.head(outputs)
 
 
-MOBILENET_VARIANTS = {
-    "v3_small": (tv_models.mobilenet_v3_small, tv_models.MobileNet_V3_Small_Weights.IMAGENET1K_V1),
-    "v2": (tv_models.mobilenet_v2, tv_models.MobileNet_V2_Weights.IMAGENET1K_V1),
-}
+MOBILENET_VARIANTS = ("v3_small", "v2")
+
+
+def mobilenet_variant(variant: str) -> tuple[Callable[..., nn.Module], Any]:
+    """Torchvision's builder of a MobileNet variant and its ImageNet weights (a ``WeightsEnum`` member).
+
+    Torchvision's models are imported here, when a MobileNet is built: importing them costs every process 1-2 s,
+    most of which (a CLI command, a training of another model) never build one."""
+    from torchvision import models
+
+    return {"v3_small": (models.mobilenet_v3_small, models.MobileNet_V3_Small_Weights.IMAGENET1K_V1),
+            "v2": (models.mobilenet_v2, models.MobileNet_V2_Weights.IMAGENET1K_V1)}[variant]
 # ImageNet statistics, for the channels the pretrained stem expects; applied after undoing the dataset's normalisation.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -235,7 +244,7 @@ class MobileNetDigits(nn.Module):
         super().__init__()
         if variant not in MOBILENET_VARIANTS:
             raise ValueError(f"variant must be one of {sorted(MOBILENET_VARIANTS)}, not {variant!r}")
-        builder, _ = MOBILENET_VARIANTS[variant]
+        builder, _ = mobilenet_variant(variant)
         self.variant = variant
         self.input_size = input_size
         self.backbone = builder(weights=None, num_classes=10)

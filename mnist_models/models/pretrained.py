@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DigitLabError
-from .architectures import MOBILENET_VARIANTS
+from .architectures import mobilenet_variant
 
 FROM_SCRATCH = "none"
 IMAGENET = "imagenet"
@@ -23,7 +23,7 @@ class PretrainedWeightsUnavailable(DigitLabError, RuntimeError):
 
 
 def _hub_cache_file(variant: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(MOBILENET_VARIANTS[variant][1].url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(mobilenet_variant(variant)[1].url).name
 
 
 def imagenet_weights_cached(variant: str) -> bool:
@@ -34,7 +34,7 @@ def imagenet_weights_cached(variant: str) -> bool:
 def load_pretrained_state(variant: str, weights: str) -> tuple[dict[str, torch.Tensor], str]:
     """Return (state_dict, provenance) for ``weights`` = 'imagenet' or a file path."""
     if weights == IMAGENET:
-        enum = MOBILENET_VARIANTS[variant][1]
+        enum = mobilenet_variant(variant)[1]
         try:
             state = enum.get_state_dict(progress=True, check_hash=True)
         except Exception as error:  # URLError, HTTPError, hash mismatch, corrupt cache: all mean "not available"

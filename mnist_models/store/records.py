@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import torch
-import torchvision
 
 from ..errors import DigitLabError
 from ..timing import Percentiles
@@ -39,6 +37,11 @@ class RecordError(DigitLabError, ValueError):
 
 
 def library_versions() -> dict[str, str]:
+    """The versions a record was made with. Torchvision and scikit-learn are imported here, when a record is
+    written, not by every process that reads one (1-2 s each)."""
+    import sklearn
+    import torchvision
+
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
