@@ -1,4 +1,4 @@
-"""Command line: inspect, train, tune, evaluate, recover, report, serve. ``digit-lab --help`` (or
+"""Command line: inspect, train, tune, evaluate, recover, report, export, serve. ``digit-lab --help`` (or
 ``python -m mnist_models``).
 
 Stopping a training: SIGTERM or Ctrl-C drops the epoch in progress and saves the finished ones as a cancelled run in
@@ -31,6 +31,7 @@ from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, requi
 from .devices import training_threads
 from .errors import DigitLabError
 from .evaluation import EVIDENCE_PARTS, recalibrate, reevaluate, refresh_evidence, validation_split
+from .export import refresh_onnx
 from .extras import MissingExtra, needs_extra, require_extra
 from .models.registry import MODEL_NAMES, MODEL_SPECS, get_spec
 from .paths import (
@@ -54,7 +55,7 @@ from .store.checkpoints import (
     shipped_name,
 )
 from .store.files import StorageError, check_room
-from .store.runs import list_runs
+from .store.runs import find_run, list_runs
 from .training import distributed, recovery
 from .training.config import OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
 from .training.locking import TrainingBusy, acquire_training_lock, training_lock_holder
@@ -475,6 +476,48 @@ def _write_html_report(args: argparse.Namespace) -> int:
     return subprocess.run([sys.executable, "-m", "dashboard.report_html", *arguments], env=environment).returncode
 
 
+def _export_targets(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(label, checkpoint) pairs to export, and the problems of what was named but cannot be: the registry models'
+    checkpoints for ``--dataset`` and every saved run, or only the ``--model`` and ``--run`` named. A model without a
+    checkpoint is skipped with the reason, and is a problem only when named."""
+    named = bool(args.model or args.run)
+    targets, problems = [], []
+    for name in args.model or ([] if named else MODEL_NAMES):
+        label = shipped_name(name, args.dataset)
+        path = checkpoint_path(label, args.checkpoint_dir)
+        if path.is_file():
+            targets.append((label, path))
+        elif args.model:
+            problems.append(f"{label}: no checkpoint at {path}")
+        else:
+            print(f"{label}: skipped, no checkpoint at {path}", file=sys.stderr)
+    for run_id in args.run or ([] if named else [run.run_id for run in list_runs()]):
+        try:
+            targets.append((run_id, find_run(run_id).checkpoint))
+        except KeyError as error:
+            problems.append(f"{run_id}: {error.args[0]}")
+    return targets, problems
+
+
+def command_export(args: argparse.Namespace) -> int:
+    """Export checkpoints as ONNX files beside them (``mnist_models.export``); a file already exported from the same
+    weights is kept."""
+    require_extra("export", "digit-lab export --onnx")
+    targets, problems = _export_targets(args)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    failures = len(problems)
+    for label, checkpoint in targets:
+        try:
+            path, exported = refresh_onnx(checkpoint)
+        except (DigitLabError, RuntimeError, ValueError, OSError) as error:
+            failures += 1
+            print(f"{label}: failed: {error}", file=sys.stderr)
+            continue
+        print(f"{label}: {'exported' if exported else 'up to date'} → {path}", file=sys.stderr)
+    return EXIT_FAILED if failures else 0
+
+
 def command_serve(args: argparse.Namespace) -> int:
     """Start the dashboard (``streamlit run app.py`` through dashboard/serve.py) with this command's folders;
     Streamlit's own options follow."""
@@ -604,6 +647,21 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--model", action="append", metavar="NAME",
                                help="a model or saved run to include (repeatable; default: all of them)")
     report_parser.set_defaults(handler=command_report)
+
+    export_parser = sub.add_parser(
+        "export", parents=[common], help="export checkpoints as ONNX files beside them",
+        description="Each registry model's checkpoint and each saved run (or only those named) as an ONNX file beside "
+                    "it (checkpoints/cnn.onnx): input 'images' float32 (N, 1, 28, 28) in 0..1, white digit on black, "
+                    "the normalisation inside the graph; output 'probabilities' (N, 10). A file already exported from "
+                    "the same checkpoint is kept; one from other weights is rebuilt.")
+    export_format = export_parser.add_mutually_exclusive_group(required=True)
+    export_format.add_argument("--onnx", action="store_true", help="ONNX (opset 18), ONNX Runtime's format")
+    export_parser.add_argument("--model", action="append", choices=MODEL_NAMES, help="a registry model (repeatable)")
+    export_parser.add_argument("--run", action="append", metavar="RUN_ID",
+                               help="a saved run, e.g. run007-cnn (repeatable)")
+    export_parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
+                               help="whose shipped models to export (default mnist)")
+    export_parser.set_defaults(handler=command_export)
 
     serve_parser = sub.add_parser("serve", parents=[common], help="start the dashboard (needs a checkout)")
     serve_parser.add_argument("streamlit_options", nargs=argparse.REMAINDER,

@@ -3,8 +3,8 @@ without them says which extra to install instead of failing on an import.
 
 ``pip install digit-lab`` installs the library alone (training, evaluation, the command line); the extras add
 attributions and attacks (``explain``), the evidence's robustness curves and feature maps (``evidence``),
-hyperparameter search (``tune``), the database of the room's drawings (``room``) and the dashboard (``app``, which
-includes the other four).
+hyperparameter search (``tune``), the database of the room's drawings (``room``), the ONNX export and its runtime
+(``export``) and the dashboard (``app``, which includes the other five).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "evidence": ("captum", "umap"),
     "tune": ("optuna",),
     "room": ("sqlalchemy", "alembic"),
+    "export": ("onnx", "onnxscript", "onnxruntime"),
     "app": ("streamlit", "streamlit_drawable_canvas", "plotly", "pandas", "jinja2"),
 }
 """Each extra → the top-level modules it brings (import names, not package names)."""
