@@ -18,7 +18,8 @@ from tests.conftest import write_idx_dataset
 
 pytestmark = pytest.mark.slow
 UV = REPO_ROOT / ".venv" / "bin" / "uv"
-APP_ONLY = ("streamlit", "plotly", "pandas", "optuna", "captum", "umap", "streamlit_drawable_canvas")
+APP_ONLY = ("streamlit", "plotly", "pandas", "optuna", "captum", "umap", "streamlit_drawable_canvas", "onnx",
+            "onnxruntime")
 
 # Every module of the library imported in the fresh environment: those that fail may fail only for want of an extra.
 IMPORT_EVERY_MODULE = """
@@ -93,6 +94,8 @@ def test_the_commands_run_outside_the_checkout_and_the_app_s_say_what_they_need(
 
     tune = run(installed, "digit-lab", "tune", "--model", "cnn", cwd=tmp_path)
     assert tune.returncode == 2 and "pip install 'digit-lab[tune]'" in tune.stderr
+    export = run(installed, "digit-lab", "export", "--onnx", cwd=tmp_path)
+    assert export.returncode == 2 and "pip install 'digit-lab[export]'" in export.stderr
     report = run(installed, "digit-lab", "report", "--html", "report.html", cwd=tmp_path)
     assert report.returncode == 2 and "pip install 'digit-lab[app]'" in report.stderr
     serve = run(installed, "digit-lab", "serve", cwd=tmp_path)
