@@ -91,7 +91,10 @@ def export_onnx(checkpoint: str | os.PathLike, destination: str | os.PathLike) -
         import onnx
         import onnxscript  # noqa: F401  (torch's exporter imports it itself; here, so its absence names the extra)
     checkpoint = Path(checkpoint)
+    checkpoint_sha256 = file_sha256(checkpoint)  # before loading: weights replaced meanwhile leave it stale, not wrong
     network, meta = load_checkpoint(checkpoint)
+    # load_checkpoint's channels-last weights suit torch's CPU kernels; the graph keeps the plain layout, and leaves
+    # the choice to the runtime. torch's stubs for Module.to lack the memory_format overload.
     graph = ProbabilityGraph(network.to(memory_format=torch.contiguous_format))  # pyright: ignore[reportCallIssue]
     example = torch.rand(2, 1, 28, 28)
     # The exporter's progress lines ('[torch.onnx] Obtain model graph…') and its notes on torch internals are kept
@@ -104,7 +107,7 @@ def export_onnx(checkpoint: str | os.PathLike, destination: str | os.PathLike) -
     assert program is not None  # the torch.export-based exporter always returns its program
     model = program.model_proto
     model.doc_string = GRAPH_DESCRIPTION
-    onnx.helper.set_model_props(model, identity_of(meta, file_sha256(checkpoint)))
+    onnx.helper.set_model_props(model, identity_of(meta, checkpoint_sha256))
     return atomic_write(destination, lambda file: file.write(model.SerializeToString()))
 
 
