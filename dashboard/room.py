@@ -332,7 +332,8 @@ def misread_gallery(records: list[RoomRecord], measurement: RoomMeasurement, tit
     picked = left.selectbox("Why did they misread it? Pick a drawing", range(len(shown)),
                             format_func=lambda place: f"{ordinal(place + 1)} (label {records[shown[place]].label})",
                             key="room_misread_pick")
-    if right.button("Open in Explain", icon=":material/psychology:", key="room_misread_explain"):
+    explain = right.button("Open in Explain", icon=":material/psychology:", key="room_misread_explain")
+    if explain and picked is not None:
         open_drawing(records[shown[picked]].image.copy())
 
 
@@ -443,8 +444,9 @@ def drawing_curation(store: RoomStore, records: list[RoomRecord], titles: dict[s
         st.write("No drawing with that status.")
         return
     by_id = {record.id: record for record in chosen}
-    record = by_id[st.selectbox("Drawing (label · status · input · saved · id)", list(by_id), key="room_curate_pick",
-                                format_func=lambda drawing_id: _describe(by_id[drawing_id]))]
+    picked = st.selectbox("Drawing (label · status · input · saved · id)", list(by_id), key="room_curate_pick",
+                          format_func=lambda drawing_id: _describe(by_id[drawing_id]))
+    record = by_id.get(str(picked), chosen[0])
     original = store.original_png(record.id)
     st.image([enlarge(record.image, 112)] + ([original] if original is not None else []),
              caption=["the 28×28 the models read"] + (["as drawn or uploaded"] if original is not None else []),
