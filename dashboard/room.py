@@ -310,7 +310,7 @@ def accuracy_by_day(records: list[RoomRecord], measurement: RoomMeasurement, tit
     """Each model's accuracy (columns) on each day's drawings (rows, UTC)."""
     right = pd.DataFrame({titles[name]: score.predictions == measurement.labels
                           for name, score in measurement.scores.items()},
-                         index=pd.Index([record.created.date() for record in records], name="day (UTC)"))
+                         index=pd.DatetimeIndex([record.created for record in records], name="day (UTC)").normalize())
     return right.groupby(level=0).mean()
 
 

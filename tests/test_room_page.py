@@ -16,7 +16,7 @@ from dashboard import room
 from mnist_models import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT, ROOM_DB_ENV
 from mnist_models.store.room_db import ModelAnswer, open_room
-from tests.test_draw_page import canvas_state, draw_page, messages
+from tests.test_draw_page import canvas_state, draw_page, messages, number_picture
 
 APP = str(REPO_ROOT / "app.py")
 ROOM = "pages/room_page.py"
@@ -80,6 +80,25 @@ def test_right_keeps_the_models_majority_answer():
     (record,) = open_room().drawings()
     majority, _ = Counter(answer.digit for answer in record.answers.values()).most_common(1)[0]
     assert record.label == majority == 7 and "Kept as a 7" in said(app)
+
+
+def test_a_number_typed_in_keeps_each_of_its_digits_at_its_position(mnist_root):
+    app = draw_page()
+    app.radio[0].set_value("Draw a number").run()
+    drawn = Image.fromarray(number_picture("931", height=200, gap=40, on_paper=False)).convert("RGBA")
+    canvas = Image.new("RGBA", (840, 280), (0, 0, 0, 255))
+    canvas.paste(drawn, (0, 0))
+    app.session_state["number_canvas_840"] = canvas_state(np.array(canvas))
+    app.run()
+    app.text_input(key=room.NUMBER_WAS_KEY).input("93").run()
+    assert not app.exception
+    assert "Type the 3 digits found, left to right" in said(app) and open_room().drawings() == []
+    app.text_input(key=room.NUMBER_WAS_KEY).input("931").run()
+    assert not app.exception
+    records = open_room().drawings()
+    assert sorted((record.position, record.label) for record in records) == [(0, 9), (1, 3), (2, 1)]
+    assert all(record.input_kind == "canvas" and set(record.answers) == set(MODEL_NAMES) for record in records)
+    assert "Kept as 931 (thank you)." in said(app)
 
 
 def test_the_room_page_counts_the_drawings_and_scores_every_model_with_an_interval():
