@@ -20,7 +20,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +119,8 @@ def weights_ids(entries: list[CatalogEntry]) -> dict[str, str]:
             if entry.meta is not None and entry.meta.weights_id is not None}
 
 
-def _a(digits: str) -> str:
+def _with_article(digits: str) -> str:
+    """The digits with their article, as said aloud: a 7, an 8."""
     return f"{'an' if digits == '8' else 'a'} {digits}"
 
 
@@ -169,13 +170,13 @@ def _note(fingerprint: str, level: str, sentence: str) -> None:
 
 
 def _sure_of(answers: dict[str, ModelAnswer]) -> str:
-    return " or ".join(_a(str(digit)) for digit in sorted({answer.digit for answer in answers.values()}))
+    return " or ".join(_with_article(str(digit)) for digit in sorted({answer.digit for answer in answers.values()}))
 
 
 def _kept_sentence(shown: Shown, said: str, held: list[int]) -> str:
     if not shown.is_number:
         return (f"Kept for a curator to check, since every model was sure it was {_sure_of(shown.answers[0])}."
-                if held else f"Kept as {_a(said)} (thank you).")
+                if held else f"Kept as {_with_article(said)} (thank you).")
     return f"Kept as {said} (thank you)." + "".join(
         f" The {ordinal(position + 1)} digit is kept for a curator to check, since every model was sure it was "
         f"{_sure_of(shown.answers[position])}." for position in held)
@@ -267,8 +268,8 @@ def say_what_it_was(shown: Shown) -> None:
                       placeholder=f"the {len(shown.digits)} digits, e.g. {shown.majority}", help=help_text)
         return
     right, it_was = st.columns([1, 3], vertical_alignment="bottom")
-    right.button(f"Right: {_a(shown.majority)}", key="room_right", on_click=_keep, args=(shown, shown.majority),
-                 icon=":material/check:", help=help_text)
+    right.button(f"Right: {_with_article(shown.majority)}", key="room_right", on_click=_keep,
+                 args=(shown, shown.majority), icon=":material/check:", help=help_text)
     with it_was:
         st.segmented_control("It was …", list(range(10)), key=IT_WAS_KEY, on_change=_keep_chosen, args=(shown,),
                              help=help_text)
@@ -307,11 +308,11 @@ def accuracy_frame(measurement: RoomMeasurement, titles: dict[str, str]) -> pd.D
 
 
 def accuracy_by_day(records: list[RoomRecord], measurement: RoomMeasurement, titles: dict[str, str]) -> pd.DataFrame:
-    """Each model's accuracy (columns) on each day's drawings (rows, UTC)."""
+    """Each model's accuracy (columns) on each day's drawings (rows, UTC; a day without drawings is empty)."""
     right = pd.DataFrame({titles[name]: score.predictions == measurement.labels
                           for name, score in measurement.scores.items()},
-                         index=pd.DatetimeIndex([record.created for record in records], name="day (UTC)").normalize())
-    return right.groupby(level=0).mean()
+                         index=pd.DatetimeIndex([record.created for record in records], name="day (UTC)"))
+    return right.resample("D").mean()
 
 
 def misread_gallery(records: list[RoomRecord], measurement: RoomMeasurement, titles: dict[str, str]) -> None:
@@ -397,10 +398,10 @@ def curator_gate() -> bool:
     return False
 
 
-def _curate(action, *arguments) -> None:
+def _curate(action: Callable[[str], str], argument: str) -> None:
     """Run a curator's action on the store, and say what became of it."""
     try:
-        outcome = action(*arguments)
+        outcome = action(argument)
     except RoomError as error:
         _curator_note("error", str(error))
     else:
@@ -410,7 +411,7 @@ def _curate(action, *arguments) -> None:
 def _relabel(drawing_id: str) -> str:
     label = st.session_state[f"room_relabel_{drawing_id}"]
     room_store().relabel(drawing_id, int(label))
-    return f"Relabelled as {_a(str(label))}."
+    return f"Relabelled as {_with_article(str(label))}."
 
 
 def _mark_reviewed(drawing_id: str) -> str:

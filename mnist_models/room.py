@@ -125,8 +125,10 @@ class RoomMeasurement:
     def misread_by(self) -> np.ndarray:
         """How many of the models misread each drawing: the drawings most of them get wrong show where they all
         fail."""
-        wrong = [score.predictions != self.labels for score in self.scores.values()]
-        return np.sum(wrong, axis=0, dtype=np.int64) if wrong else np.zeros(len(self.labels), dtype=np.int64)
+        wrong = np.zeros(len(self.labels), dtype=np.int64)
+        for score in self.scores.values():
+            wrong += score.predictions != self.labels
+        return wrong
 
 
 def wilson_interval(correct: int, count: int, confidence: float = CONFIDENCE_LEVEL) -> tuple[float, float] | None:
