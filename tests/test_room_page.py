@@ -1,10 +1,13 @@
-"""The room's drawings in the dashboard, under AppTest: a visitor says what a drawing on Draw was (Right, It was …)
-and takes it back; the Room page counts the drawings and scores every model on them; curation needs the passphrase
-and stops a session guessing it; an unavailable database is a sentence on both pages, never an exception. Each test
-has its own SQLite file."""
+"""The room's drawings in the dashboard, under AppTest: a visitor says what a drawing on Draw was (Right, It was …,
+or a number's digits typed in) and takes it back; a confident correction is held and a session beyond the rate limit
+is told so; the Room page counts the drawings and scores every model on them; curation needs the passphrase, stops a
+session guessing it, and relabels, reviews, deletes, exports and imports; an unavailable database is a sentence on
+both pages, never an exception. Each test has its own SQLite file."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections import Counter
 
 import numpy as np
@@ -15,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 from dashboard import room
 from mnist_models import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT, ROOM_DB_ENV
-from mnist_models.store.room_db import ModelAnswer, open_room
+from mnist_models.store.room_db import ROOM_RATE_LIMIT, ModelAnswer, open_room
 from tests.test_draw_page import canvas_state, draw_page, messages, number_picture
+from tests.test_room_store import write_picture_tree
 
 APP = str(REPO_ROOT / "app.py")
 ROOM = "pages/room_page.py"
@@ -80,6 +84,24 @@ def test_right_keeps_the_models_majority_answer():
     (record,) = open_room().drawings()
     majority, _ = Counter(answer.digit for answer in record.answers.values()).most_common(1)[0]
     assert record.label == majority == 7 and "Kept as a 7" in said(app)
+
+
+def test_a_correction_every_model_was_sure_of_is_held_and_a_session_beyond_the_rate_limit_is_told_to_wait(room_db):
+    app = drawn_seven()
+    app.segmented_control(key=room.IT_WAS_KEY).set_value(1).run()
+    (record,) = open_room(room_db).drawings()
+    assert record.status == "held"
+    assert "Kept for a curator to check, since every model was sure it was a 7." in said(app)
+
+    app = drawn_seven()
+    app.session_state[room.SESSION_KEY] = "busy-visitor"
+    store = open_room(room_db)
+    for _ in range(ROOM_RATE_LIMIT):
+        store.add("busy-visitor", record.image.copy(), 7, "canvas")
+    app.button(key="room_right").click().run()
+    assert not app.exception
+    assert "Not kept: This session has saved 30 drawings in the last 60 s" in said(app)
+    assert len(store.drawings(session="busy-visitor")) == ROOM_RATE_LIMIT
 
 
 def test_a_number_typed_in_keeps_each_of_its_digits_at_its_position(mnist_root):
@@ -173,3 +195,20 @@ def test_an_unavailable_database_is_a_sentence_on_both_pages_not_an_exception(tm
     page = room_page()
     assert "The room's drawings cannot be shown: The room's database" in said(page)
     assert "Curation" in [header.value for header in page.subheader]
+
+
+def test_a_curator_imports_a_zip_of_labelled_pictures_and_sees_what_was_skipped(room_db, monkeypatch, tmp_path):
+    monkeypatch.setenv(room.PASSPHRASE_ENV, PASSPHRASE)
+    write_picture_tree(tmp_path / "pictures")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted((tmp_path / "pictures").rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(tmp_path / "pictures").as_posix())
+    app = _unlock(room_page(), PASSPHRASE)
+    app.get("file_uploader")[0].upload("pictures.zip", archive.getvalue(), "application/zip").run()
+    app.button(key="room_import").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert "Imported 2 pictures; skipped 3." in said(app)
+    assert sorted(app.dataframe[-1].value["file"]) == ["3/blank.png", "3/notes.txt", "readme.txt"]
+    assert sorted(record.label for record in open_room(room_db).drawings(input_kind="import")) == [1, 7]
