@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from dashboard import room
+from dashboard.handoff import LAST_DRAWING_KEY
 from mnist_models import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT, ROOM_DB_ENV
 from mnist_models.store.room_db import ROOM_RATE_LIMIT, ModelAnswer, open_room
@@ -212,3 +213,20 @@ def test_a_curator_imports_a_zip_of_labelled_pictures_and_sees_what_was_skipped(
     assert "Imported 2 pictures; skipped 3." in said(app)
     assert sorted(app.dataframe[-1].value["file"]) == ["3/blank.png", "3/notes.txt", "readme.txt"]
     assert sorted(record.label for record in open_room(room_db).drawings(input_kind="import")) == [1, 7]
+
+
+def test_a_drawing_most_models_misread_is_in_the_gallery_and_opens_in_explain(room_db):
+    app = drawn_seven()
+    app.segmented_control(key=room.IT_WAS_KEY).set_value(1).run()  # every model reads 7: held, then reviewed
+    store = open_room(room_db)
+    (record,) = store.drawings()
+    store.mark_reviewed(record.id)
+    app.switch_page(ROOM).run()
+    assert not app.exception
+    everyone = f"{len(MODEL_NAMES)} of {len(MODEL_NAMES)} wrong"
+    captions = [caption for image in app.get("image") for caption in image.captions]
+    assert any(caption.startswith(f"1st: label 1, {everyone}") for caption in captions), captions
+    app.button(key="room_misread_explain").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert np.array_equal(app.session_state[LAST_DRAWING_KEY], record.image)
+    assert app.title[0].value.startswith("Explain")
