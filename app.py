@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/compare_page.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/evidence_page.py", title="Evidence", icon=":material/fact_check:", url_path="evidence"),
     st.Page("pages/train_page.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/room_page.py", title="Room", icon=":material/photo_library:", url_path="room"),
 ]
 
 

@@ -1,5 +1,6 @@
-"""What one page hands to the Explain page: the digit the visitor last drew, or a test image opened from a gallery.
-Kept apart from the explanations themselves so the pages that hand over do not load the attribution library."""
+"""What one page hands to the Explain page: the digit the visitor last drew (or one of the room's), or a test image
+opened from a gallery. Kept apart from the explanations themselves so the pages that hand over do not load the
+attribution library."""
 
 from __future__ import annotations
 
@@ -23,4 +24,10 @@ def open_test_image(index: int) -> None:
     """Switch to Explain showing test image ``index``."""
     st.session_state[TEST_INDEX_KEY] = int(index)
     st.session_state[SOURCE_KEY] = TEST_IMAGE
+    st.switch_page(EXPLAIN_PAGE)
+
+
+def open_drawing(digit: np.ndarray) -> None:
+    """Switch to Explain showing ``digit`` (28×28) as the visitor's drawing: one of the room's, say."""
+    remember_drawing(digit)
     st.switch_page(EXPLAIN_PAGE)

@@ -13,8 +13,10 @@ import streamlit as st
 from mnist_models.inference import predict_logits
 from mnist_models.preprocess import DigitBox, segment_digits
 from mnist_models.serving.catalog import CatalogEntry
+from mnist_models.store.room_db import InputKind, ModelAnswer
 
 from .pictures import DISPUTED, boxed_number
+from .room import Shown, say_what_it_was, weights_ids
 from .text import disputed_positions, number_disagreement, ordinal
 from .widgets import enlarge
 
@@ -23,6 +25,7 @@ from .widgets import enlarge
 class NumberReading:
     """One model's reading of the digits found in a picture, left to right."""
 
+    name: str  # the model's name in the catalog (CatalogEntry.name)
     title: str
     digits: tuple[int, ...]
     confidences: tuple[float, ...]  # the probability of each digit it read
@@ -44,7 +47,8 @@ def read_with_each(entries: list[CatalogEntry], boxes: list[DigitBox], calibrate
         if entry.network is None:  # unavailable: its checkpoint could not be loaded
             continue
         probabilities = entry.probabilities(predict_logits(entry.network, digits), calibrated)
-        readings.append(NumberReading(entry.title, tuple(int(digit) for digit in probabilities.argmax(axis=1)),
+        readings.append(NumberReading(entry.name, entry.title,
+                                      tuple(int(digit) for digit in probabilities.argmax(axis=1)),
                                       tuple(float(confidence) for confidence in probabilities.max(axis=1))))
     return readings
 
@@ -69,9 +73,10 @@ def readings_table(readings: list[NumberReading], disputed: list[int]) -> pd.io.
     return table.style.map(lambda _: shade, subset=[positions[position] for position in disputed])
 
 
-def show_number(picture: np.ndarray, entries: list[CatalogEntry], calibrated: bool) -> None:
+def show_number(picture: np.ndarray, entries: list[CatalogEntry], calibrated: bool, input_kind: InputKind) -> None:
     """Find the digits in ``picture`` and show what each model reads: boxes and readings over the picture, the
-    numbers and each digit's confidence, where the models disagree, and the 28×28 digits they were given."""
+    numbers and each digit's confidence, where the models disagree, and the 28×28 digits they were given; then let
+    the visitor say what the number was (``input_kind``: where the picture came from)."""
     boxes = segment_digits(picture)
     if not boxes:
         st.info("No digit found in this picture, so the models read nothing. They read digits written side by side "
@@ -93,3 +98,13 @@ def show_number(picture: np.ndarray, entries: list[CatalogEntry], calibrated: bo
     st.caption("The 28×28 digits every model was given, cut out and centred the way MNIST's were:")
     st.image([enlarge(box.digit, 56) for box in boxes], caption=[ordinal(position + 1) for position in
                                                                  range(len(boxes))])
+    say_what_it_was(shown_number(picture, boxes, readings, entries, input_kind))
+
+
+def shown_number(picture: np.ndarray, boxes: list[DigitBox], readings: list[NumberReading],
+                 entries: list[CatalogEntry], input_kind: InputKind) -> Shown:
+    """The digits found in ``picture`` (as uint8, the room's format) and each model's reading of each of them."""
+    digits = tuple((np.clip(box.digit, 0, 1) * 255).round().astype(np.uint8) for box in boxes)
+    answers = tuple({reading.name: ModelAnswer(reading.digits[position], reading.confidences[position])
+                     for reading in readings} for position in range(len(boxes)))
+    return Shown(digits, answers, weights_ids(entries), picture, input_kind, is_number=True)

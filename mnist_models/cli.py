@@ -1,5 +1,5 @@
-"""Command line: inspect, train, tune, evaluate, recover, report, export, serve. ``digit-lab --help`` (or
-``python -m mnist_models``).
+"""Command line: inspect, train, tune, evaluate, recover, report, export, the room's drawings, serve.
+``digit-lab --help`` (or ``python -m mnist_models``).
 
 Stopping a training: SIGTERM or Ctrl-C drops the epoch in progress and saves the finished ones as a cancelled run in
 the runs folder (the model's checkpoint is left as it was); a second Ctrl-C aborts at once. After every epoch the
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import parallel_tuning
 from .data import DATASETS, DatasetMissingError, load_dataset, load_mnist, require_dataset
@@ -39,6 +39,7 @@ from .paths import (
     DATA_DIR_ENV,
     IN_CHECKOUT,
     REPO_ROOT,
+    ROOM_DB_ENV,
     resolve_checkpoint_dir,
     resolve_runs_dir,
 )
@@ -62,6 +63,9 @@ from .training.locking import TrainingBusy, acquire_training_lock, training_lock
 from .training.loop import Progress
 from .training.pipeline import SavedModel, TrainResult, resume_training, storage_needed, train_and_save
 from .training.stopping import StopRequest, stop_on_signals
+
+if TYPE_CHECKING:  # imported by `digit-lab room` itself, which needs the room extra
+    from .store.room_db import RoomCounts, RoomStore
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_ROOM, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 73, 75, 130
 TUNE_TRIALS = 20
@@ -518,6 +522,48 @@ def command_export(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else 0
 
 
+def command_room(args: argparse.Namespace) -> int:
+    """The room's drawings (``store.room_db``): counts, export of the training set, import of labelled pictures.
+    SQLAlchemy is imported only here, so the other commands start without it (and run without the extra)."""
+    with needs_extra("room", "digit-lab room"):
+        from .room import import_pictures
+        from .store.room_db import RoomError, open_room
+
+    try:
+        store = open_room(args.db)
+        if args.action == "stats":
+            _print_room_counts(store.where, store.counts())
+        elif args.action == "export":
+            _export_room(store, args)
+        else:
+            report = import_pictures(store, args.path, args.session)
+            for skipped in report.skipped:
+                print(f"skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
+            print(f"imported {len(report.added)} picture(s) into {store.where} as session {args.session}; skipped "
+                  f"{len(report.skipped)}", file=sys.stderr)
+    except RoomError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _print_room_counts(where: str, counts: RoomCounts) -> None:
+    print(f"{counts.total} drawing(s) in {where}")
+    for heading, tally in (("status", counts.by_status), ("input", counts.by_kind), ("digit", counts.by_label)):
+        print(f"by {heading}: " + ", ".join(f"{key} {count}" for key, count in tally.items()))
+
+
+def _export_room(store: RoomStore, args: argparse.Namespace) -> None:
+    """The training set (reviewed drawings, and kept ones with --include-kept) as IDX files or as an NPZ file."""
+    from .store.room_db import write_idx, write_npz
+
+    which = "reviewed and kept" if args.include_kept else "reviewed"
+    records = store.training_set(reviewed_only=not args.include_kept)
+    written = [*write_idx(records, args.idx)] if args.idx else [write_npz(records, args.npz)]
+    print(f"exported {len(records)} {which} drawing(s) to {', '.join(map(str, written))}"
+          + ("" if args.include_kept else " (--include-kept adds the kept ones)"), file=sys.stderr)
+
+
 def command_serve(args: argparse.Namespace) -> int:
     """Start the dashboard (``streamlit run app.py`` through dashboard/serve.py) with this command's folders;
     Streamlit's own options follow."""
@@ -662,6 +708,31 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
                                help="whose shipped models to export (default mnist)")
     export_parser.set_defaults(handler=command_export)
+
+    room_parser = sub.add_parser(
+        "room", help="the room's drawings: counts, export for training, import of labelled pictures",
+        description="The digits visitors confirmed or corrected on the Draw page (see docs/records.md). 'stats' "
+                    "counts them; 'export' writes the training set (reviewed drawings; held ones never) as MNIST's IDX "
+                    "files or one NPZ file; 'import' keeps pictures sorted into folders named 0 to 9 (a folder or a "
+                    "zip) as drawings of kind 'import'.")
+    room_database = argparse.ArgumentParser(add_help=False)
+    room_database.add_argument("--db", metavar="URL", help=f"the room's database, any SQLAlchemy URL (default: "
+                                                           f"${ROOM_DB_ENV}, else room.sqlite in the runs folder)")
+    room_actions = room_parser.add_subparsers(dest="action", required=True)
+    room_actions.add_parser("stats", parents=[room_database], help="how many drawings, by status, input and digit")
+    export_parser = room_actions.add_parser("export", parents=[room_database], help="write the training set")
+    export_target = export_parser.add_mutually_exclusive_group(required=True)
+    export_target.add_argument("--idx", metavar="FOLDER", help="MNIST's two IDX files, written into FOLDER")
+    export_target.add_argument("--npz", metavar="FILE", help="one NPZ file: images, labels, sessions, ids")
+    export_parser.add_argument("--include-kept", action="store_true",
+                               help="the kept drawings too, not only the reviewed ones")
+    import_parser = room_actions.add_parser("import", parents=[room_database],
+                                            help="keep labelled pictures (folders 0 to 9, or a zip of them)")
+    import_parser.add_argument("path", help="a folder or a zip holding folders named 0 to 9 of pictures")
+    import_parser.add_argument("--session", default="import",
+                               help="the session the pictures are kept under (default: import); a split by session "
+                                    "keeps them on one side")
+    room_parser.set_defaults(handler=command_room)
 
     serve_parser = sub.add_parser("serve", parents=[common], help="start the dashboard (needs a checkout)")
     serve_parser.add_argument("streamlit_options", nargs=argparse.REMAINDER,

@@ -1,8 +1,10 @@
-"""The room's drawings as training data: split so that no visitor is on both sides, and pictures of digits imported
-in bulk.
+"""The room's drawings as training data and as a test: split so that no visitor is on both sides, pictures of digits
+imported in bulk, and each model's accuracy on them.
 
 ``split_by_session`` puts all of a session's drawings on one side, so a model is tested on visitors it never saw
-(one visitor's ten 7s look alike: on both sides they would flatter the score). ``import_pictures`` reads a folder or
+(one visitor's ten 7s look alike: on both sides they would flatter the score). ``measure_on_room`` reads the room's
+drawings with each model, with a Wilson interval: a room holds tens or hundreds of drawings, not MNIST's 10,000, so
+how far the accuracy may be off matters as much as the accuracy. ``import_pictures`` reads a folder or
 a zip of pictures sorted into folders named by their digit (``0/…png``, ``7/…jpg``), each through the Draw page's
 guards for uploads (``uploads.load_uploaded_image``, then ``preprocess.preprocess_drawing``). A zip is checked from
 its directory before anything in it is read: at most MAX_IMPORT_ENTRIES entries and MAX_IMPORT_BYTES unpacked, no
@@ -15,14 +17,26 @@ import hashlib
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+from scipy.stats import binomtest
+from torch import nn
+
+from .inference import predict_logits
 from .preprocess import EmptyDrawingError, preprocess_drawing
 from .store.files import format_bytes
-from .store.room_db import MAX_ORIGINAL_PNG_BYTES, PNG_SIGNATURE, RoomError, RoomRecord, RoomStore
+from .store.room_db import (
+    MAX_ORIGINAL_PNG_BYTES,
+    PNG_SIGNATURE,
+    RoomError,
+    RoomRecord,
+    RoomStore,
+    images_and_labels,
+)
 from .uploads import InvalidImageError, load_uploaded_image
 
 MAX_IMPORT_ENTRIES = 5_000
@@ -76,6 +90,69 @@ def _hash_share(session_id: str, seed: int) -> float:
     """Where ``session_id`` falls, from 0 to 1, for ``seed``: the same on every machine and every run."""
     digest = hashlib.blake2b(f"{seed}:{session_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+CONFIDENCE_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class RoomScore:
+    """One model's reading of the room's drawings: its answer to each, and how many were right."""
+
+    predictions: np.ndarray  # the digit it reads in each drawing, in the order measured
+    correct: int
+    count: int
+    interval: tuple[float, float] | None  # the Wilson interval of its accuracy; None without a drawing
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.count if self.count else None
+
+
+@dataclass(frozen=True)
+class RoomMeasurement:
+    """Every model's reading of the same drawings, and their labels."""
+
+    labels: np.ndarray  # uint8, one per drawing measured
+    scores: dict[str, RoomScore]  # model name → its score
+
+    def confusion(self, name: str) -> list[list[int]]:
+        """``name``'s 10×10 confusion matrix on the drawings, [label][its answer], as an evaluation stores one."""
+        matrix = np.zeros((10, 10), dtype=np.int64)
+        np.add.at(matrix, (self.labels.astype(np.int64), self.scores[name].predictions), 1)
+        return matrix.tolist()
+
+    def misread_by(self) -> np.ndarray:
+        """How many of the models misread each drawing: the drawings most of them get wrong show where they all
+        fail."""
+        wrong = np.zeros(len(self.labels), dtype=np.int64)
+        for score in self.scores.values():
+            wrong += score.predictions != self.labels
+        return wrong
+
+
+def wilson_interval(correct: int, count: int, confidence: float = CONFIDENCE_LEVEL) -> tuple[float, float] | None:
+    """The Wilson score interval of a share of ``correct`` in ``count``: unlike the normal approximation it stays in
+    [0, 1] and holds for the few drawings a room starts with, 10 of 10 included. None for no drawing at all."""
+    if count == 0:
+        return None
+    interval = binomtest(correct, count).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def measure_on_room(networks: Mapping[str, nn.Module], records: Sequence[RoomRecord],
+                    confidence: float = CONFIDENCE_LEVEL) -> RoomMeasurement:
+    """Each network's (by name) answers to ``records``' 28×28 images, scored against their labels with a Wilson
+    interval. Give it the drawings whose labels are trusted, ``RoomStore.training_set(reviewed_only=False)``: a held
+    correction is as likely a slip as the models' mistake, so it does not score them until a curator has looked."""
+    images, labels = images_and_labels(records)
+    scores = {}
+    for name, network in networks.items():
+        predictions = (predict_logits(network, images).argmax(axis=1) if len(records) else
+                       np.zeros(0, dtype=np.int64))
+        correct = int((predictions == labels).sum())
+        scores[name] = RoomScore(predictions, correct, len(records), wilson_interval(correct, len(records), confidence))
+    return RoomMeasurement(labels, scores)
 
 
 def import_pictures(store: RoomStore, source: str | os.PathLike, session_id: str) -> ImportReport:

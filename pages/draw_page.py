@@ -1,7 +1,8 @@
 """Draw: a digit from the canvas or an upload, its MNIST-style preprocessing, and every model's answer, or why no
 answer is given (no digit in the picture, or one the models do not recognise as a digit); or a whole number, drawn on
-a wide canvas or photographed, read digit by digit by every model. With another dataset chosen in the sidebar
-(Fashion-MNIST), an uploaded picture of clothing instead: a canvas is for digits."""
+a wide canvas or photographed, read digit by digit by every model. Under the answers the visitor may say what it was
+("Right", "It was …"), which keeps it in the room's drawings (dashboard/room.py). With another dataset chosen in the
+sidebar (Fashion-MNIST), an uploaded picture of clothing instead: a canvas is for digits."""
 
 import time
 
@@ -12,6 +13,7 @@ from streamlit_drawable_canvas import st_canvas
 from dashboard.figures import probabilities_figure
 from dashboard.handoff import EXPLAIN_PAGE, remember_drawing
 from dashboard.reading import show_number
+from dashboard.room import say_what_it_was, shown_digit
 from dashboard.sidebar import calibrated, chosen_dataset, selected_entries
 from dashboard.text import agreement, novelty_verdict
 from dashboard.timing import record
@@ -81,7 +83,8 @@ def drawing_and_answers() -> None:
             st.info("Write a few digits side by side, or upload a photo of a number, to see what each model reads.",
                     icon=":material/pin:")
         else:
-            show_number(picture, selected_entries(), calibrated())
+            kind = "canvas" if source == NUMBER else "camera" if st.session_state.get("use_camera") else "upload"
+            show_number(picture, selected_entries(), calibrated(), kind)
         return
     if source == DRAW:
         image = canvas_picture(280, 280, "canvas", "White ink on black, like MNIST. The predictions update when you "
@@ -131,6 +134,8 @@ def drawing_and_answers() -> None:
     record("draw", server_ms)
     st.caption(f"The server answered in {server_ms:.0f} ms (from the drawing's arrival to these answers, every "
                f"model included).")
+    kind = "canvas" if source == DRAW else "upload"
+    say_what_it_was(shown_digit(stages.centred, image, predictions, selected_entries(), kind))
     st.page_link(EXPLAIN_PAGE, label="Why these answers? Explain this digit, and find where each model breaks",
                  icon=":material/psychology:")
 

@@ -20,7 +20,7 @@ from mnist_models.training.pipeline import train_and_save
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/overview_page.py", "pages/draw_page.py", "pages/dataset_page.py", "pages/compare_page.py",
-         "pages/train_page.py", "pages/explain_page.py", "pages/evidence_page.py"]
+         "pages/train_page.py", "pages/explain_page.py", "pages/evidence_page.py", "pages/room_page.py"]
 
 
 def open_page(page: str) -> AppTest:

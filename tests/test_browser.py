@@ -31,10 +31,10 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 PAGES = {"overview": "", "draw": "draw", "explain": "explain", "dataset": "dataset", "compare": "compare",
-         "evidence": "evidence", "train": "train"}
+         "evidence": "evidence", "train": "train", "room": "room"}
 HEADINGS = {"overview": "digit-lab", "draw": "Draw a digit", "explain": "Explain: why each model answers, and when "
             "it breaks", "dataset": "The MNIST dataset", "compare": "Compare the models",
-            "evidence": "Evidence: how the models hold up", "train": "Train a model"}
+            "evidence": "Evidence: how the models hold up", "train": "Train a model", "room": "The room's drawings"}
 
 
 @contextlib.contextmanager

@@ -3,19 +3,23 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mnist_models import MODEL_NAMES, TrainConfig, load_checkpoint, load_evaluation, load_mnist, train
 from mnist_models.cli import main
+from mnist_models.data import read_idx
 from mnist_models.evidence import CORRUPTIONS
 from mnist_models.feature_space import load_feature_map, map_path
 from mnist_models.paths import CHECKPOINT_DIR, REPO_ROOT
 from mnist_models.store.checkpoints import evaluation_path, save_checkpoint
 from mnist_models.store.evidence_records import evidence_path, load_evidence
+from mnist_models.store.room_db import IDX_LABELS
 from mnist_models.training import pipeline
 from mnist_models.training.locking import acquire_training_lock
 from mnist_models.training.pipeline import save_trained
 from tests.conftest import write_idx_dataset
+from tests.test_room_store import write_picture_tree
 
 
 def test_info_lists_every_model_and_the_dataset(capsys, tiny_dataset):
@@ -196,3 +200,31 @@ def test_module_entry_point_runs_from_any_directory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mnist_models", "report"], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""}, timeout=120)
     assert result.returncode == 0 and "| `cnn` |" in result.stdout
+
+
+def test_room_imports_labelled_pictures_counts_them_and_exports_the_training_set(capsys, tmp_path):
+    database = f"sqlite:///{tmp_path / 'room.sqlite'}"
+    write_picture_tree(tmp_path / "pictures")
+    assert main(["room", "import", str(tmp_path / "pictures"), "--db", database, "--session", "curator"]) == 0
+    err = capsys.readouterr().err
+    assert "imported 2 picture(s)" in err and "skipped readme.txt: not in a folder named by its digit" in err
+    assert main(["room", "stats", "--db", database]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 drawing(s) in ") and "by status: kept 2, held 0, reviewed 0" in out
+    assert "by input: canvas 0, upload 0, camera 0, import 2" in out and "1 1, 2 0" in out
+
+    assert main(["room", "export", "--idx", str(tmp_path / "idx"), "--db", database]) == 0
+    assert "exported 0 reviewed drawing(s)" in capsys.readouterr().err  # nothing reviewed yet
+    assert read_idx(tmp_path / "idx" / IDX_LABELS).tolist() == []
+    assert main(["room", "export", "--npz", str(tmp_path / "room.npz"), "--include-kept", "--db", database]) == 0
+    with np.load(tmp_path / "room.npz") as exported:
+        assert sorted(exported["labels"].tolist()) == [1, 7] and set(exported["sessions"].tolist()) == {"curator"}
+
+
+def test_room_says_why_a_database_cannot_be_used_and_export_needs_a_target(capsys, tmp_path):
+    missing = tmp_path / "nowhere" / "room.sqlite"
+    assert main(["room", "stats", "--db", f"sqlite:///{missing}"]) == 1
+    assert f"error: The room's database {missing} cannot be opened" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_code:
+        main(["room", "export", "--db", f"sqlite:///{tmp_path / 'room.sqlite'}"])
+    assert exit_code.value.code == 2

@@ -213,8 +213,8 @@ def test_a_number_is_read_in_one_batch_per_model_as_the_library_reads_it(tmp_pat
 
 
 def test_the_readings_over_a_number_give_the_digit_or_the_votes_where_models_differ():
-    readings = [NumberReading("CNN", (4, 0, 7), (1.0,) * 3), NumberReading("MLP", (4, 0, 1), (1.0,) * 3),
-                NumberReading("RNN", (4, 0, 1), (1.0,) * 3)]
+    readings = [NumberReading("cnn", "CNN", (4, 0, 7), (1.0,) * 3), NumberReading("mlp", "MLP", (4, 0, 1), (1.0,) * 3),
+                NumberReading("rnn", "RNN", (4, 0, 1), (1.0,) * 3)]
     assert position_labels(readings) == ["4", "0", "1/7"]
 
 

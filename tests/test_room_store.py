@@ -1,6 +1,6 @@
 """The room's drawings: kept and read back exactly, taken back by their session only, curated, rate-limited, held
-for review, migrated, exported, imported from folders and zips, split by session; a database that cannot be used
-says so in a sentence. Temporary SQLite files only, no MNIST."""
+for review, migrated, exported, imported from folders and zips, split by session, scored with a Wilson interval; a
+database that cannot be used says so in a sentence. Temporary SQLite files only, no MNIST."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from PIL import Image, ImageDraw
 from sqlalchemy import create_engine
+from torch import nn
 
 from mnist_models import room
 from mnist_models.data import read_idx
 from mnist_models.paths import ROOM_DB_ENV
-from mnist_models.room import ImportRefusedError, import_pictures, split_by_session
+from mnist_models.room import ImportRefusedError, import_pictures, measure_on_room, split_by_session, wilson_interval
 from mnist_models.store.room_db import (
     IDX_IMAGES,
     IDX_LABELS,
@@ -409,3 +411,36 @@ def test_the_image_is_stored_as_its_raw_bytes_and_the_answers_as_json(store, tmp
     with sqlite3.connect(tmp_path / "room.sqlite") as raw:
         image, answers = raw.execute("SELECT image, answers FROM room_drawings WHERE id = ?", (drawing_id,)).fetchone()
     assert image == digit_image(3).tobytes() and answers == '{"cnn": {"digit": 9, "confidence": 0.5}}'
+
+
+class Answers(nn.Module):
+    """A network that answers ``digit`` whatever it is shown."""
+
+    def __init__(self, digit: int) -> None:
+        super().__init__()
+        self.digit = digit
+        self.bias = nn.Parameter(torch.zeros(10))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(torch.full((len(images),), self.digit), 10).float() + self.bias
+
+
+def test_each_model_s_accuracy_on_the_room_comes_with_a_wilson_interval_around_it():
+    records = [record_of("visitor", number) for number in range(10)]  # labels 0 to 9
+    measured = measure_on_room({"sevens": Answers(7), "threes": Answers(3)}, records)
+    sevens = measured.scores["sevens"]
+    assert (sevens.correct, sevens.count, sevens.accuracy) == (1, 10, 0.1) and sevens.predictions.tolist() == [7] * 10
+    assert sevens.interval == pytest.approx((0.0179, 0.4042), abs=1e-4)  # Wilson's, for 1 of 10 at 95%
+    assert sevens.interval[0] < sevens.accuracy < sevens.interval[1]
+    confusion = np.array(measured.confusion("sevens"))
+    assert confusion.sum() == 10 and confusion[:, 7].sum() == 10 and confusion[7, 7] == 1
+    assert measured.misread_by().tolist() == [2, 2, 2, 1, 2, 2, 2, 1, 2, 2]
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)  # never beyond 1, unlike p ± 1.96·σ
+
+
+def test_a_room_without_drawings_has_no_accuracy_and_no_interval():
+    empty = measure_on_room({"sevens": Answers(7)}, [])
+    score = empty.scores["sevens"]
+    assert (score.count, score.accuracy, score.interval, score.predictions.tolist()) == (0, None, None, [])
+    assert empty.misread_by().tolist() == [] and np.array(empty.confusion("sevens")).sum() == 0
+    assert measure_on_room({}, [record_of("visitor", 1)]).misread_by().tolist() == [0]

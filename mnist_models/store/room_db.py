@@ -442,7 +442,7 @@ class RoomStore:
         return write_npz(self.training_set(reviewed_only), path)
 
 
-def _images_and_labels(records: Sequence[RoomRecord]) -> tuple[np.ndarray, np.ndarray]:
+def images_and_labels(records: Sequence[RoomRecord]) -> tuple[np.ndarray, np.ndarray]:
     """(N×28×28, N) uint8 arrays, as MNIST's files hold them (N may be 0)."""
     return (np.array([record.image for record in records], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE),
             np.array([record.label for record in records], dtype=np.uint8))
@@ -452,7 +452,7 @@ def write_idx(records: Sequence[RoomRecord], folder: str | os.PathLike) -> tuple
     """``records`` in MNIST's own format, IDX_IMAGES and IDX_LABELS in ``folder`` (``data.idx_bytes``), each written
     atomically; so any MNIST reader reads them."""
     folder = Path(folder)
-    images, labels = (idx_bytes(array) for array in _images_and_labels(records))
+    images, labels = (idx_bytes(array) for array in images_and_labels(records))
     return (atomic_write(folder / IDX_IMAGES, lambda file: file.write(images)),
             atomic_write(folder / IDX_LABELS, lambda file: file.write(labels)))
 
@@ -460,7 +460,7 @@ def write_idx(records: Sequence[RoomRecord], folder: str | os.PathLike) -> tuple
 def write_npz(records: Sequence[RoomRecord], path: str | os.PathLike) -> Path:
     """``records`` as a compressed NPZ file, written atomically: ``images`` (N×28×28 uint8), ``labels`` (uint8),
     ``sessions`` and ``ids`` (fixed-width strings, so ``np.load`` needs no pickle)."""
-    images, labels = _images_and_labels(records)
+    images, labels = images_and_labels(records)
     sessions = np.array([record.session_id for record in records], dtype=str)
     ids = np.array([record.id for record in records], dtype=str)
     return atomic_write(path, lambda file: np.savez_compressed(file, images=images, labels=labels, sessions=sessions,
