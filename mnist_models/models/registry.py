@@ -57,6 +57,10 @@ class ModelSpec:
 # The shipped checkpoints' optimiser: AdamW with a one-cycle learning-rate schedule.
 ADAMW_ONE_CYCLE = {"optimizer": "adamw", "schedule": "onecycle", "weight_decay": 1e-4}
 
+RESNET_ARCHITECTURE = {"widths": (32, 64, 128), "blocks": (2, 2, 2), "dropout": 0.1}
+RESNET_TRAINING = {"epochs": 15, "batch_size": 128, "lr": 4e-3, "optimizer": "adamw", "schedule": "onecycle",
+                   "weight_decay": 5e-4, "augment": True, "augment_strength": 1.0}
+
 MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -147,12 +151,22 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                         "10. Trained with augmentation (rotations, shifts, zoom).",
             family=Family.CONVOLUTIONAL,
             input_format="image 28×28×1", builder=arch.ResNet,
-            architecture_defaults={"widths": (32, 64, 128), "blocks": (2, 2, 2), "dropout": 0.1},
-            training_defaults={"epochs": 15, "batch_size": 128, "lr": 4e-3, "optimizer": "adamw",
-                               "schedule": "onecycle", "weight_decay": 5e-4, "augment": True,
-                               "augment_strength": 1.0},
+            architecture_defaults=RESNET_ARCHITECTURE, training_defaults=RESNET_TRAINING,
             report="suggested by reports 000 and 004 as a next step (\"deeper CNN architectures like ResNet\")",
             report_accuracy=None, report_epochs=None, target_accuracy=0.996,
+        ),
+        ModelSpec(
+            name="resnet_room", title="ResNet (room)",
+            description="The ResNet, trained for the room: besides rotations, shifts and zoom, its training digits "
+                        "get what real input brings (another pen's width, a low-resolution scan enlarged, slant "
+                        "and aspect, contrast), so that it reads more of other people's handwriting and of photos.",
+            family=Family.CONVOLUTIONAL,
+            input_format="image 28×28×1", builder=arch.ResNet,
+            architecture_defaults=RESNET_ARCHITECTURE,
+            training_defaults={**RESNET_TRAINING, "epochs": 8, "room_augment": True},
+            report="suggested by report 004 as a next step (\"data augmentation to simulate different handwriting "
+                   "styles\"): the ResNet's recipe with the room's augmentation, 8 epochs",
+            report_accuracy=None, report_epochs=None, target_accuracy=0.995,
         ),
         ModelSpec(
             name="crnn", title="CNN + GRU",
