@@ -223,13 +223,18 @@ def test_a_damaged_photo_gets_a_clear_error():
     assert "damaged or truncated" in messages(app) and len(app.table) == 0
 
 
-def test_a_number_drawn_on_the_wide_canvas_is_read_like_a_photo(mnist_root):
+def number_drawn_on_the_wide_canvas(number: str) -> AppTest:
+    """The Draw page after ``number`` was drawn on the wide canvas of "Draw a number"."""
     app = draw_page()
     app.radio[0].set_value("Draw a number").run()
-    drawn = Image.fromarray(number_picture("931", height=200, gap=40, on_paper=False)).convert("RGBA")
+    drawn = Image.fromarray(number_picture(number, height=200, gap=40, on_paper=False)).convert("RGBA")
     canvas = Image.new("RGBA", (840, 280), (0, 0, 0, 255))
     canvas.paste(drawn, (0, 0))
     app.session_state["number_canvas_840"] = canvas_state(np.array(canvas))
-    app.run()
+    return app.run()
+
+
+def test_a_number_drawn_on_the_wide_canvas_is_read_like_a_photo(mnist_root):
+    app = number_drawn_on_the_wide_canvas("931")
     assert not app.exception, [exception.value for exception in app.exception]
     assert _readings(app)["CNN"] == "931"

@@ -20,7 +20,7 @@ from dashboard.handoff import LAST_DRAWING_KEY
 from mnist_models import MODEL_NAMES
 from mnist_models.paths import REPO_ROOT, ROOM_DB_ENV
 from mnist_models.store.room_db import ROOM_RATE_LIMIT, ModelAnswer, open_room
-from tests.test_draw_page import canvas_state, draw_page, messages, number_picture
+from tests.test_draw_page import canvas_state, draw_page, messages, number_drawn_on_the_wide_canvas
 from tests.test_room_store import write_picture_tree
 
 APP = str(REPO_ROOT / "app.py")
@@ -106,13 +106,7 @@ def test_a_correction_every_model_was_sure_of_is_held_and_a_session_beyond_the_r
 
 
 def test_a_number_typed_in_keeps_each_of_its_digits_at_its_position(mnist_root):
-    app = draw_page()
-    app.radio[0].set_value("Draw a number").run()
-    drawn = Image.fromarray(number_picture("931", height=200, gap=40, on_paper=False)).convert("RGBA")
-    canvas = Image.new("RGBA", (840, 280), (0, 0, 0, 255))
-    canvas.paste(drawn, (0, 0))
-    app.session_state["number_canvas_840"] = canvas_state(np.array(canvas))
-    app.run()
+    app = number_drawn_on_the_wide_canvas("931")
     app.text_input(key=room.NUMBER_WAS_KEY).input("93").run()
     assert not app.exception
     assert "Type the 3 digits found, left to right" in said(app) and open_room().drawings() == []
