@@ -121,9 +121,15 @@ def _load_mnist_files(split: str, root: Path, download: bool) -> tuple[torch.Ten
     return _load_idx_pair(spec, split, root)
 
 
+def _searched_folders(spec: DatasetSpec, root: Path) -> list[Path]:
+    """Where a dataset's IDX files are looked for, in order: torchvision's layout under the data root, then the
+    folders an operating-system package installs them to."""
+    return [root / spec.folder / "raw", *spec.system_folders]
+
+
 def _idx_folder(spec: DatasetSpec, split: str, root: Path) -> tuple[Path, list[Path]] | None:
     """The first folder searched that holds both of the split's files, and the files (plain or gzipped)."""
-    for folder in [root / spec.folder / "raw", *spec.system_folders]:
+    for folder in _searched_folders(spec, root):
         paths = [path for name in IDX_FILES[split] if (path := _existing(folder / name)) is not None]
         if len(paths) == len(IDX_FILES[split]):
             return folder, paths
@@ -133,7 +139,7 @@ def _idx_folder(spec: DatasetSpec, split: str, root: Path) -> tuple[Path, list[P
 def _load_idx_pair(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     found = _idx_folder(spec, split, root)
     if found is None:
-        searched = ", ".join(str(folder) for folder in [root / spec.folder / "raw", *spec.system_folders])
+        searched = ", ".join(str(folder) for folder in _searched_folders(spec, root))
         raise DatasetMissingError(f"{spec.title} was not found (looked for its IDX files in {searched}). Install it "
                                   f"({spec.install_hint}), or put the files in <data root>/{spec.folder}/raw and "
                                   f"point {DATA_DIR_ENV} or --data-dir at the data root.")
